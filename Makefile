@@ -1,0 +1,37 @@
+# Redline's developer targets. `make help` lists them.
+GO       ?= go
+BIN      := bin/redline
+PKGS     := ./...
+
+.PHONY: help build test check fmt vet staticcheck test-race bench bench-load tools
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+build: ## build bin/redline
+	$(GO) build -o $(BIN) ./cmd/redline
+
+test: ## the whole test suite, installing what it needs (what CI runs)
+	./scripts/test.sh
+
+check: fmt vet staticcheck test-race ## format diff, vet, staticcheck, go test -race
+
+fmt: ## fail when gofmt would change a file
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet: ## go vet
+	$(GO) vet $(PKGS)
+
+staticcheck: tools ## staticcheck
+	$$($(GO) env GOPATH)/bin/staticcheck $(PKGS)
+
+test-race: ## go test -race, short tier
+	$(GO) test -race -short $(PKGS)
+
+tools: ## install the pinned developer tools
+	@test -x $$($(GO) env GOPATH)/bin/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+bench: bench-load ## every benchmark, printed as ratios against the peers
+
+bench-load: ## load engine against wrk and vegeta, side by side
+	./scripts/bench-load.sh

@@ -1,0 +1,95 @@
+package load
+
+import (
+	"net/http"
+	"time"
+)
+
+// Stage is one segment of an arrival-rate profile: the rate moves linearly from the previous
+// stage's target (or the profile's StartRPS) to TargetRPS over Duration. A stage whose target
+// equals the previous one holds the rate constant.
+type Stage struct {
+	TargetRPS float64
+	Duration  time.Duration
+}
+
+// Profile is an arrival-rate curve: constant, ramping and the midnight spike are all profiles.
+type Profile struct {
+	StartRPS float64
+	Stages   []Stage
+}
+
+// Constant is the profile of rateRPS arrivals per second for d.
+func Constant(rateRPS float64, d time.Duration) Profile {
+	return Profile{StartRPS: rateRPS, Stages: []Stage{{TargetRPS: rateRPS, Duration: d}}}
+}
+
+// Spike is the midnight curve: from baseRPS, a linear ramp to peakRPS over rampUp, a hold at the
+// peak, then a linear decay back to baseRPS.
+func Spike(baseRPS, peakRPS float64, rampUp, hold, decay time.Duration) Profile {
+	return Profile{StartRPS: baseRPS, Stages: []Stage{
+		{TargetRPS: peakRPS, Duration: rampUp},
+		{TargetRPS: peakRPS, Duration: hold},
+		{TargetRPS: baseRPS, Duration: decay},
+	}}
+}
+
+// Duration is the total length of the profile.
+func (p Profile) Duration() time.Duration {
+	var d time.Duration
+	for _, s := range p.Stages {
+		d += s.Duration
+	}
+	return d
+}
+
+// PeakRPS is the highest rate the profile reaches.
+func (p Profile) PeakRPS() float64 {
+	peak := p.StartRPS
+	for _, s := range p.Stages {
+		peak = max(peak, s.TargetRPS)
+	}
+	return peak
+}
+
+// Request describes one operation of a request mix. Method, URL, Header values and Body are
+// templates: {{uid}}, {{uid2}}, {{uuid}}, {{seq}}, {{amount}} and {{run}} are replaced for each
+// arrival (see Vars).
+type Request struct {
+	Name   string // the operation's name in metrics, e.g. "pay"
+	Weight int    // relative weight in the mix; at least 1
+	Method string
+	URL    string
+	Header http.Header
+	Body   string
+	// ExpectStatus lists the statuses that count as success; empty means 200–399.
+	ExpectStatus []int
+}
+
+// Vars bounds the random values of request templates.
+type Vars struct {
+	UIDMin, UIDMax                 int64  // {{uid}} and {{uid2}}: uniform in [UIDMin, UIDMax]
+	AmountMinorMin, AmountMinorMax int64  // {{amount}}: uniform in [min, max], integer minor units
+	RunID                          string // {{run}}
+	Seed                           int64  // seeds the random values; 0 picks one
+}
+
+// Config is everything the generator needs to run one phase of load.
+type Config struct {
+	Phase       string
+	Profile     Profile
+	Requests    []Request // the weighted mix; one entry is a fixed request
+	Vars        Vars
+	Workers     int           // bound on concurrent in-flight requests (k6's maxVUs)
+	Timeout     time.Duration // per request
+	GracePeriod time.Duration // after the last arrival, how long in-flight requests may finish
+	// Segment is this agent's share of the arrivals (k6's execution segments): arrival n is sent
+	// here only when the segment owns it. The zero value owns every arrival.
+	Segment Segment
+}
+
+// Segment is the share [From, To) of the arrivals, as fractions FromNum/Den .. ToNum/Den of 1.
+// The zero value is the whole: 0..1.
+type Segment struct {
+	FromNum, ToNum, Den int64
+}
