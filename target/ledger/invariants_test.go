@@ -1,0 +1,111 @@
+package ledger
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// healthy returns a unit whose primary r2 (epoch 3) took over from r1, which acknowledged up to
+// seq 10, and whose standby r3 applied up to seq 15.
+func healthy() Unit {
+	books := Books{Accounts: 2, BalanceSumMinor: 100, OpenedSumMinor: 100, PaymentsCommitted: 5}
+	return Unit{
+		Name: "a",
+		Replicas: []Replica{
+			{Unit: "a", Replica: "r1", Role: RoleCatchingUp, Epoch: 2, LastSeq: 11, Chain: "c11x", AckedSeq: 10, AckedChain: "c10", Books: books},
+			{Unit: "a", Replica: "r2", Role: RolePrimary, Epoch: 3, LastSeq: 20, Chain: "c20", AckedSeq: 19, AckedChain: "c19", Books: books},
+			{Unit: "a", Replica: "r3", Role: RoleStandby, Epoch: 3, LastSeq: 15, Chain: "c15", Books: books},
+		},
+		PrimaryChains: map[int64]string{10: "c10", 15: "c15"},
+	}
+}
+
+func verdicts(checks []Check) map[string]Verdict {
+	out := map[string]Verdict{}
+	for _, c := range checks {
+		out[c.Name] = c.Verdict
+	}
+	return out
+}
+
+func allTrue() map[string]Verdict {
+	return map[string]Verdict{
+		CheckMoneyConserved: True, CheckNoNegativeBalance: True, CheckAcknowledgedOnce: True,
+		CheckFailedNoEffect: True, CheckReplicasConverged: True, CheckNoStaleEpochWrites: True,
+	}
+}
+
+func TestEvaluate(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(u *Unit)
+		want   map[string]Verdict // only the verdicts that differ from all true
+	}{
+		{"healthy", func(*Unit) {}, nil},
+		{"money created", func(u *Unit) { u.Replicas[1].Books.BalanceSumMinor++ }, map[string]Verdict{CheckMoneyConserved: False}},
+		{"balance off its postings", func(u *Unit) { u.Replicas[2].Books.BalanceMismatches = 1 }, map[string]Verdict{CheckMoneyConserved: False}},
+		{"negative balance", func(u *Unit) { u.Replicas[0].Books.NegativeBalances = 1 }, map[string]Verdict{CheckNoNegativeBalance: False}},
+		{"failed moved money", func(u *Unit) { u.Replicas[1].Books.FailedWithEffect = 2 }, map[string]Verdict{CheckFailedNoEffect: False}},
+		{"charged twice", func(u *Unit) { u.Replicas[1].Books.CommittedNotOnce = 1 }, map[string]Verdict{CheckAcknowledgedOnce: False}},
+		{"acknowledged history lost", func(u *Unit) { u.PrimaryChains[10] = "other" }, map[string]Verdict{CheckAcknowledgedOnce: False}},
+		{"acknowledged beyond primary", func(u *Unit) { u.Replicas[0].AckedSeq = 21 }, map[string]Verdict{CheckAcknowledgedOnce: False}},
+		{"discarded on catch-up", func(u *Unit) { u.Replicas[0].LostAcknowledged = 3 }, map[string]Verdict{CheckAcknowledgedOnce: False}},
+		{"standby diverged", func(u *Unit) { u.Replicas[2].Chain = "zzz" }, map[string]Verdict{CheckReplicasConverged: False}},
+		{"standby ahead", func(u *Unit) { u.Replicas[2].LastSeq = 25 }, map[string]Verdict{CheckReplicasConverged: False}},
+		{"dropped standby ignored", func(u *Unit) { u.Replicas[2].Epoch = 2; u.Replicas[2].Chain = "zzz" }, nil},
+		{"stale write accepted", func(u *Unit) { u.Replicas[2].StaleWritesAccepted = 1 }, map[string]Verdict{CheckNoStaleEpochWrites: False}},
+		{"stale write refused is fine", func(u *Unit) { u.Replicas[0].StaleWritesRefused = 4 }, nil},
+		{"split brain", func(u *Unit) { u.Replicas[2].Role = RolePrimary }, map[string]Verdict{CheckAcknowledgedOnce: False, CheckReplicasConverged: False}},
+		{"primary unreachable", func(u *Unit) { u.Replicas[1] = Replica{Unit: "a", Replica: "r2", Error: "connection refused"} }, map[string]Verdict{
+			CheckMoneyConserved: Unknown, CheckNoNegativeBalance: Unknown, CheckAcknowledgedOnce: Unknown,
+			CheckFailedNoEffect: Unknown, CheckReplicasConverged: Unknown, CheckNoStaleEpochWrites: Unknown,
+		}},
+		{"chain not gathered", func(u *Unit) { delete(u.PrimaryChains, 15) }, map[string]Verdict{CheckReplicasConverged: Unknown}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := healthy()
+			tt.change(&u)
+			want := allTrue()
+			for k, v := range tt.want {
+				want[k] = v
+			}
+			got := verdicts(Evaluate([]Unit{u}))
+			if diff := cmp.Diff(got, want); diff != "" {
+				t.Errorf("verdicts (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestChainSeqs(t *testing.T) {
+	got := ChainSeqs(healthy().Replicas)
+	if diff := cmp.Diff(got, []int64{10, 15}); diff != "" {
+		t.Errorf("ChainSeqs (-got +want):\n%s", diff)
+	}
+}
+
+func TestOverall(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []Verdict
+		want Verdict
+	}{
+		{"all true", []Verdict{True, True}, True},
+		{"unknown", []Verdict{True, Unknown}, Unknown},
+		{"false wins", []Verdict{Unknown, False, True}, False},
+		{"none", nil, True},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var checks []Check
+			for _, v := range tt.in {
+				checks = append(checks, Check{Verdict: v})
+			}
+			if got := Overall(checks); got != tt.want {
+				t.Errorf("Overall = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
