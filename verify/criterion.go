@@ -27,7 +27,7 @@ type Criterion struct {
 	DelayAbortEval time.Duration
 }
 
-// NewCriterion checks that t's aggregation suits k's metric and that k's tags suit its source.
+// NewCriterion checks that t's aggregation suits k's metric (k6's rules per metric type).
 func NewCriterion(k Key, t Threshold) (Criterion, error) {
 	m, ok := Lookup(k.Metric)
 	if !ok {
@@ -44,10 +44,6 @@ func NewCriterion(k Key, t Threshold) (Criterion, error) {
 		}
 		return Criterion{}, fmt.Errorf("%w: %s on %s, a %s metric (want %s)",
 			ErrAggregation, t.Label(), m.Name, m.Type, strings.Join(want, ", "))
-	}
-	if k.Op != "" && m.Source != SourceLoad {
-		return Criterion{}, fmt.Errorf("%w: tag %s on %s, which the target reports per phase only",
-			ErrBadKey, TagOp, m.Name)
 	}
 	return Criterion{Key: k, Threshold: t}, nil
 }

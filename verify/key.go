@@ -44,7 +44,8 @@ func (k Key) String() string {
 //	name  = "phase" | "op"                ; each at most once
 //	value = 1*( any byte but "{" "}" "," ":" and whitespace )
 //
-// The metric must be in the catalogue (see Lookup).
+// The metric must be in the catalogue (see Lookup); an op tag applies only to the load
+// generator's metrics.
 func ParseKey(s string) (Key, error) {
 	if len(s) > keyBytesMax {
 		return Key{}, fmt.Errorf("%w: longer than %d bytes", ErrBadKey, keyBytesMax)
@@ -69,6 +70,10 @@ func ParseKey(s string) (Key, error) {
 		if err := k.setTag(tag); err != nil {
 			return Key{}, fmt.Errorf("%w: %q: %w", ErrBadKey, s, err)
 		}
+	}
+	if m, _ := Lookup(k.Metric); k.Op != "" && m.Source != SourceLoad {
+		return Key{}, fmt.Errorf("%w: %q: tag %s does not apply to %s, which the target reports per phase only",
+			ErrBadKey, s, TagOp, m.Name)
 	}
 	return k, nil
 }

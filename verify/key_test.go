@@ -52,6 +52,7 @@ func TestParseKeyErrors(t *testing.T) {
 		{"nested", "http_reqs{op:{a}}", ErrBadKey},
 		{"text after brace", "http_reqs{op:a}x", ErrBadKey},
 		{"empty tags", "http_reqs{}", ErrBadKey},
+		{"op on a target metric", "payments_lost{op:pay}", ErrBadKey},
 		{"too long", "http_reqs{op:" + strings.Repeat("a", keyBytesMax) + "}", ErrBadKey},
 	}
 	for _, tt := range tests {
