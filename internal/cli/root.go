@@ -100,6 +100,7 @@ func NewCmdRoot(streams IO) *cobra.Command {
 	})
 	root.AddCommand(
 		NewCmdVersion(streams),
+		NewCmdValidate(streams),
 	)
 	return root
 }
