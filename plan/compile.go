@@ -21,10 +21,11 @@ const (
 // compiler turns file structs into a Plan, parsing every scalar and reporting every problem at
 // the node that holds it. It keeps going after a problem so that one run reports them all.
 type compiler struct {
-	r       *reporter
-	opts    Options
-	peakRPS float64
-	peakBad bool // peak.rate was given but is wrong: relative rates are not checked again
+	r        *reporter
+	opts     Options
+	peakRPS  float64
+	peakBad  bool // peak.rate was given but is wrong: relative rates are not checked again
+	usesUID2 bool // some template has {{uid2}}, which must differ from {{uid}}
 	// ops lists each compiled phase's request names, for checking sla op tags; a phase whose
 	// requests had problems is absent, so that one mistake is not reported twice.
 	ops map[string][]string
@@ -47,7 +48,23 @@ func (c *compiler) plan(f planFile) *Plan {
 	def := c.defaults(f.defaults)
 	p.phases = c.phases(f, vars, def)
 	p.criteria = c.sla(f.sla, p.phases)
+	c.checkUID2(f, vars)
 	return p
+}
+
+// checkUID2 refuses {{uid2}} when only one uid exists: the generator could never draw a second.
+func (c *compiler) checkUID2(f planFile, v load.Vars) {
+	if !c.usesUID2 || v.UIDMin != v.UIDMax {
+		return
+	}
+	n, path := f.node, "vars.uid"
+	switch {
+	case f.vars != nil && f.vars.uid != nil:
+		n = f.vars.uid.node
+	case f.target != nil && f.target.builtin != nil && f.target.builtin.accounts != nil:
+		n, path = f.target.builtin.accounts, "target.builtin.accounts"
+	}
+	c.r.at(n, path, "{{uid2}} needs two uids at least, got %d..%d", v.UIDMin, v.UIDMax)
 }
 
 func (c *compiler) header(f planFile) {

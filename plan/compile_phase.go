@@ -369,6 +369,7 @@ func (c *compiler) requestPath(n *yaml.Node, path string) string {
 			c.r.at(n, path, "%s", msg)
 		}
 	}
+	c.usesUID2 = c.usesUID2 || strings.Contains(s, "{{uid2}}")
 	return s
 }
 
@@ -385,6 +386,7 @@ func (c *compiler) text(n *yaml.Node, path string, limit int) string {
 	if msg := checkTemplates(s); msg != "" {
 		c.r.at(n, path, "%s", msg)
 	}
+	c.usesUID2 = c.usesUID2 || strings.Contains(s, "{{uid2}}")
 	return s
 }
 
@@ -414,8 +416,8 @@ func (c *compiler) headers(n *yaml.Node, path string) http.Header {
 			continue
 		}
 		value := c.text(v, p, HeaderBytesMax)
-		if strings.ContainsAny(value, "\r\n") {
-			c.r.at(v, p, "header value has a line break")
+		if strings.ContainsAny(value, "\r\n\x00") {
+			c.r.at(v, p, "header value has a line break or NUL")
 		}
 		h.Set(name, value)
 	}

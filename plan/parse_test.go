@@ -162,6 +162,8 @@ var badRows = []struct {
 	// vars
 	{"vars min above max", "peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {uid: {min: 10, max: 1}}", `6:13: vars.uid: min 10 is above max 1`},
 	{"vars amount zero", "peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {amount: {min: 0}}", `6:22: vars.amount.min: 0 is out of range [1, 9007199254740991]`},
+	{"target user info", `"http://127.0.0.1:8080"`, `"http://u:p@h"`, `4:15: target.url: URL "http://u:p@h" has user info; send credentials in request headers`},
+	{"header NUL", "path: /}", "path: /, headers: {X-A: \"a\\0b\"}}", `11:43: defaults.requests[0].headers.X-A: header value has a line break or NUL`},
 	// sla
 	{"sla unknown metric", "http_req_failed:", "http_req_faild:", `8:3: sla.http_req_faild: unknown metric "http_req_faild" (did you mean http_req_failed?)`},
 	{"sla k6 metric not here", "http_req_failed:", "vus:", `8:3: sla.vus: unknown metric "vus"`},
@@ -194,6 +196,31 @@ func TestParseBad(t *testing.T) {
 				want = append(want, "plan.yaml:"+line)
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestParseUID2: {{uid2}} must be able to differ from {{uid}}, as the generator requires.
+func TestParseUID2(t *testing.T) {
+	withUID2 := func(old, new string) string {
+		return strings.Replace(mutate(t, old, new), "path: /}", `path: "/t/{{uid}}/{{uid2}}"}`, 1)
+	}
+	tests := []struct {
+		name, data string
+		want       []string
+	}{
+		{"two uids", withUID2("peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {uid: {min: 7, max: 8}}"), nil},
+		{"one uid", withUID2("peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {uid: {min: 7, max: 7}}"),
+			[]string{"plan.yaml:6:13: vars.uid: {{uid2}} needs two uids at least, got 7..7"}},
+		{"one account", withUID2(`target: {url: "http://127.0.0.1:8080"}`, `target: {builtin: {accounts: 1}}`),
+			[]string{"plan.yaml:4:30: target.builtin.accounts: {{uid2}} needs two uids at least, got 1..1"}},
+		{"one uid, no uid2", mutate(t, "peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {uid: {min: 7, max: 7}}"), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, problems(t, tt.data, plan.Options{})); diff != "" {
 				t.Errorf("problems (-want +got):\n%s", diff)
 			}
 		})

@@ -218,8 +218,12 @@ func checkTargetURL(u string) string {
 		return fmt.Sprintf("not a URL: %v", err)
 	case parsed.Scheme != "http" && parsed.Scheme != "https":
 		return fmt.Sprintf("want an http:// or https:// URL, got %q", u)
-	case parsed.Host == "":
+	case len(u) > TargetURLBytesMax:
+		return fmt.Sprintf("URL longer than %d bytes (limit)", TargetURLBytesMax)
+	case parsed.Host == "" || parsed.Opaque != "":
 		return fmt.Sprintf("URL %q has no host", u)
+	case parsed.User != nil:
+		return fmt.Sprintf("URL %q has user info; send credentials in request headers", u)
 	case parsed.RawQuery != "" || parsed.Fragment != "" || strings.HasSuffix(u, "?"):
 		return fmt.Sprintf("URL %q has a query or fragment; put those in request paths", u)
 	}

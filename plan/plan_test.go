@@ -381,10 +381,58 @@ func FuzzParse(f *testing.F) {
 		if len(p.Phases()) == 0 || p.Summary() == "" {
 			t.Fatalf("valid plan without phases or summary")
 		}
-		for _, ph := range p.Phases() {
+		q, err := p.WithTargetURL("http://127.0.0.1:8080")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ph := range q.Phases() {
 			if ph.Load == nil || ph.Load.Workers < 1 || ph.Duration <= 0 || ph.Load.Profile.PeakRPS() <= 0 || len(ph.Load.Requests) == 0 {
 				t.Fatalf("valid plan with a bad phase: %+v", ph)
 			}
+			cfg := *ph.Load
+			cfg.Vars.RunID = "run-1"
+			if v, ok := any(cfg).(validator); ok {
+				if errs := v.Validate(); len(errs) > 0 {
+					t.Fatalf("valid plan, but load refuses phase %s: %v", ph.Name, errs)
+				}
+			}
 		}
 	})
+}
+
+// validator is load.Config's own check, when the load package has one: the plan compiler and
+// the generator must agree on what is valid (assertions on both sides of the boundary).
+type validator interface{ Validate() []error }
+
+func TestCompiledConfigsSatisfyLoad(t *testing.T) {
+	sources := map[string][]byte{}
+	for _, name := range shipped(t) {
+		data, err := fs.ReadFile(scenarios.FS, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sources[name] = data
+	}
+	data, err := os.ReadFile("testdata/ramp.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources["ramp.yaml"] = data
+	for name, data := range sources {
+		p, err := plan.Parse(name, data, plan.Options{TargetURL: "http://127.0.0.1:8080"})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, ph := range p.Phases() {
+			cfg := *ph.Load
+			cfg.Vars.RunID = "run-1" // the runner's to set
+			v, ok := any(cfg).(validator)
+			if !ok {
+				t.Skip("load.Config has no Validate method in this tree")
+			}
+			for _, err := range v.Validate() {
+				t.Errorf("%s: phase %s: load refuses the compiled config: %v", name, ph.Name, err)
+			}
+		}
+	}
 }
