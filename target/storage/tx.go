@@ -1,0 +1,130 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/redline-dev/redline/target/ledger"
+)
+
+// Tx is the writer's transaction: every change of a replica's books happens inside one.
+type Tx struct {
+	tx  *sql.Tx
+	imp *importStmts // during ImportSnapshot
+}
+
+// Commit makes the transaction durable (synchronous=FULL: fsynced before it returns).
+func (t *Tx) Commit() error {
+	if err := t.tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Rollback abandons the transaction; after Commit it is a no-op.
+func (t *Tx) Rollback() {
+	_ = t.tx.Rollback() // ErrTxDone after a commit is expected
+}
+
+func (t *Tx) exec(ctx context.Context, what, q string, args ...any) error {
+	if _, err := t.tx.ExecContext(ctx, q, args...); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// Account returns an account's balance and opening balance.
+func (t *Tx) Account(ctx context.Context, uid int64) (balanceMinor, openedMinor int64, err error) {
+	err = t.tx.QueryRowContext(ctx, `SELECT balance_minor, opened_minor FROM accounts WHERE uid = $1`, uid).
+		Scan(&balanceMinor, &openedMinor)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, fmt.Errorf("read account %d: %w", uid, ErrNotFound)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("read account %d: %w", uid, err)
+	}
+	return balanceMinor, openedMinor, nil
+}
+
+// InsertAccount opens an account; an existing uid is left as it is.
+func (t *Tx) InsertAccount(ctx context.Context, a ledger.Account, seq int64) error {
+	return t.exec(ctx, "insert account",
+		`INSERT INTO accounts (uid, balance_minor, opened_minor, seq) VALUES ($1, $2, $2, $3) ON CONFLICT (uid) DO NOTHING`,
+		a.UID, a.BalanceMinor, seq)
+}
+
+// Post applies one leg of a payment: the balance change and its posting row.
+func (t *Tx) Post(ctx context.Context, seq, leg int64, key string, p ledger.Posting) error {
+	if err := t.exec(ctx, "update balance",
+		`UPDATE accounts SET balance_minor = balance_minor + $1 WHERE uid = $2`, p.AmountMinor, p.UID); err != nil {
+		return err
+	}
+	return t.exec(ctx, "insert posting",
+		`INSERT INTO postings (seq, leg, idem_key, uid, amount_minor) VALUES ($1, $2, $3, $4, $5)`,
+		seq, leg, key, p.UID, p.AmountMinor)
+}
+
+// Recorded is a payment's outcome as recorded, with where it sits in the history.
+type Recorded struct {
+	ledger.Outcome
+	Seq   int64 `json:"seq"`
+	Epoch int64 `json:"epoch"`
+}
+
+// Payment returns the recorded outcome of a key.
+func (t *Tx) Payment(ctx context.Context, key string) (Recorded, error) {
+	return scanPayment(t.tx.QueryRowContext(ctx, paymentQuery, key), key)
+}
+
+const paymentQuery = `SELECT idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch
+	FROM payments WHERE idem_key = $1`
+
+func scanPayment(row *sql.Row, key string) (Recorded, error) {
+	var r Recorded
+	var status, reason string
+	err := row.Scan(&r.Key, &r.FromUID, &r.ToUID, &r.AmountMinor, &status, &reason, &r.Seq, &r.Epoch)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Recorded{}, fmt.Errorf("read payment %q: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return Recorded{}, fmt.Errorf("read payment %q: %w", key, err)
+	}
+	r.Status, r.Reason = ledger.Status(status), ledger.Reason(reason)
+	return r, nil
+}
+
+// InsertPayment records an outcome; a key already recorded keeps its first record.
+func (t *Tx) InsertPayment(ctx context.Context, r Recorded) error {
+	return t.exec(ctx, "insert payment",
+		`INSERT INTO payments (idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idem_key) DO NOTHING`,
+		r.Key, r.FromUID, r.ToUID, r.AmountMinor, string(r.Status), string(r.Reason), r.Seq, r.Epoch)
+}
+
+// Append records one replicated entry: its history row (kept forever) and its body (kept for a
+// window, see TrimEntries).
+func (t *Tx) Append(ctx context.Context, seq, epoch int64, stale bool, chain string, body []byte) error {
+	staleFlag := 0
+	if stale {
+		staleFlag = 1
+	}
+	if err := t.exec(ctx, "insert history",
+		`INSERT INTO history (seq, epoch, stale, chain) VALUES ($1, $2, $3, $4)`, seq, epoch, staleFlag, chain); err != nil {
+		return err
+	}
+	return t.exec(ctx, "insert entry", `INSERT INTO entries (seq, body) VALUES ($1, $2)`, seq, string(body))
+}
+
+// TrimEntries drops the bodies of entries below seq.
+func (t *Tx) TrimEntries(ctx context.Context, belowSeq int64) error {
+	return t.exec(ctx, "trim entries", `DELETE FROM entries WHERE seq < $1`, belowSeq)
+}
+
+// SetMeta stores one named value of the replica's state.
+func (t *Tx) SetMeta(ctx context.Context, name string, num int64, txt string) error {
+	return t.exec(ctx, "set meta "+name,
+		`INSERT INTO meta (name, num, txt) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO UPDATE SET num = excluded.num, txt = excluded.txt`, name, num, txt)
+}

@@ -1,0 +1,293 @@
+package unit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/storage"
+)
+
+// Limits of a catch-up.
+const (
+	// snapshotBytesMax bounds a downloaded snapshot.
+	snapshotBytesMax = 8 << 30
+	// snapshotTimeout bounds one snapshot download.
+	snapshotTimeout = 5 * time.Minute
+	// catchUpBackoffMax bounds the wait between two catch-up attempts.
+	catchUpBackoffMax = 2 * time.Second
+)
+
+// snapshot is a downloaded snapshot on its way to the writer.
+type snapshot struct {
+	path string
+}
+
+// logResponse is the body of GET /internal/log: stored entries from from_seq on.
+type logResponse struct {
+	Epoch     int64             `json:"epoch"`
+	FromSeq   int64             `json:"from_seq"`
+	PrevChain string            `json:"prev_chain"`
+	LastSeq   int64             `json:"last_seq"`
+	Entries   []json.RawMessage `json:"entries"`
+}
+
+func (s *server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
+	v := s.view()
+	if e, err := strconv.ParseInt(r.URL.Query().Get("epoch"), 10, 64); err == nil && e > v.Epoch {
+		writeError(w, fmt.Errorf("snapshot for epoch %d at epoch %d: %w", e, v.Epoch, ErrNotPrimary), false, replicateResponse{})
+		return
+	}
+	if v.Role != ledger.RolePrimary {
+		writeError(w, fmt.Errorf("snapshot from a %s: %w", v.Role, ErrNotPrimary), false, replicateResponse{})
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	if _, err := s.db.ExportSnapshot(r.Context(), w, s.cfg.Unit, v.Epoch); err != nil {
+		s.log.Warn("export snapshot", "err", err) // the trailer is missing: the reader refuses it
+	}
+}
+
+func (s *server) handleLog(w http.ResponseWriter, r *http.Request) {
+	from, err := strconv.ParseInt(r.URL.Query().Get("from"), 10, 64)
+	if err != nil || from < 1 {
+		writeError(w, fmt.Errorf("parse from: %w", errBadPath), true, replicateResponse{})
+		return
+	}
+	v := s.view()
+	if v.Role != ledger.RolePrimary {
+		writeError(w, fmt.Errorf("log from a %s: %w", v.Role, ErrNotPrimary), true, replicateResponse{})
+		return
+	}
+	prev, err := s.db.ChainAt(r.Context(), from-1)
+	var entries []storage.Entry
+	if err == nil {
+		entries, err = s.db.Entries(r.Context(), from, entriesPerRequestMax)
+	}
+	if err != nil {
+		writeError(w, fmt.Errorf("read log from %d: %w", from, err), true, replicateResponse{})
+		return
+	}
+	resp := logResponse{Epoch: v.Epoch, FromSeq: from, PrevChain: prev, LastSeq: s.committed.Load()}
+	for _, e := range entries {
+		resp.Entries = append(resp.Entries, e.Body)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// startCatchUp starts the catch-up goroutine unless one runs. The goroutine is owned by run
+// (s.bg) and ends when the replica is caught up, is configured otherwise, or ctx ends.
+func (s *server) startCatchUp(ctx context.Context) {
+	s.mu.Lock()
+	if s.catching {
+		s.mu.Unlock()
+		return
+	}
+	s.catching = true
+	s.mu.Unlock()
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		defer func() { s.mu.Lock(); s.catching = false; s.mu.Unlock() }()
+		backoff := 50 * time.Millisecond
+		for ctx.Err() == nil && s.view().Role == ledger.RoleCatchingUp {
+			err := s.catchUp(ctx)
+			if err == nil {
+				return
+			}
+			s.log.Warn("catch up", "err", err)
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, catchUpBackoffMax)
+		}
+	}()
+}
+
+// catchUp brings this replica to the primary's state: snapshot, then the log up to (nearly) the
+// head, then it becomes a standby and asks the core zone to add it.
+func (s *server) catchUp(ctx context.Context) error {
+	primary, err := s.findPrimary(ctx)
+	if err != nil {
+		return err
+	}
+	snap, err := s.download(ctx, primary)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(snap.path)
+	if res := s.submit(ctx, &op{kind: opInstall, install: snap}); res.err != nil {
+		return res.err
+	}
+	epoch, err := s.pullLog(ctx, primary)
+	if err != nil {
+		return err
+	}
+	res := s.submit(ctx, &op{kind: opConfig, cfg: &configRequest{Epoch: max(epoch, s.view().Epoch), Role: ledger.RoleStandby}})
+	if res.err != nil {
+		return res.err
+	}
+	s.log.Info("caught up", "primary", primary, "last_seq", s.committed.Load())
+	return s.addStandby(ctx)
+}
+
+// findPrimary returns the primary to catch up from: the configured one, the last that
+// replicated here, or the core zone's.
+func (s *server) findPrimary(ctx context.Context) (string, error) {
+	s.mu.Lock()
+	hint := s.primaryHint
+	s.mu.Unlock()
+	if len(s.cfg.CoreAddrs) > 0 {
+		if u, err := s.routing(ctx); err == nil && u.Addrs[u.Primary] != "" && u.Primary != s.cfg.Replica {
+			return u.Addrs[u.Primary], nil
+		}
+	}
+	for _, a := range []string{hint, s.cfg.PrimaryAddr} {
+		if a != "" && a != s.addr {
+			return a, nil
+		}
+	}
+	return "", errors.New("find primary to catch up from: none known")
+}
+
+func (s *server) download(ctx context.Context, primary string) (*snapshot, error) {
+	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+	defer cancel()
+	url := fmt.Sprintf("http://%s/internal/snapshot?epoch=%d", primary, s.view().Epoch)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("build snapshot request: %w", err)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("get snapshot: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, responseBytesMax))
+		return nil, fmt.Errorf("get snapshot: %w", decodeAPIError(resp.StatusCode, raw))
+	}
+	f, err := os.CreateTemp(s.cfg.DataDir, "snapshot-*.ndjson")
+	if err != nil {
+		return nil, fmt.Errorf("create snapshot file: %w", err)
+	}
+	defer f.Close()
+	n, err := io.Copy(f, io.LimitReader(resp.Body, snapshotBytesMax+1))
+	if err == nil && n > snapshotBytesMax {
+		err = fmt.Errorf("snapshot over %d bytes", int64(snapshotBytesMax))
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("download snapshot: %w", err)
+	}
+	return &snapshot{path: filepath.Clean(f.Name())}, nil
+}
+
+// installSnapshot replaces the books with a downloaded snapshot, in the writer.
+func (s *server) installSnapshot(ctx context.Context, snap *snapshot) result {
+	if s.view().Role != ledger.RoleCatchingUp {
+		return result{err: fmt.Errorf("install snapshot as %s: %w", s.view().Role, ErrInvalidConfig)}
+	}
+	f, err := os.Open(snap.path)
+	if err != nil {
+		return result{err: fmt.Errorf("open snapshot: %w", err)}
+	}
+	defer f.Close()
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return result{err: err}
+	}
+	defer tx.Rollback()
+	h, lost, err := tx.ImportSnapshot(ctx, f)
+	if err != nil {
+		return result{err: err}
+	}
+	if h.Unit != s.cfg.Unit {
+		return result{err: fmt.Errorf("install snapshot of unit %q: %w", h.Unit, ErrInvalidConfig)}
+	}
+	if err := s.persistView(ctx, tx); err != nil {
+		return result{err: err}
+	}
+	if err := tx.Commit(); err != nil {
+		return result{err: err}
+	}
+	s.setHead(h.LastSeq, h.Chain)
+	if lost > 0 {
+		s.log.Error("catch-up discarded acknowledged payments", "lost", lost)
+	}
+	s.log.Info("snapshot installed", "last_seq", h.LastSeq, "epoch", h.Epoch)
+	return result{}
+}
+
+// pullLog applies the primary's stored entries after the snapshot until a pull comes back
+// short (the replica is then close to the head; the primary's replication fills the rest). It
+// returns the primary's epoch.
+func (s *server) pullLog(ctx context.Context, primary string) (int64, error) {
+	for {
+		var resp logResponse
+		url := fmt.Sprintf("http://%s/internal/log?from=%d", primary, s.committed.Load()+1)
+		cctx, cancel := context.WithTimeout(ctx, replicateTimeout)
+		err := s.call(cctx, http.MethodGet, url, nil, &resp)
+		cancel()
+		if err != nil {
+			return 0, fmt.Errorf("pull log: %w", err)
+		}
+		if len(resp.Entries) > 0 {
+			req := &replicateRequest{Epoch: resp.Epoch, FromSeq: resp.FromSeq, PrevChain: resp.PrevChain, Primary: primary, Entries: resp.Entries}
+			if res := s.submit(ctx, &op{kind: opCatchUpLog, repl: req}); res.err != nil {
+				return 0, fmt.Errorf("apply pulled log: %w", res.err)
+			}
+		}
+		if len(resp.Entries) < entriesPerRequestMax {
+			return resp.Epoch, nil
+		}
+	}
+}
+
+// applyLog applies pulled entries while catching up (no fencing: the replica is in no
+// configuration yet, and it pulled them from the primary it chose).
+func (s *server) applyLog(ctx context.Context, req *replicateRequest) result {
+	if s.view().Role != ledger.RoleCatchingUp {
+		return result{err: fmt.Errorf("apply pulled log as %s: %w", s.view().Role, ErrInvalidConfig)}
+	}
+	bodies, err := s.skipApplied(ctx, req)
+	if err == nil {
+		err = s.applyBodies(ctx, bodies, false)
+	}
+	return result{err: err}
+}
+
+// addStandbyAttempts bounds the tries to join the configuration after a catch-up.
+const addStandbyAttempts = 5
+
+// addStandby asks the core zone to take this caught-up replica back as the unit's standby.
+func (s *server) addStandby(ctx context.Context) error {
+	if len(s.cfg.CoreAddrs) == 0 {
+		return nil // no core zone (tests): whoever runs the pair configures it
+	}
+	var err error
+	for range addStandbyAttempts {
+		var u unitConfig
+		if u, err = s.routing(ctx); err != nil {
+			continue
+		}
+		if u.Standby == s.cfg.Replica && u.StandbyOK {
+			return nil
+		}
+		body := map[string]any{"epoch": u.Epoch, "replica": s.cfg.Replica, "addr": s.addr}
+		if err = s.core(ctx, http.MethodPost, "/v1/units/"+s.cfg.Unit+"/add-standby", body, nil); err == nil {
+			return nil
+		}
+		sleep(ctx, 50*time.Millisecond)
+	}
+	return fmt.Errorf("add standby: %w", err)
+}

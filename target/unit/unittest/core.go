@@ -1,0 +1,168 @@
+package unittest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Core is a fake core zone for one unit (httptest, no Raft): it holds the unit's configuration
+// under the same rules as the real one (every change takes a new epoch; a change under an old
+// epoch is refused with 409; a dropped standby is never promoted) and pushes configurations to
+// the replicas after add-standby, as the real leader does.
+type Core struct {
+	srv  *httptest.Server
+	unit string
+
+	mu        sync.Mutex
+	epoch     int64
+	primary   string
+	standby   string
+	standbyOK bool
+	addrs     map[string]string
+	drops     int
+}
+
+// UnitConfig is the unit's entry in GET /v1/routing.
+type UnitConfig struct {
+	Epoch     int64             `json:"epoch"`
+	Primary   string            `json:"primary"`
+	Standby   string            `json:"standby"`
+	StandbyOK bool              `json:"standby_ok"`
+	Addrs     map[string]string `json:"addrs"`
+}
+
+func newCore(t testing.TB, unit string) *Core {
+	c := &Core{unit: unit, addrs: map[string]string{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/routing", c.handleRouting)
+	mux.HandleFunc("POST /v1/units/{unit}/{op}", c.handleChange)
+	c.srv = httptest.NewServer(mux)
+	t.Cleanup(c.srv.Close)
+	return c
+}
+
+// Addr is the fake core's host:port.
+func (c *Core) Addr() string { return strings.TrimPrefix(c.srv.URL, "http://") }
+
+// Config returns the unit's configuration.
+func (c *Core) Config() UnitConfig {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.configLocked()
+}
+
+func (c *Core) configLocked() UnitConfig {
+	addrs := make(map[string]string, len(c.addrs))
+	for k, v := range c.addrs {
+		addrs[k] = v
+	}
+	return UnitConfig{Epoch: c.epoch, Primary: c.primary, Standby: c.standby, StandbyOK: c.standbyOK, Addrs: addrs}
+}
+
+// Drops counts the drop-standby requests the core accepted.
+func (c *Core) Drops() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.drops
+}
+
+func (c *Core) set(epoch int64, primary, standby string, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.epoch, c.primary, c.standby, c.standbyOK = epoch, primary, standby, ok
+}
+
+func (c *Core) setAddr(replica, addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.addrs[replica] = addr
+}
+
+func (c *Core) handleRouting(w http.ResponseWriter, _ *http.Request) {
+	c.mu.Lock()
+	body := map[string]any{"epoch": c.epoch, "units": map[string]UnitConfig{c.unit: c.configLocked()}}
+	c.mu.Unlock()
+	writeJSON(w, http.StatusOK, body)
+}
+
+type changeRequest struct {
+	Epoch   int64  `json:"epoch"`
+	Replica string `json:"replica"`
+	Addr    string `json:"addr"`
+}
+
+func (c *Core) handleChange(w http.ResponseWriter, r *http.Request) {
+	var req changeRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || r.PathValue("unit") != c.unit {
+		writeJSON(w, http.StatusBadRequest, errBody("bad_request", "malformed change"))
+		return
+	}
+	c.mu.Lock()
+	if req.Epoch != c.epoch {
+		c.mu.Unlock()
+		writeJSON(w, http.StatusConflict, errBody("stale_epoch", fmt.Sprintf("epoch %d is not %d", req.Epoch, c.epoch)))
+		return
+	}
+	var push []pushConfig
+	switch r.PathValue("op") {
+	case "drop-standby":
+		c.epoch++
+		c.standbyOK = false
+		c.drops++
+	case "promote":
+		if !c.standbyOK {
+			c.mu.Unlock()
+			writeJSON(w, http.StatusConflict, errBody("standby_not_ok", "a dropped standby is never promoted"))
+			return
+		}
+		c.epoch++
+		c.primary, c.standby, c.standbyOK = c.standby, "", false
+		push = append(push, pushConfig{c.addrs[c.primary], c.epoch, "primary", ""})
+	case "add-standby":
+		c.epoch++
+		c.standby, c.standbyOK = req.Replica, true
+		c.addrs[req.Replica] = req.Addr
+		push = append(push, pushConfig{req.Addr, c.epoch, "standby", ""}, pushConfig{c.addrs[c.primary], c.epoch, "primary", req.Addr})
+	default:
+		c.mu.Unlock()
+		writeJSON(w, http.StatusNotFound, errBody("unknown_op", r.PathValue("op")))
+		return
+	}
+	cfg := c.configLocked()
+	c.mu.Unlock()
+	for _, p := range push {
+		p.send()
+	}
+	writeJSON(w, http.StatusOK, cfg)
+}
+
+type pushConfig struct {
+	addr        string
+	epoch       int64
+	role        string
+	standbyAddr string
+}
+
+func (p pushConfig) send() {
+	b, _ := json.Marshal(map[string]any{"epoch": p.epoch, "role": p.role, "standby_addr": p.standbyAddr})
+	resp, err := http.Post("http://"+p.addr+"/internal/config", "application/json", bytes.NewReader(b))
+	if err == nil {
+		resp.Body.Close()
+	}
+}
+
+func errBody(code, msg string) map[string]any {
+	return map[string]any{"error": map[string]string{"code": code, "message": msg}}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

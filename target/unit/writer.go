@@ -1,0 +1,306 @@
+package unit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/storage"
+)
+
+type opKind int
+
+const (
+	opPay opKind = iota
+	opOpen
+	opReplicate
+	opConfig
+	opInstall
+	opCatchUpLog
+)
+
+// op is a request to the writer goroutine; done receives exactly one result.
+type op struct {
+	kind     opKind
+	epoch    int64 // X-Redline-Epoch of a business write, 0 when absent
+	pay      ledger.Payment
+	accounts []ledger.Account
+	repl     *replicateRequest
+	cfg      *configRequest
+	install  *snapshot
+	done     chan result
+}
+
+func (o *op) business() bool { return o.kind == opPay || o.kind == opOpen }
+
+func (o *op) weight() int {
+	if o.kind == opOpen {
+		return max(1, len(o.accounts))
+	}
+	return 1
+}
+
+// result is the writer's answer. seq is the history position a client must see replicated
+// before it is told (0: nothing to wait for).
+type result struct {
+	err     error
+	outcome ledger.Outcome
+	created int
+	seq     int64
+	last    replicateResponse
+}
+
+// batch is a group of committed entries on their way to the standby.
+type batch struct {
+	epoch     int64
+	fromSeq   int64
+	lastSeq   int64
+	prevChain string
+	bodies    []json.RawMessage
+}
+
+// submit hands o to the writer and waits for its result.
+func (s *server) submit(ctx context.Context, o *op) result {
+	o.done = make(chan result, 1)
+	select {
+	case s.ops <- o:
+	case <-ctx.Done():
+		return result{err: fmt.Errorf("queue write: %w", ctx.Err())}
+	}
+	select {
+	case r := <-o.done:
+		return r
+	case <-ctx.Done():
+		return result{err: fmt.Errorf("await write: %w", ctx.Err())}
+	}
+}
+
+// write is the writer goroutine: it owns the writer connection and the history head. It
+// gathers the business requests that queued up while the previous batch committed into one
+// transaction (group commit). It ends when ctx is cancelled.
+func (s *server) write(ctx context.Context) {
+	var held *op
+	for {
+		o := held
+		held = nil
+		if o == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case o = <-s.ops:
+			}
+		}
+		if !o.business() {
+			s.control(ctx, o)
+			continue
+		}
+		ops, weight := []*op{o}, o.weight()
+	drain:
+		for weight < batchWeightMax {
+			select {
+			case n := <-s.ops:
+				if !n.business() {
+					held = n
+					break drain
+				}
+				ops, weight = append(ops, n), weight+n.weight()
+			default:
+				break drain
+			}
+		}
+		s.commit(ctx, ops)
+	}
+}
+
+func (s *server) control(ctx context.Context, o *op) {
+	switch o.kind {
+	case opReplicate:
+		o.done <- s.applyReplicated(ctx, o.repl)
+	case opConfig:
+		o.done <- s.configure(ctx, o.cfg)
+	case opInstall:
+		o.done <- s.installSnapshot(ctx, o.install)
+	case opCatchUpLog:
+		o.done <- s.applyLog(ctx, o.repl)
+	default:
+		panic(fmt.Sprintf("unit: writer got op kind %d", o.kind))
+	}
+}
+
+// commit decides and applies a batch of business writes in one transaction, then hands the new
+// entries to the replicator. Clients are answered by their handlers once the entries are
+// replicated.
+func (s *server) commit(ctx context.Context, ops []*op) {
+	v := s.view()
+	if v.Role != ledger.RolePrimary {
+		answerAll(ops, result{err: ErrNotPrimary})
+		return
+	}
+	results, b, err := s.commitTx(ctx, v, ops)
+	if err != nil {
+		s.log.Error("commit batch", "err", err)
+		answerAll(ops, result{err: err})
+		return
+	}
+	s.metrics.batch(len(ops), len(b.bodies))
+	if len(b.bodies) > 0 {
+		select {
+		case s.ship <- b:
+		case <-ctx.Done():
+		}
+	}
+	for i, o := range ops {
+		o.done <- results[i]
+	}
+}
+
+func answerAll(ops []*op, r result) {
+	for _, o := range ops {
+		o.done <- r
+	}
+}
+
+func (s *server) commitTx(ctx context.Context, v view, ops []*op) ([]result, *batch, error) {
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tx.Rollback()
+	b := &batch{epoch: v.Epoch, fromSeq: s.lastSeq + 1, prevChain: s.chain}
+	seq, chain := s.lastSeq, s.chain
+	results := make([]result, len(ops))
+	for i, o := range ops {
+		e, res, err := s.decide(ctx, tx, v, o, seq+1)
+		if err != nil {
+			return nil, nil, err
+		}
+		results[i] = res
+		if e == nil {
+			continue
+		}
+		body, err := json.Marshal(e)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode entry: %w", err)
+		}
+		chain = chainNext(chain, body)
+		if err := apply(ctx, tx, e, body, e.Stale, chain); err != nil {
+			return nil, nil, err
+		}
+		seq++
+		b.bodies = append(b.bodies, body)
+	}
+	b.lastSeq = seq
+	acked := s.replicated.head()
+	if s.cfg.has(DefectAsyncReplication) {
+		acked = seq // acknowledged as soon as committed here
+	}
+	if err := s.persistBatch(ctx, tx, acked, seq); err != nil {
+		return nil, nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, err
+	}
+	s.setHead(seq, chain)
+	return results, b, nil
+}
+
+// persistBatch writes the bookkeeping that rides along with every batch.
+func (s *server) persistBatch(ctx context.Context, tx *storage.Tx, ackedSeq, seq int64) error {
+	if err := tx.SetMeta(ctx, storage.MetaAckedSeq, ackedSeq, ""); err != nil {
+		return err
+	}
+	if err := tx.SetMeta(ctx, storage.MetaStaleRefused, s.staleRefused.Load(), ""); err != nil {
+		return err
+	}
+	if err := s.persistView(ctx, tx); err != nil {
+		return err
+	}
+	if seq/1024 != s.lastSeq/1024 && seq > entriesKept {
+		return tx.TrimEntries(ctx, seq-entriesKept)
+	}
+	return nil
+}
+
+// decide turns one business op into an entry (nil when it changes nothing) and its result.
+// The error is an operating error that fails the whole batch; business errors go in the result.
+func (s *server) decide(ctx context.Context, tx *storage.Tx, v view, o *op, seq int64) (*entry, result, error) {
+	stale, err := s.fenceWrite(v, o.epoch)
+	if err != nil {
+		return nil, result{err: err}, nil
+	}
+	e := &entry{Seq: seq, Epoch: v.Epoch, Stale: stale}
+	if stale {
+		e.Epoch = o.epoch
+	}
+	if o.kind == opOpen {
+		return s.decideOpen(ctx, tx, e, o.accounts)
+	}
+	rec, err := tx.Payment(ctx, o.pay.Key)
+	switch {
+	case err == nil && !(s.cfg.has(DefectForgetfulDedup) && rec.Seq <= s.forgetBelow):
+		if err := ledger.Retry(rec.Outcome, o.pay); err != nil {
+			return nil, result{err: err}, nil
+		}
+		return nil, result{outcome: rec.Outcome, seq: rec.Seq}, nil
+	case err != nil && !errors.Is(err, storage.ErrNotFound):
+		return nil, result{}, err
+	}
+	fromMinor, _, err := tx.Account(ctx, o.pay.FromUID)
+	if err == nil {
+		_, _, err = tx.Account(ctx, o.pay.ToUID)
+	}
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, result{err: fmt.Errorf("pay %q: %w", o.pay.Key, ledger.ErrUnknownAccount)}, nil
+	}
+	if err != nil {
+		return nil, result{}, err
+	}
+	out := ledger.Decide(o.pay, fromMinor)
+	e.Kind, e.Payment = kindPay, &out
+	return e, result{outcome: out, seq: seq}, nil
+}
+
+func (s *server) decideOpen(ctx context.Context, tx *storage.Tx, e *entry, accounts []ledger.Account) (*entry, result, error) {
+	var fresh []ledger.Account
+	for _, a := range accounts {
+		_, openedMinor, err := tx.Account(ctx, a.UID)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			fresh = append(fresh, a)
+		case err != nil:
+			return nil, result{}, err
+		default:
+			if err := ledger.Opening(openedMinor, true, a); err != nil {
+				return nil, result{err: err}, nil
+			}
+		}
+	}
+	if len(fresh) == 0 {
+		return nil, result{}, nil
+	}
+	e.Kind, e.Accounts = kindOpen, fresh
+	return e, result{created: len(fresh), seq: e.Seq}, nil
+}
+
+// fenceWrite checks a business write's epoch against the replica's: an older one is refused, or
+// accepted and marked stale under the no-fencing defect.
+func (s *server) fenceWrite(v view, reqEpoch int64) (stale bool, err error) {
+	if reqEpoch == 0 || reqEpoch >= v.Epoch {
+		return false, nil
+	}
+	if s.cfg.has(DefectNoFencing) {
+		return true, nil
+	}
+	s.staleRefused.Add(1)
+	s.metrics.staleRefused.Inc()
+	return false, fmt.Errorf("write under epoch %d at epoch %d: %w", reqEpoch, v.Epoch, ErrStaleEpoch)
+}
+
+// setHead records a committed history head.
+func (s *server) setHead(seq int64, chain string) {
+	s.lastSeq, s.chain = seq, chain
+	s.committed.Store(seq)
+	s.metrics.lastSeq.Set(float64(seq))
+}
