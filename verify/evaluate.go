@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"math"
 	"time"
 
 	"github.com/redline-dev/redline/metrics"
@@ -37,8 +38,8 @@ func observe(m MetricInfo, c Criterion, p PhaseInput) (float64, bool) {
 	t := c.Threshold
 	if m.Source == SourceTarget {
 		v, ok := p.External[m.Name]
-		if !ok {
-			return 0, false
+		if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
+			return 0, false // a broken source is no data, and never reaches report.json as NaN
 		}
 		if m.Type == Counter && t.Aggregation == AggRate {
 			return perSecond(v, p.Duration)

@@ -278,7 +278,15 @@ func overall(phases []PhaseVerdict, unmatched []string) (Status, []string) {
 	case judged == 0:
 		return StatusInvalid, []string{"no phase was judged: nothing was verified"}
 	}
-	return StatusPass, []string{fmt.Sprintf("%d judged phases passed, %d criteria held", judged, criteria)}
+	return StatusPass, []string{fmt.Sprintf("%s passed, %s held",
+		plural(judged, "judged phase", "judged phases"), plural(criteria, "criterion", "criteria"))}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func formatPercent(ratio float64) string { return formatNumber(ratio * 100) }

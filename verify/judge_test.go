@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -79,7 +80,7 @@ func TestJudge(t *testing.T) {
 			sla:     [][2]string{{"http_req_duration", "p(99)<100"}, {"http_req_failed", "rate<0.01"}},
 			status:  StatusPass,
 			phase:   []Status{StatusPass},
-			reasons: []string{"1 judged phases passed, 2 criteria held"},
+			reasons: []string{"1 judged phase passed, 2 criteria held"},
 		},
 		{
 			name:    "latency over the threshold fails",
@@ -98,7 +99,7 @@ func TestJudge(t *testing.T) {
 			sla:     [][2]string{{"http_req_duration", "p(99)<100"}},
 			status:  StatusPass,
 			phase:   []Status{StatusSkipped, StatusPass},
-			reasons: []string{"1 judged phases passed, 1 criteria held"},
+			reasons: []string{"1 judged phase passed, 1 criterion held"},
 		},
 		{
 			name:    "a rate with no requests is no data, which fails",
@@ -129,7 +130,7 @@ func TestJudge(t *testing.T) {
 			phases:  []PhaseInput{phase("steady", load{n: 970, latency: time.Millisecond})},
 			status:  StatusPass,
 			phase:   []Status{StatusPass},
-			reasons: []string{"1 judged phases passed, 0 criteria held"},
+			reasons: []string{"1 judged phase passed, 0 criteria held"},
 		},
 		{
 			name:    "drops over 1% are invalid",
@@ -166,7 +167,7 @@ func TestJudge(t *testing.T) {
 			sla:     [][2]string{{"http_req_duration{phase:a}", "p(99)<100"}},
 			status:  StatusPass,
 			phase:   []Status{StatusPass, StatusPass},
-			reasons: []string{"2 judged phases passed, 1 criteria held"},
+			reasons: []string{"2 judged phases passed, 1 criterion held"},
 		},
 		{
 			name:    "criterion scoped to a missing phase",
@@ -190,7 +191,7 @@ func TestJudge(t *testing.T) {
 			sla:     [][2]string{{"http_reqs", "rate>=100"}, {"http_reqs", "count==1000"}, {"data_received", "rate==100000"}, {"dropped_iterations", "count==0"}},
 			status:  StatusPass,
 			phase:   []Status{StatusPass},
-			reasons: []string{"1 judged phases passed, 4 criteria held"},
+			reasons: []string{"1 judged phase passed, 4 criteria held"},
 		},
 		{
 			name:    "service time and lateness are separate trends",
@@ -198,7 +199,7 @@ func TestJudge(t *testing.T) {
 			sla:     [][2]string{{"http_req_service_duration", "max<30"}, {"http_req_send_lateness", "min>=60"}, {"http_req_duration", "med>70"}},
 			status:  StatusPass,
 			phase:   []Status{StatusPass},
-			reasons: []string{"1 judged phases passed, 3 criteria held"},
+			reasons: []string{"1 judged phase passed, 3 criteria held"},
 		},
 	}
 	for _, tt := range tests {
@@ -227,14 +228,20 @@ func TestJudge(t *testing.T) {
 
 func TestJudgeExternal(t *testing.T) {
 	p := phase("a", healthy)
-	p.External = map[Metric]float64{PaymentsLost: 0, ConsumerLag: 12}
+	p.External = map[Metric]float64{PaymentsLost: 0, ConsumerLag: 12, AuditViolations: math.NaN()}
 	criteria := []Criterion{
 		criterion(t, "payments_lost", "count==0"),
 		criterion(t, "consumer_lag", "value==0"),
 		criterion(t, "payments_duplicated", "count==0"),
+		criterion(t, "audit_violations", "count==0"),
+		criterion(t, "payments_lost", "rate==0"),
 	}
 	got := Judge([]PhaseInput{p}, criteria)
-	want := []string{"phase a: consumer_lag value==0: observed 12", "phase a: payments_duplicated count==0: no data"}
+	want := []string{
+		"phase a: consumer_lag value==0: observed 12",
+		"phase a: payments_duplicated count==0: no data",
+		"phase a: audit_violations count==0: no data",
+	}
 	if diff := cmp.Diff(want, got.Reasons); diff != "" {
 		t.Errorf("reasons (-want +got):\n%s", diff)
 	}
