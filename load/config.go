@@ -52,9 +52,10 @@ func (p Profile) PeakRPS() float64 {
 	return peak
 }
 
-// Request describes one operation of a request mix. Method, URL, Header values and Body are
-// templates: {{uid}}, {{uid2}}, {{uuid}}, {{seq}}, {{amount}} and {{run}} are replaced for each
-// arrival (see Vars).
+// Request describes one operation of a request mix. URL, Header values and Body are templates:
+// {{uid}}, {{uid2}}, {{uuid}}, {{seq}}, {{amount}} and {{run}} are replaced for each arrival (see
+// Vars). Method and header names are literal. The URL is absolute (http or https) and its scheme
+// and host are literal too: connections are pooled per host.
 type Request struct {
 	Name   string // the operation's name in metrics, e.g. "pay"
 	Weight int    // relative weight in the mix; at least 1
@@ -66,7 +67,9 @@ type Request struct {
 	ExpectStatus []int
 }
 
-// Vars bounds the random values of request templates.
+// Vars bounds the random values of request templates. Each arrival's values are a pure function
+// of Seed and the arrival's number, so a run is reproducible and agents running segments of the
+// same plan send the very requests one agent would have sent.
 type Vars struct {
 	UIDMin, UIDMax                 int64  // {{uid}} and {{uid2}}: uniform in [UIDMin, UIDMax]
 	AmountMinorMin, AmountMinorMax int64  // {{amount}}: uniform in [min, max], integer minor units
@@ -76,20 +79,31 @@ type Vars struct {
 
 // Config is everything the generator needs to run one phase of load.
 type Config struct {
-	Phase       string
-	Profile     Profile
-	Requests    []Request // the weighted mix; one entry is a fixed request
-	Vars        Vars
-	Workers     int           // bound on concurrent in-flight requests (k6's maxVUs)
-	Timeout     time.Duration // per request
-	GracePeriod time.Duration // after the last arrival, how long in-flight requests may finish
+	Phase    string
+	Profile  Profile
+	Requests []Request // the weighted mix; one entry is a fixed request
+	Vars     Vars
+	Workers  int // bound on concurrent in-flight requests (k6's maxVUs)
+	// Connections bounds the open connections per origin; 0 means Workers. With fewer
+	// connections than workers, an arrival holds its worker while it waits for a connection
+	// (up to Timeout), the way a client with a connection pool waits: it is sent, and its
+	// service time starts, when it gets one, while its latency counts from its intended time.
+	Connections int
+	Timeout     time.Duration // per request, connecting included; 0 means TimeoutDefault
+	// GracePeriod is how long in-flight requests may finish after the profile ends or the run is
+	// cancelled, before they are aborted; 0 means the Timeout.
+	GracePeriod time.Duration
 	// Segment is this agent's share of the arrivals (k6's execution segments): arrival n is sent
 	// here only when the segment owns it. The zero value owns every arrival.
 	Segment Segment
 }
 
 // Segment is the share [From, To) of the arrivals, as fractions FromNum/Den .. ToNum/Den of 1.
-// The zero value is the whole: 0..1.
+// The zero value is the whole: 0..1. Arrivals are striped, not cut in blocks: arrival n belongs
+// to the segment that holds the point x(n) of [0, 1), where x is the binary van der Corput
+// sequence (n's 64 bits reversed, read as a fraction). Segments that tile [0, 1) therefore own
+// every arrival exactly once, whatever their denominators, and any run of consecutive arrivals
+// is shared out in proportion to the segments' sizes, within a few arrivals (O(log n)).
 type Segment struct {
 	FromNum, ToNum, Den int64
 }
