@@ -68,15 +68,19 @@ type PhaseInput struct {
 //	   "phase": "headroom", "judge": "off|sla|headroom", "status": "pass|fail|invalid|skipped",
 //	   "reasons": ["..."], "duration_ms": 120000,
 //	   "criteria": [{"metric": "http_req_duration{op:pay}", "expression": "p(99)<100",
-//	                 "observed": 87.25, "unit": "ms", "ok": true, "reason": "",
-//	                 "abort_on_fail": false}],
+//	                 "observed": 87.25, "unit": "ms", "ok": true,
+//	                 "reason": "no data | observed 120.5 ms (only when not ok)",
+//	                 "abort_on_fail": true (only when set)}],
 //	   "validity": {"valid": true, "target_rps": 2200, "achieved_rps": 2198.5,
 //	                "achieved_ratio": 0.9993, "achieved_ratio_min": 0.97, "arrivals": 264000,
 //	                "dropped": 12, "dropped_ratio": 0.00005, "dropped_ratio_max": 0.01},
 //	   "headroom": {"peak_rps": 2000, "achieved_rps": 2198.5, "ratio": 1.099, "proven": true}}]}
 //
-// "observed" is null when there was no data, and such a criterion is never ok. "validity" is
+// "observed" is null when there was no data, and such a criterion is never ok. The run's
+// "reasons" are never empty; a phase's are absent when it passed with criteria. "validity" is
 // absent for skipped phases, "headroom" for phases not judged as headroom or without a peak.
+// "unit" is "ms" for trends, "/s" or "B/s" for a counter's rate, "B" for byte counts, absent
+// for plain numbers and fractions.
 type Verdict struct {
 	Status  Status         `json:"status"`
 	Reasons []string       `json:"reasons"`
