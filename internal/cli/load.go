@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/redline-dev/redline/plan"
+)
+
+// LoadOptions are the inputs of `redline load`: an ad-hoc, one-phase plan.
+type LoadOptions struct {
+	IO          IO
+	URL         string
+	Rate        string
+	Duration    time.Duration
+	Method      string
+	Headers     []string
+	Body        string
+	Workers     int
+	Timeout     time.Duration
+	Thresholds  []string
+	OutDir      string
+	MetricsAddr string
+	Segment     string
+	Quiet       bool
+}
+
+// NewCmdLoad returns `redline load --url URL --rate R --duration D`.
+func NewCmdLoad(streams IO, runF func(context.Context, *LoadOptions) error) *cobra.Command {
+	opts := &LoadOptions{IO: streams}
+	cmd := &cobra.Command{
+		Use:   "load --url URL --rate R --duration D",
+		Short: "Ad-hoc open-model load against any HTTP endpoint",
+		Long: `Send open-model load (arrivals per second, whatever the server does) to one URL and
+judge it like a one-phase plan: --threshold 'http_req_duration=p(99)<100' adds a criterion.
+The URL may use the template variables {{uid}}, {{uid2}}, {{uuid}}, {{seq}}, {{amount}}.`,
+		Example: `  redline load --url http://127.0.0.1:8080/ --rate 2000 --duration 30s \
+    --threshold 'http_req_duration=p(99)<50' --threshold 'http_req_failed=rate<0.001'`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return loadRun(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.URL, "url", "", "the URL to load (required)")
+	f.StringVar(&opts.Rate, "rate", "", "arrivals per second, or with a unit: 2000/s, 120/m (required)")
+	f.DurationVar(&opts.Duration, "duration", 0, "how long to send (required)")
+	f.StringVarP(&opts.Method, "method", "X", "GET", "HTTP method")
+	f.StringArrayVarP(&opts.Headers, "header", "H", nil, "a request header 'Name: value' (repeatable)")
+	f.StringVar(&opts.Body, "body", "", "request body (a template)")
+	f.IntVar(&opts.Workers, "workers", 0, "bound on in-flight requests (default: the plan default)")
+	f.DurationVar(&opts.Timeout, "timeout", 0, "per-request timeout (default: the plan default)")
+	f.StringArrayVar(&opts.Thresholds, "threshold", nil, "a criterion 'metric=expression', k6 grammar (repeatable)")
+	f.StringVar(&opts.OutDir, "out", "", "run directory for the outputs (default runs/<timestamp>-load)")
+	f.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address during the run")
+	f.StringVar(&opts.Segment, "segment", "", "send this agent's share i/N of the arrivals")
+	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress lines")
+	return cmd
+}
+
+func loadRun(ctx context.Context, opts *LoadOptions) error {
+	seg, err := parseSegment(opts.Segment)
+	if err != nil {
+		return err
+	}
+	source, err := opts.planYAML()
+	if err != nil {
+		return err
+	}
+	p, err := parsePlan(opts.IO, "redline load", source, plan.Options{})
+	if err != nil {
+		return err
+	}
+	return executePlan(ctx, opts.IO, p, source, execOptions{
+		OutDir: opts.OutDir, MetricsAddr: opts.MetricsAddr, Segment: seg, Quiet: opts.Quiet,
+	})
+}
+
+// planYAML writes the flags as a plan file, so that ad-hoc load is validated, run, judged and
+// echoed exactly like a plan (and `redline verify` can judge it again).
+func (o *LoadOptions) planYAML() ([]byte, error) {
+	var missing []string
+	for flag, empty := range map[string]bool{"--url": o.URL == "", "--rate": o.Rate == "", "--duration": o.Duration == 0} {
+		if empty {
+			missing = append(missing, flag)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return nil, fmt.Errorf("%w: required flags missing: %s", ErrInvalid, strings.Join(missing, ", "))
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: --url %q: want an absolute http:// or https:// URL", ErrInvalid, o.URL)
+	}
+	rate := o.Rate
+	if _, err := strconv.ParseFloat(rate, 64); err == nil {
+		rate += "/s"
+	}
+	req := map[string]any{"name": "load", "method": o.Method, "path": pathOf(u)}
+	if len(o.Headers) > 0 {
+		h := map[string]string{}
+		for _, line := range o.Headers {
+			name, value, ok := strings.Cut(line, ":")
+			if !ok || strings.TrimSpace(name) == "" {
+				return nil, fmt.Errorf("%w: --header %q: want 'Name: value'", ErrInvalid, line)
+			}
+			h[strings.TrimSpace(name)] = strings.TrimSpace(value)
+		}
+		req["headers"] = h
+	}
+	if o.Body != "" {
+		req["body"] = o.Body
+	}
+	defaults := map[string]any{"requests": []any{req}}
+	if o.Workers != 0 {
+		defaults["workers"] = o.Workers
+	}
+	if o.Timeout != 0 {
+		defaults["timeout"] = o.Timeout.String()
+	}
+	doc := map[string]any{
+		"apiVersion": "redline/v1",
+		"kind":       "Rehearsal",
+		"metadata":   map[string]any{"name": "load"},
+		"target":     map[string]any{"url": u.Scheme + "://" + u.Host},
+		"defaults":   defaults,
+		"phases": []any{map[string]any{
+			"name": "load",
+			"load": map[string]any{"rate": rate, "duration": o.Duration.String()},
+		}},
+	}
+	if len(o.Thresholds) > 0 {
+		sla := map[string][]string{}
+		for _, t := range o.Thresholds {
+			key, expr, ok := strings.Cut(t, "=")
+			if !ok || strings.TrimSpace(key) == "" || strings.TrimSpace(expr) == "" {
+				return nil, fmt.Errorf("%w: --threshold %q: want 'metric=expression', e.g. 'http_req_duration=p(99)<100'", ErrInvalid, t)
+			}
+			key = strings.TrimSpace(key)
+			sla[key] = append(sla[key], strings.TrimSpace(expr))
+		}
+		doc["sla"] = sla
+	}
+	data, err := yaml.Marshal(doc)
+	if err != nil {
+		return nil, fmt.Errorf("write ad-hoc plan: %w", err)
+	}
+	return data, nil
+}
+
+// pathOf is a URL's path and query, which a plan's request carries.
+func pathOf(u *url.URL) string {
+	p := u.EscapedPath()
+	if p == "" {
+		p = "/"
+	}
+	if u.RawQuery != "" {
+		p += "?" + u.RawQuery
+	}
+	return p
+}

@@ -1,0 +1,190 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/redline-dev/redline/load"
+	"github.com/redline-dev/redline/plan"
+	"github.com/redline-dev/redline/run"
+)
+
+// RunOptions are the inputs of `redline run`.
+type RunOptions struct {
+	IO          IO
+	PlanPath    string
+	OutDir      string
+	TargetURL   string
+	MetricsAddr string
+	Segment     string
+	DryRun      bool
+	Quiet       bool
+}
+
+// NewCmdRun returns `redline run PLAN.yaml`. runF replaces the behaviour in tests.
+func NewCmdRun(streams IO, runF func(context.Context, *RunOptions) error) *cobra.Command {
+	opts := &RunOptions{IO: streams}
+	cmd := &cobra.Command{
+		Use:   "run PLAN.yaml",
+		Short: "Run a rehearsal plan and judge it (exit 0 pass, 3 failed, 4 aborted)",
+		Long: `Run every phase of a plan, write report.json, summary.json, junit.xml and
+timeline.jsonl into --out, and exit with the verdict: 0 pass, 1 run error, 2 invalid
+input, 3 verification failed, 4 aborted (Ctrl-C, an abort condition).`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.PlanPath = args[0]
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runRun(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.OutDir, "out", "", "run directory for the outputs (default runs/<timestamp>-<plan name>)")
+	f.StringVar(&opts.TargetURL, "target-url", "", "send the plan's requests to this base URL instead of the plan's target")
+	f.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address during the run")
+	f.StringVar(&opts.Segment, "segment", "", "run this agent's share i/N of every phase's arrivals (0 <= i < N)")
+	f.BoolVar(&opts.DryRun, "dry-run", false, "print the timeline and exit without sending anything")
+	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress lines")
+	return cmd
+}
+
+func runRun(ctx context.Context, opts *RunOptions) error {
+	seg, err := parseSegment(opts.Segment)
+	if err != nil {
+		return err
+	}
+	source, err := readPlanFile(opts.PlanPath)
+	if err != nil {
+		return err
+	}
+	p, err := parsePlan(opts.IO, opts.PlanPath, source, plan.Options{TargetURL: opts.TargetURL})
+	if err != nil {
+		return err
+	}
+	if opts.DryRun {
+		fmt.Fprint(opts.IO.Out, p.Summary())
+		return nil
+	}
+	if p.Target().URL == "" {
+		return fmt.Errorf("%w: plan %s rehearses the built-in target, which this build cannot start yet: pass --target-url", ErrInvalid, opts.PlanPath)
+	}
+	return executePlan(ctx, opts.IO, p, source, execOptions{
+		OutDir: opts.OutDir, MetricsAddr: opts.MetricsAddr, Segment: seg, Quiet: opts.Quiet,
+	})
+}
+
+// execOptions are what `run` and `load` share once they have a plan.
+type execOptions struct {
+	OutDir      string
+	MetricsAddr string
+	Segment     load.Segment
+	Quiet       bool
+}
+
+// executePlan runs a plan, writes every output, prints the verdict and returns the error that
+// carries the exit code.
+func executePlan(ctx context.Context, streams IO, p *plan.Plan, source []byte, eo execOptions) error {
+	runID := newRunID(p.Name())
+	dir := eo.OutDir
+	if dir == "" {
+		dir = filepath.Join("runs", runID)
+	}
+	ro := run.Options{
+		RunID: runID, OutDir: dir, MetricsAddr: eo.MetricsAddr, Segment: eo.Segment, PlanSource: source,
+		Started: func(addr string) {
+			if addr != "" {
+				fmt.Fprintf(streams.ErrOut, "metrics: http://%s/metrics\n", addr)
+			}
+		},
+	}
+	if !eo.Quiet {
+		ro.Progress, ro.Terminal = streams.ErrOut, isTerminal(streams.ErrOut)
+	}
+	fmt.Fprintf(streams.ErrOut, "run %s: plan %s against %s, %s, outputs in %s\n",
+		runID, p.Name(), p.Target().URL, p.Duration(), dir)
+	rec, err := run.Run(ctx, p, ro)
+	if err != nil {
+		return fmt.Errorf("run plan %s: %w", p.Name(), err)
+	}
+	return judgeAndReport(streams, dir, p, rec)
+}
+
+// newRunID names a run by its start time and plan: sortable, readable, unique enough for one
+// machine (seconds and a nanosecond suffix).
+func newRunID(planName string) string {
+	now := time.Now().UTC()
+	return fmt.Sprintf("%s-%04d-%s", now.Format("20060102T150405Z"), now.Nanosecond()/100000, planName)
+}
+
+// parseSegment reads --segment i/N: agent i (0-based) of N.
+func parseSegment(s string) (load.Segment, error) {
+	if s == "" {
+		return load.Segment{}, nil
+	}
+	is, ns, ok := strings.Cut(s, "/")
+	i, err1 := strconv.ParseInt(is, 10, 64)
+	n, err2 := strconv.ParseInt(ns, 10, 64)
+	if !ok || err1 != nil || err2 != nil || n < 1 || n > segmentsMax || i < 0 || i >= n {
+		return load.Segment{}, fmt.Errorf("%w: --segment %q: want i/N with 0 <= i < N <= %d", ErrInvalid, s, segmentsMax)
+	}
+	return load.Segment{FromNum: i, ToNum: i + 1, Den: n}, nil
+}
+
+// segmentsMax bounds the agents a plan is split across.
+const segmentsMax = 1000
+
+// readPlanFile reads a plan file; a missing or unreadable file is invalid input.
+func readPlanFile(path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read plan: %w", ErrInvalid, err)
+	}
+	if info.IsDir() {
+		return nil, fmt.Errorf("%w: read plan: %s is a directory", ErrInvalid, path)
+	}
+	if info.Size() > plan.FileBytesMax {
+		return nil, fmt.Errorf("%w: read plan %s: %d bytes, over the limit of %d", ErrInvalid, path, info.Size(), plan.FileBytesMax)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read plan: %w", ErrInvalid, err)
+	}
+	return data, nil
+}
+
+// parsePlan compiles a plan, printing every problem as file:line:col: path: message.
+func parsePlan(streams IO, name string, source []byte, po plan.Options) (*plan.Plan, error) {
+	p, err := plan.Parse(name, source, po)
+	var perr *plan.Error
+	switch {
+	case errors.As(err, &perr):
+		for _, pr := range perr.Problems {
+			fmt.Fprintln(streams.ErrOut, pr.String())
+		}
+		return nil, silent(fmt.Errorf("%w: %d problems in %s", ErrInvalid, len(perr.Problems), name))
+	case errors.Is(err, plan.ErrInvalid):
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	case err != nil:
+		return nil, err
+	}
+	return p, nil
+}
+
+// exactArgs is cobra.ExactArgs whose error is invalid input (exit 2).
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		return nil
+	}
+}

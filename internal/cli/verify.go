@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/spf13/cobra"
+
+	"github.com/redline-dev/redline/plan"
+	"github.com/redline-dev/redline/run"
+)
+
+// VerifyOptions are the inputs of `redline verify`.
+type VerifyOptions struct {
+	IO  IO
+	Dir string
+}
+
+// NewCmdVerify returns `redline verify DIR`: judge a finished run again from its files.
+func NewCmdVerify(streams IO) *cobra.Command {
+	opts := &VerifyOptions{IO: streams}
+	return &cobra.Command{
+		Use:   "verify DIR",
+		Short: "Judge a finished run again from its directory (exit code as run)",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Dir = args[0]
+			return verifyRun(opts)
+		},
+	}
+}
+
+func verifyRun(opts *VerifyOptions) error {
+	p, rec, err := readRunDir(opts.IO, opts.Dir)
+	if err != nil {
+		return err
+	}
+	v := run.Judge(p, rec)
+	printVerdict(opts.IO.Out, v)
+	return verdictError(v)
+}
+
+// readRunDir reads a finished run directory: its record from the timeline and its plan from the
+// record's echo. A missing or damaged directory is invalid input.
+func readRunDir(streams IO, dir string) (*plan.Plan, *run.Record, error) {
+	rec, err := run.ReadRecord(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("%w: %s is not a run directory: %w", ErrInvalid, dir, err)
+		}
+		return nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	p, err := parsePlan(streams, rec.PlanFile+" (echoed in "+dir+")", []byte(rec.PlanSource), plan.Options{TargetURL: rec.TargetURL})
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, rec, nil
+}

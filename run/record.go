@@ -1,0 +1,99 @@
+package run
+
+import (
+	"time"
+
+	"github.com/redline-dev/redline/metrics"
+	"github.com/redline-dev/redline/plan"
+	"github.com/redline-dev/redline/verify"
+)
+
+// SchemaVersion is the version of the run record's shape in timeline.jsonl's run marks and in
+// report.json. It changes when a field changes meaning or goes away; additions keep it.
+const SchemaVersion = 1
+
+// Meta is what a run was: written as the detail of the timeline's first mark, so that a finished
+// run's directory is enough to judge and render it again.
+type Meta struct {
+	SchemaVersion int    `json:"schema_version"`
+	RunID         string `json:"run_id"`
+	PlanName      string `json:"plan_name"`
+	PlanFile      string `json:"plan_file"`
+	PlanSource    string `json:"plan_source"` // the plan file's text, echoed
+	TargetURL     string `json:"target_url"`
+	Segment       string `json:"segment"` // "0:1" when this agent ran every arrival
+	// Share is the fraction of the plan's arrivals this record covers: 1 for a whole run or a
+	// merge of every segment, 1/N for one of N agents.
+	Share   float64   `json:"share"`
+	Started time.Time `json:"started"`
+}
+
+// PhaseMeta is what a phase was asked to do: the detail of its phase_start mark.
+type PhaseMeta struct {
+	Name      string           `json:"name"`
+	Judge     verify.JudgeMode `json:"judge"`
+	Shape     string           `json:"shape"`
+	Scheduled time.Duration    `json:"scheduled_ns"` // the profile's length
+	// TargetRPS is this agent's mean arrival rate; PlanRPS the plan's, all segments together.
+	TargetRPS float64 `json:"target_rps"`
+	PlanRPS   float64 `json:"plan_rps"`
+	PeakRPS   float64 `json:"peak_rps"` // the profile's highest rate, all segments together
+}
+
+// AbortInterrupted is the abort reason of a run stopped by a signal (the halt button).
+const AbortInterrupted = "interrupted"
+
+// Phase is one phase of a finished run: what it was asked, when it ran, what it measured.
+type Phase struct {
+	PhaseMeta
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended"`
+	// All and ByOp are the phase's totals: every operation merged, and per operation.
+	All  *metrics.Stats            `json:"-"`
+	ByOp map[string]*metrics.Stats `json:"-"`
+}
+
+// Ran reports whether the phase started.
+func (p Phase) Ran() bool { return !p.Started.IsZero() }
+
+// Record is a finished run: its meta, its phases and how it ended.
+type Record struct {
+	Meta
+	Ended  time.Time `json:"ended"`
+	Phases []Phase   `json:"phases"`
+	// Abort is why the run stopped early ("" when it ran to the end): a signal, an abort
+	// condition.
+	Abort string `json:"abort,omitempty"`
+	// Marks are the timeline's events (phase starts and ends, faults, aborts), in order.
+	Marks []metrics.Mark `json:"marks"`
+}
+
+// Judge judges the record against the plan it ran: each phase of the plan, whether it ran or
+// not, on the plan's criteria; an aborted run is marked so. A live record and one read back from
+// a run directory give the same verdict.
+func Judge(p *plan.Plan, rec *Record) verify.Verdict {
+	ran := make(map[string]Phase, len(rec.Phases))
+	for _, ph := range rec.Phases {
+		if ph.Ran() {
+			ran[ph.Name] = ph
+		}
+	}
+	share := rec.Share
+	if share <= 0 || share > 1 {
+		share = 1
+	}
+	var inputs []verify.PhaseInput
+	for _, ph := range p.Phases() {
+		in := p.Input(ph)
+		in.TargetRPS *= share
+		if r, ok := ran[ph.Name]; ok {
+			in.All, in.ByOp = r.All, r.ByOp
+		}
+		inputs = append(inputs, in)
+	}
+	v := verify.Judge(inputs, p.Criteria())
+	if rec.Abort != "" {
+		v = v.WithAbort(rec.Abort)
+	}
+	return v
+}

@@ -1,0 +1,279 @@
+// Package run executes a plan: every phase's load (and, as the engines grow, its faults and
+// replays) under one clock, folding what it measures into per-second windows written to
+// timeline.jsonl as they close, and returns the run's record for judging and reporting.
+package run
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/redline-dev/redline/load"
+	"github.com/redline-dev/redline/metrics"
+	"github.com/redline-dev/redline/plan"
+	"github.com/redline-dev/redline/verify"
+)
+
+// TimelineFile is the name of the per-second series in a run directory.
+const TimelineFile = "timeline.jsonl"
+
+// Mark kinds of the run record, beside metrics' phase and fault marks.
+const (
+	MarkRunStart = "run_start"
+	MarkRunEnd   = "run_end"
+)
+
+// windowSpan is the length of one timeline window.
+const windowSpan = time.Second
+
+// Errors of this package.
+var (
+	ErrBadRecord = errors.New("bad run record")
+)
+
+// Options change how a plan runs.
+type Options struct {
+	RunID  string
+	OutDir string // created when missing; timeline.jsonl goes here
+	// Progress receives progress lines; nil prints none. Terminal rewrites one line in place.
+	Progress io.Writer
+	Terminal bool
+	// MetricsAddr, when set, serves Prometheus /metrics there for the length of the run.
+	MetricsAddr string
+	// Segment is this agent's share of every phase's arrivals; the zero value is all of them.
+	Segment load.Segment
+	// PlanSource is the plan file's text, echoed into the record.
+	PlanSource []byte
+	// Started is called once the metrics server listens, with its address ("" without one).
+	Started func(metricsAddr string)
+}
+
+// runner is the state of one run; its methods run on the goroutine of Run only.
+type runner struct {
+	opts      Options
+	plan      *plan.Plan
+	collector *metrics.Collector
+	timeline  *metrics.TimelineWriter
+	progress  *progressPrinter
+	start     time.Time
+	record    *Record
+}
+
+// Run executes p and returns its record. It blocks until every phase ended, an abort condition
+// tripped, or ctx was cancelled; in the last two cases the record says why and the error is nil:
+// the outputs of an aborted run are still written. An error means the run could not be made.
+func Run(ctx context.Context, p *plan.Plan, opts Options) (*Record, error) {
+	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create run directory: %w", err)
+	}
+	f, err := os.Create(filepath.Join(opts.OutDir, TimelineFile))
+	if err != nil {
+		return nil, fmt.Errorf("create timeline: %w", err)
+	}
+	defer f.Close()
+	start := time.Now()
+	r := &runner{
+		opts:      opts,
+		plan:      p,
+		collector: metrics.NewCollector(start),
+		timeline:  metrics.NewTimelineWriter(f),
+		progress:  &progressPrinter{w: opts.Progress, terminal: opts.Terminal, plainEvery: 5 * time.Second},
+		start:     start,
+	}
+	metricsAddr := ""
+	if opts.MetricsAddr != "" {
+		srv, err := startMetricsServer(opts.MetricsAddr, opts.RunID, r.collector)
+		if err != nil {
+			return nil, err
+		}
+		defer srv.Close()
+		metricsAddr = srv.Addr()
+	}
+	if opts.Started != nil {
+		opts.Started(metricsAddr)
+	}
+	if err := r.run(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.timeline.Flush(); err != nil {
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("close timeline: %w", err)
+	}
+	return r.record, nil
+}
+
+func (r *runner) run(ctx context.Context) error {
+	meta := Meta{
+		SchemaVersion: SchemaVersion,
+		RunID:         r.opts.RunID,
+		PlanName:      r.plan.Name(),
+		PlanFile:      r.plan.File(),
+		PlanSource:    string(r.opts.PlanSource),
+		TargetURL:     r.plan.Target().URL,
+		Segment:       segmentLabel(r.opts.Segment),
+		Share:         segmentShare(r.opts.Segment),
+		Started:       r.start,
+	}
+	r.record = &Record{Meta: meta}
+	if err := r.mark(metrics.Mark{Time: r.start, Kind: MarkRunStart, Detail: mustJSON(meta)}); err != nil {
+		return err
+	}
+	phases := r.plan.Phases()
+	for i, ph := range phases {
+		r.record.Phases = append(r.record.Phases, Phase{PhaseMeta: r.phaseMeta(ph)})
+		if r.record.Abort != "" {
+			continue // recorded as not run
+		}
+		if err := r.runPhase(ctx, i, len(phases)); err != nil {
+			return err
+		}
+	}
+	end := time.Now()
+	if err := r.writeWindows(r.collector.Rotate(end)); err != nil {
+		return err
+	}
+	r.record.Ended = end
+	return r.mark(metrics.Mark{Time: end, Kind: MarkRunEnd, Detail: r.record.Abort})
+}
+
+func (r *runner) phaseMeta(ph plan.Phase) PhaseMeta {
+	m := PhaseMeta{
+		Name:      ph.Name,
+		Judge:     ph.Judge,
+		Shape:     ph.Shape,
+		Scheduled: ph.Duration,
+		PlanRPS:   ph.TargetRPS(),
+	}
+	m.TargetRPS = m.PlanRPS * r.record.Share
+	if ph.Load != nil {
+		m.PeakRPS = ph.Load.Profile.PeakRPS()
+	}
+	return m
+}
+
+// runPhase runs the load of phase i, rotating the collector every second: each window goes to
+// the timeline and the progress line, and the running totals are checked for abort conditions.
+func (r *runner) runPhase(ctx context.Context, i, n int) error {
+	rec := &r.record.Phases[i]
+	ph := r.plan.Phases()[i]
+	cfg := *ph.Load
+	cfg.Segment = r.opts.Segment
+	gen, err := load.NewGenerator(cfg, r.collector)
+	if err != nil {
+		return fmt.Errorf("start phase %s: %w", ph.Name, err)
+	}
+	rec.Started = time.Now()
+	if err := r.mark(metrics.Mark{Time: rec.Started, Phase: ph.Name, Kind: metrics.MarkPhaseStart, Name: ph.Name, Detail: mustJSON(rec.PhaseMeta)}); err != nil {
+		return err
+	}
+	phaseCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	// Owned by runPhase: it waits for done before returning.
+	go func() {
+		_, err := gen.Run(phaseCtx)
+		done <- err
+	}()
+	tick := time.NewTicker(windowSpan)
+	defer tick.Stop()
+	last := rec.Started
+	var genErr error
+loop:
+	for {
+		select {
+		case genErr = <-done:
+			break loop
+		case now := <-tick.C:
+			if err := r.tick(ph, rec, gen, now, now.Sub(last), i, n, cancel); err != nil {
+				cancel()
+				<-done
+				return err
+			}
+			last = now
+		}
+	}
+	rec.Ended = time.Now()
+	if ctx.Err() != nil && r.record.Abort == "" {
+		r.record.Abort = AbortInterrupted
+	}
+	// A cancelled phase (a signal, an abort condition) is a record's abort, not a run error.
+	if genErr != nil && phaseCtx.Err() == nil {
+		return fmt.Errorf("run phase %s: %w", ph.Name, genErr)
+	}
+	if err := r.writeWindows(r.collector.Rotate(rec.Ended)); err != nil {
+		return err
+	}
+	rec.All, rec.ByOp = r.collector.Phase(ph.Name)
+	r.progress.say("phase %s done: %d requests, %d failed, %d dropped, p99 %s",
+		ph.Name, rec.All.Requests, rec.All.Failed, rec.All.Dropped, rec.All.Latency.Percentile(99))
+	if r.record.Abort != "" {
+		return r.mark(metrics.Mark{Time: rec.Ended, Phase: ph.Name, Kind: metrics.MarkAbort, Detail: r.record.Abort})
+	}
+	return r.mark(metrics.Mark{Time: rec.Ended, Phase: ph.Name, Kind: metrics.MarkPhaseEnd, Name: ph.Name})
+}
+
+// tick closes a window: timeline, progress line, abort conditions.
+func (r *runner) tick(ph plan.Phase, rec *Phase, gen *load.Generator, now time.Time, span time.Duration, i, n int, stop func()) error {
+	ws := r.collector.Rotate(now)
+	if err := r.writeWindows(ws); err != nil {
+		return err
+	}
+	achieved, offered, p99, failed, dropped := foldWindows(ws, span)
+	r.progress.print(progressLine{
+		Elapsed: now.Sub(r.start), Phase: ph.Name, PhaseIndex: i, Phases: n,
+		OfferedRPS: offered, AchievedRPS: achieved, P99: p99, Failed: failed, Dropped: dropped,
+		InFlight: gen.Progress().InFlight,
+	})
+	in := r.plan.Input(ph)
+	in.Duration = now.Sub(rec.Started)
+	in.All, in.ByOp = r.collector.Phase(ph.Name)
+	if abort, ok := verify.CheckAbort(in, r.plan.Criteria()); ok && r.record.Abort == "" {
+		r.record.Abort = abort.Reason()
+		r.progress.say("aborting: %s", abort.Reason())
+		stop()
+	}
+	return nil
+}
+
+func (r *runner) writeWindows(ws []metrics.Window) error {
+	for i := range ws {
+		if err := r.timeline.Write(metrics.Entry{Kind: metrics.KindWindow, Window: &ws[i]}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *runner) mark(m metrics.Mark) error {
+	r.record.Marks = append(r.record.Marks, m)
+	return r.timeline.Write(metrics.Entry{Kind: metrics.KindMark, Mark: &m})
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("marshal %T: %v", v, err)) // plain structs of this package: a bug
+	}
+	return string(b)
+}
+
+func segmentLabel(s load.Segment) string {
+	if s.Den == 0 {
+		return "0:1"
+	}
+	return s.String()
+}
+
+func segmentShare(s load.Segment) float64 {
+	if s.Den == 0 {
+		return 1
+	}
+	return s.Share()
+}

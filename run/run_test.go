@@ -1,0 +1,175 @@
+package run
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redline-dev/redline/plan"
+	"github.com/redline-dev/redline/verify"
+)
+
+// planFor compiles a plan whose target is srv.
+func planFor(t *testing.T, srv *httptest.Server, yaml string) (*plan.Plan, []byte) {
+	t.Helper()
+	src := []byte(strings.TrimSpace(yaml) + "\n")
+	p, err := plan.Parse("test.yaml", src, plan.Options{TargetURL: srv.URL})
+	if err != nil {
+		t.Fatalf("parse plan: %v", err)
+	}
+	return p, src
+}
+
+const twoPhases = `
+apiVersion: redline/v1
+kind: Rehearsal
+metadata: {name: two}
+target: {url: "http://127.0.0.1:1"}
+peak: {rate: 200/s}
+sla:
+  http_req_duration: ["p(99)<1000"]
+  http_req_failed: ["rate<0.5"]
+defaults:
+  timeout: 2s
+  requests: [{name: get, method: GET, path: /x}]
+phases:
+  - {name: warm, load: {rate: 50%, duration: 1s}, judge: false}
+  - {name: hot, load: {rate: 100%, duration: 2s}}
+`
+
+func TestRunWritesARecordThatReadsBackTheSame(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	p, src := planFor(t, srv, twoPhases)
+	dir := t.TempDir()
+
+	rec, err := Run(context.Background(), p, Options{RunID: "r1", OutDir: dir, PlanSource: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Abort != "" {
+		t.Fatalf("Abort = %q, want none", rec.Abort)
+	}
+	if len(rec.Phases) != 2 || !rec.Phases[0].Ran() || !rec.Phases[1].Ran() {
+		t.Fatalf("phases = %+v, want two that ran", rec.Phases)
+	}
+	// 100/s for 1 s, then 200/s for 2 s: 500 arrivals, all sent.
+	var total int64
+	for _, ph := range rec.Phases {
+		total += ph.All.Requests + ph.All.Dropped
+	}
+	if total != 500 || hits.Load() != rec.Phases[0].All.Requests+rec.Phases[1].All.Requests {
+		t.Errorf("arrivals = %d (server saw %d), want 500, every sent one seen", total, hits.Load())
+	}
+
+	back, err := ReadRecord(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ph := range rec.Phases {
+		got, want := back.Phases[i], ph
+		if got.Name != want.Name || got.All.Requests != want.All.Requests || got.All.Dropped != want.All.Dropped ||
+			got.All.Latency.Percentile(99) != want.All.Latency.Percentile(99) {
+			t.Errorf("phase %s read back = %d req, %d dropped, p99 %v; live %d, %d, %v", ph.Name,
+				got.All.Requests, got.All.Dropped, got.All.Latency.Percentile(99),
+				want.All.Requests, want.All.Dropped, want.All.Latency.Percentile(99))
+		}
+	}
+	live, again := Judge(p, rec), Judge(p, back)
+	if live.Status != verify.StatusPass || again.Status != live.Status {
+		t.Errorf("verdict live %s %v, read back %s %v; want pass twice", live.Status, live.Reasons, again.Status, again.Reasons)
+	}
+	if back.PlanSource != string(src) || back.RunID != "r1" || back.Share != 1 {
+		t.Errorf("meta read back = %+v", back.Meta)
+	}
+}
+
+func TestRunAbortsOnAbortOnFail(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	defer srv.Close()
+	p, src := planFor(t, srv, `
+apiVersion: redline/v1
+kind: Rehearsal
+metadata: {name: abort}
+target: {url: "http://127.0.0.1:1"}
+sla:
+  http_req_failed: [{threshold: "rate<0.1", abortOnFail: true}]
+defaults:
+  requests: [{name: get, method: GET, path: /}]
+phases:
+  - {name: first, load: {rate: 100/s, duration: 20s}}
+  - {name: never, load: {rate: 100/s, duration: 20s}}
+`)
+	start := time.Now()
+	rec, err := Run(context.Background(), p, Options{RunID: "r2", OutDir: t.TempDir(), PlanSource: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("run took %v: the abort did not stop it", elapsed)
+	}
+	if !strings.Contains(rec.Abort, "http_req_failed") || rec.Phases[1].Ran() {
+		t.Errorf("Abort = %q, second phase ran = %v; want an abort naming the criterion, no second phase", rec.Abort, rec.Phases[1].Ran())
+	}
+	if v := Judge(p, rec); v.Status != verify.StatusAborted {
+		t.Errorf("verdict = %s, want aborted", v.Status)
+	}
+}
+
+func TestRunInterruptedStillWritesTheTimeline(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	p, src := planFor(t, srv, twoPhases)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	dir := t.TempDir()
+	rec, err := Run(ctx, p, Options{RunID: "r3", OutDir: dir, PlanSource: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Abort != AbortInterrupted {
+		t.Errorf("Abort = %q, want %q", rec.Abort, AbortInterrupted)
+	}
+	back, err := ReadRecord(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Abort != AbortInterrupted || back.Phases[0].All.Requests == 0 {
+		t.Errorf("read back abort %q with %d requests, want interrupted with some", back.Abort, back.Phases[0].All.Requests)
+	}
+}
+
+func TestReadRecordRefusesDamage(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+	}{
+		{"empty", ""},
+		{"window first", `{"kind":"mark","mark":{"kind":"phase_start","detail":"{}"}}`},
+		{"bad meta", `{"kind":"mark","mark":{"kind":"run_start","detail":"{"}}`},
+		{"future schema", `{"kind":"mark","mark":{"kind":"run_start","detail":"{\"schema_version\":99}"}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, TimelineFile), []byte(tt.body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ReadRecord(dir); err == nil {
+				t.Fatal("ReadRecord = nil error, want one")
+			}
+		})
+	}
+}
