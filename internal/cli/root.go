@@ -101,6 +101,10 @@ func NewCmdRoot(streams IO) *cobra.Command {
 	root.AddCommand(
 		NewCmdVersion(streams),
 		NewCmdValidate(streams),
+		NewCmdRun(streams, nil),
+		NewCmdLoad(streams, nil),
+		NewCmdVerify(streams),
+		NewCmdReport(streams),
 	)
 	return root
 }
