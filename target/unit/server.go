@@ -1,6 +1,7 @@
 package unit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,12 +52,13 @@ type view struct {
 // server is one running replica. The writer goroutine owns the database's writer connection
 // and the history head; the replicator goroutine owns shipping; mu guards the view.
 type server struct {
-	cfg     Config
-	log     *slog.Logger
-	db      *storage.DB
-	addr    string
-	client  *http.Client
-	metrics *metrics
+	cfg      Config
+	batchMax int
+	log      *slog.Logger
+	db       *storage.DB
+	addr     string
+	client   *http.Client
+	metrics  *metrics
 
 	ops  chan *op    // handlers → writer
 	ship chan *batch // writer → replicator
@@ -100,7 +102,7 @@ func newServer(ctx context.Context, cfg Config) (*server, error) {
 		return nil, err
 	}
 	s := &server{
-		cfg: cfg, log: log, db: db,
+		cfg: cfg, log: log, db: db, batchMax: cmp.Or(cfg.BatchMax, batchWeightMax),
 		client:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: 30 * time.Second}},
 		metrics: newMetrics(),
 		ops:     make(chan *op, opsQueueMax),

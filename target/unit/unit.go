@@ -78,6 +78,9 @@ type Config struct {
 	Defects []Defect
 	// Logger receives the unit's log; nil discards it.
 	Logger *slog.Logger
+	// BatchMax bounds the business writes of one group commit: 0 is the default (4,096), 1
+	// turns group commit off (for the benchmark that shows what it buys).
+	BatchMax int
 }
 
 // Validate reports every problem of c at once.
@@ -96,6 +99,9 @@ func (c Config) Validate() error {
 	case ledger.RolePrimary, ledger.RoleStandby, ledger.RoleCatchingUp:
 	default:
 		errs = append(errs, fmt.Errorf("role %q: want primary, standby or catching_up", c.Role))
+	}
+	if c.BatchMax < 0 || c.BatchMax > batchWeightMax {
+		errs = append(errs, fmt.Errorf("batch max %d: want 0..%d", c.BatchMax, batchWeightMax))
 	}
 	if c.Epoch < 0 {
 		errs = append(errs, fmt.Errorf("epoch %d is negative", c.Epoch))

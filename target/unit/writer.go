@@ -98,7 +98,7 @@ func (s *server) write(ctx context.Context) {
 		}
 		ops, weight := []*op{o}, o.weight()
 	drain:
-		for weight < batchWeightMax {
+		for weight < s.batchMax {
 			select {
 			case n := <-s.ops:
 				if !n.business() {

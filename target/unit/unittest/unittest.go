@@ -30,6 +30,8 @@ type Options struct {
 	Unit    string        // "a" when empty
 	Defects []unit.Defect // switched on in both replicas
 	Logger  *slog.Logger  // nil: discarded
+	// BatchMax bounds a group commit (0: the unit's default; 1: no group commit).
+	BatchMax int
 }
 
 // Replica is one in-process unit replica that a test can kill and start again.
@@ -68,7 +70,7 @@ func (r *Replica) startOn(ln net.Listener, role string, epoch int64, standbyAddr
 	cfg := unit.Config{
 		Unit: r.opts.Unit, Replica: r.Name, DataDir: r.Dir, Listener: ln, Role: role, Epoch: epoch,
 		StandbyAddr: standbyAddr, PrimaryAddr: primaryAddr, CoreAddrs: []string{r.core.Addr()},
-		Defects: r.opts.Defects, Logger: r.opts.Logger,
+		Defects: r.opts.Defects, Logger: r.opts.Logger, BatchMax: r.opts.BatchMax,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -126,7 +128,9 @@ func (r *Replica) Running() bool {
 }
 
 // Pair is a unit of two replicas, r1 (primary at start) and r2 (standby), and its fake core.
+// At start r1 reaches r2 through Link, which a test can pause.
 type Pair struct {
+	Link     *Link
 	Unit     string
 	DataDir  string // DATA: the replicas live in DATA/units/<unit>/<replica>
 	Core     *Core
@@ -148,9 +152,11 @@ func StartPair(t testing.TB, opts Options) *Pair {
 		p.Replicas[name] = r
 		t.Cleanup(r.Kill)
 	}
+	p.Link = newLink(t)
 	p.Core.set(1, "r1", "r2", true)
 	p.Replicas["r2"].Start(ledger.RoleStandby, 1, "", "")
-	p.Replicas["r1"].Start(ledger.RolePrimary, 1, p.Replicas["r2"].Addr(), "")
+	p.Link.setTarget(p.Replicas["r2"].Addr())
+	p.Replicas["r1"].Start(ledger.RolePrimary, 1, p.Link.Addr(), "")
 	return p
 }
 
