@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -142,19 +143,18 @@ func parseSegment(s string) (load.Segment, error) {
 // segmentsMax bounds the agents a plan is split across.
 const segmentsMax = 1000
 
-// readPlanFile reads a plan file; a missing or unreadable file is invalid input.
+// readPlanFile reads a plan file; a missing, unreadable or oversized file is invalid input.
 func readPlanFile(path string) ([]byte, error) {
-	info, err := os.Stat(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read plan: %w", ErrInvalid, err)
 	}
-	if info.IsDir() {
+	defer f.Close()
+	if info, err := f.Stat(); err == nil && info.IsDir() {
 		return nil, fmt.Errorf("%w: read plan: %s is a directory", ErrInvalid, path)
 	}
-	if info.Size() > plan.FileBytesMax {
-		return nil, fmt.Errorf("%w: read plan %s: %d bytes, over the limit of %d", ErrInvalid, path, info.Size(), plan.FileBytesMax)
-	}
-	data, err := os.ReadFile(path)
+	// One byte over the limit is enough for plan.Parse to refuse the file with its message.
+	data, err := io.ReadAll(io.LimitReader(f, plan.FileBytesMax+1))
 	if err != nil {
 		return nil, fmt.Errorf("%w: read plan: %w", ErrInvalid, err)
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -30,12 +29,7 @@ func newCmdValidate(streams IO, runF func(*ValidateOptions) error) *cobra.Comman
 		Short: "Check a plan file strictly and print its timeline",
 		Long: "Validate checks a plan file without running it. Every problem is printed on stderr as\n" +
 			"file:line:col: path: message and the exit code is 2; a valid plan prints its timeline.",
-		Args: func(cmd *cobra.Command, args []string) error {
-			if err := cobra.ExactArgs(1)(cmd, args); err != nil {
-				return fmt.Errorf("%w: %w", ErrInvalid, err)
-			}
-			return nil
-		},
+		Args: exactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			opts.PlanPath = args[0]
 			return runF(opts)
@@ -46,17 +40,13 @@ func newCmdValidate(streams IO, runF func(*ValidateOptions) error) *cobra.Comman
 }
 
 func validateRun(opts *ValidateOptions) error {
-	p, err := plan.Load(opts.PlanPath, plan.Options{TargetURL: opts.TargetURL})
-	var perr *plan.Error
-	switch {
-	case errors.As(err, &perr):
-		for _, pr := range perr.Problems {
-			fmt.Fprintln(opts.IO.ErrOut, pr)
-		}
-		return silent(fmt.Errorf("%w: %d problems in %s", ErrInvalid, len(perr.Problems), opts.PlanPath))
-	case err != nil:
-		// A missing or unreadable file is invalid input too: exit 2.
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	source, err := readPlanFile(opts.PlanPath)
+	if err != nil {
+		return err
+	}
+	p, err := parsePlan(opts.IO, opts.PlanPath, source, plan.Options{TargetURL: opts.TargetURL})
+	if err != nil {
+		return err
 	}
 	if _, err := fmt.Fprint(opts.IO.Out, p.Summary()); err != nil {
 		return fmt.Errorf("write summary: %w", err)
