@@ -105,6 +105,7 @@ func NewCmdRoot(streams IO) *cobra.Command {
 		NewCmdLoad(streams, nil),
 		NewCmdVerify(streams),
 		NewCmdReport(streams),
+		NewCmdMerge(streams),
 	)
 	return root
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/redline-dev/redline/metrics"
 	"github.com/redline-dev/redline/plan"
 	"github.com/redline-dev/redline/run"
 )
@@ -46,14 +47,23 @@ func verifyRun(opts *VerifyOptions) error {
 func readRunDir(streams IO, dir string) (*plan.Plan, *run.Record, error) {
 	rec, err := run.ReadRecord(dir)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, fmt.Errorf("%w: %s is not a run directory: %w", ErrInvalid, dir, err)
-		}
-		return nil, nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, nil, runDirError(err)
 	}
 	p, err := parsePlan(streams, rec.PlanFile+" (echoed in "+dir+")", []byte(rec.PlanSource), plan.Options{TargetURL: rec.TargetURL})
 	if err != nil {
 		return nil, nil, err
 	}
 	return p, rec, nil
+}
+
+// runDirError maps an error reading run directories: a missing, damaged or foreign one is
+// invalid input (exit 2); anything else is a run error.
+func runDirError(err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: not a run directory: %w", ErrInvalid, err)
+	case errors.Is(err, run.ErrBadRecord), errors.Is(err, metrics.ErrBadTimeline):
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return err
 }

@@ -1,0 +1,206 @@
+package run
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/redline-dev/redline/metrics"
+)
+
+// Merge errors.
+var (
+	ErrMismatch = fmt.Errorf("%w: runs do not belong together", ErrBadRecord)
+)
+
+// segmentsMergedMax bounds the agents one merge reads.
+const segmentsMergedMax = 1000
+
+// Merge reads the run directories of several agents that each ran a segment of the same plan,
+// and writes into out one run whose windows are all of theirs: HDR histograms merge exactly, so
+// the SLA is judged once over every agent's data (where k6 judges each instance alone). The
+// runs must share the plan text and their segments must not overlap. It returns the merged
+// record, as ReadRecord(out) would.
+func Merge(out string, dirs []string) (*Record, error) {
+	if len(dirs) == 0 || len(dirs) > segmentsMergedMax {
+		return nil, fmt.Errorf("merge runs: want 1 to %d run directories, got %d", segmentsMergedMax, len(dirs))
+	}
+	recs := make([]*Record, len(dirs))
+	for i, d := range dirs {
+		r, err := ReadRecord(d)
+		if err != nil {
+			return nil, fmt.Errorf("merge runs: %w", err)
+		}
+		recs[i] = r
+	}
+	merged, err := mergeRecords(recs)
+	if err != nil {
+		return nil, fmt.Errorf("merge runs: %w", err)
+	}
+	if err := writeMerged(out, merged, dirs); err != nil {
+		return nil, fmt.Errorf("merge runs: %w", err)
+	}
+	return ReadRecord(out)
+}
+
+// mergeRecords checks that recs belong together and folds their meta and phase meta.
+func mergeRecords(recs []*Record) (*Record, error) {
+	first := recs[0]
+	sum := sha256.Sum256([]byte(first.PlanSource))
+	var spans [][2]float64
+	m := &Record{Meta: first.Meta}
+	m.RunID = first.RunID + "-merged"
+	m.Share = 0
+	for i, r := range recs {
+		if sha256.Sum256([]byte(r.PlanSource)) != sum {
+			return nil, fmt.Errorf("%w: run %d (%s) ran a different plan than run 1 (%s)", ErrMismatch, i+1, r.RunID, first.RunID)
+		}
+		from, to, err := parseSegmentLabel(r.Segment)
+		if err != nil {
+			return nil, fmt.Errorf("%w: run %s: %w", ErrBadRecord, r.RunID, err)
+		}
+		spans = append(spans, [2]float64{from, to})
+		m.Share += r.Share
+		if r.Started.Before(m.Started) {
+			m.Started = r.Started
+		}
+		if r.Ended.After(m.Ended) {
+			m.Ended = r.Ended
+		}
+		if r.Abort != "" && m.Abort == "" {
+			m.Abort = r.Abort
+		}
+		mergePhases(m, r)
+	}
+	slices.SortFunc(spans, func(a, b [2]float64) int { return cmp.Compare(a[0], b[0]) })
+	for i := 1; i < len(spans); i++ {
+		if spans[i][0] < spans[i-1][1]-1e-9 {
+			return nil, fmt.Errorf("%w: segments overlap (%g:%g and %g:%g): an arrival would count twice",
+				ErrMismatch, spans[i-1][0], spans[i-1][1], spans[i][0], spans[i][1])
+		}
+	}
+	m.Segment = segmentsLabel(spans)
+	if m.Share > 1-1e-9 {
+		m.Segment, m.Share = "0:1", 1
+	}
+	return m, nil
+}
+
+// mergePhases folds r's phases into m by name: earliest start, latest end, summed target rate.
+func mergePhases(m, r *Record) {
+	for _, p := range r.Phases {
+		i := slices.IndexFunc(m.Phases, func(q Phase) bool { return q.Name == p.Name })
+		if i < 0 {
+			q := p
+			q.All, q.ByOp = nil, nil
+			m.Phases = append(m.Phases, q)
+			continue
+		}
+		q := &m.Phases[i]
+		q.TargetRPS += p.TargetRPS
+		if p.Started.Before(q.Started) {
+			q.Started = p.Started
+		}
+		if p.Ended.After(q.Ended) {
+			q.Ended = p.Ended
+		}
+	}
+}
+
+// writeMerged writes the merged timeline: the merged marks first, then every agent's windows.
+func writeMerged(out string, m *Record, dirs []string) error {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", out, err)
+	}
+	f, err := os.Create(filepath.Join(out, TimelineFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	w := metrics.NewTimelineWriter(f)
+	write := func(mk metrics.Mark) error { return w.Write(metrics.Entry{Kind: metrics.KindMark, Mark: &mk}) }
+	if err := write(metrics.Mark{Time: m.Started, Kind: MarkRunStart, Detail: mustJSON(m.Meta)}); err != nil {
+		return err
+	}
+	for _, p := range m.Phases {
+		if err := write(metrics.Mark{Time: p.Started, Phase: p.Name, Kind: metrics.MarkPhaseStart, Name: p.Name, Detail: mustJSON(p.PhaseMeta)}); err != nil {
+			return err
+		}
+	}
+	for _, d := range dirs {
+		if err := copyWindows(w, d); err != nil {
+			return err
+		}
+	}
+	for _, p := range m.Phases {
+		if err := write(metrics.Mark{Time: p.Ended, Phase: p.Name, Kind: metrics.MarkPhaseEnd, Name: p.Name}); err != nil {
+			return err
+		}
+	}
+	if err := write(metrics.Mark{Time: m.Ended, Kind: MarkRunEnd, Detail: m.Abort}); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// copyWindows streams one agent's windows into w: memory stays bounded by one line.
+func copyWindows(w *metrics.TimelineWriter, dir string) error {
+	f, err := os.Open(filepath.Join(dir, TimelineFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return metrics.ReadTimeline(f, func(e metrics.Entry) error {
+		if e.Window == nil && e.Gauge == nil {
+			return nil
+		}
+		return w.Write(e)
+	})
+}
+
+// parseSegmentLabel reads a segment label: "0:1", or "a/d:b/d" as load.Segment writes it.
+func parseSegmentLabel(s string) (from, to float64, err error) {
+	if s == "0:1" || s == "" {
+		return 0, 1, nil
+	}
+	a, b, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0, 0, fmt.Errorf("segment %q: want a/d:b/d", s)
+	}
+	if from, err = parseFraction(a); err == nil {
+		to, err = parseFraction(b)
+	}
+	if err != nil || from < 0 || to > 1 || from >= to {
+		return 0, 0, fmt.Errorf("segment %q: want 0 <= from < to <= 1", s)
+	}
+	return from, to, nil
+}
+
+func parseFraction(s string) (float64, error) {
+	n, d, ok := strings.Cut(s, "/")
+	if !ok {
+		return strconv.ParseFloat(s, 64)
+	}
+	num, err1 := strconv.ParseInt(n, 10, 64)
+	den, err2 := strconv.ParseInt(d, 10, 64)
+	if err1 != nil || err2 != nil || den <= 0 {
+		return 0, fmt.Errorf("fraction %q", s)
+	}
+	return float64(num) / float64(den), nil
+}
+
+func segmentsLabel(spans [][2]float64) string {
+	parts := make([]string, len(spans))
+	for i, s := range spans {
+		parts[i] = strconv.FormatFloat(s[0], 'g', 6, 64) + ":" + strconv.FormatFloat(s[1], 'g', 6, 64)
+	}
+	return strings.Join(parts, ",")
+}
