@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// defaultTargetData is where `redline target up` keeps the target's data when --data is not given.
+const defaultTargetData = ".redline/target"
+
+// NewCmdTarget returns `redline target` and its verbs: up, audit, and the hidden proc.
+func NewCmdTarget(streams IO) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "target",
+		Short: "Run and audit the built-in payment target",
+		Long: `The built-in target (paycell) is a unitized payment system to rehearse against: a router,
+units of a primary and a synchronous standby, and a 3-replica core zone on Raft, each a
+separate process. 'redline target up' runs it in the foreground; 'redline target audit'
+checks its books.`,
+		Args: targetNoArgs,
+	}
+	cmd.AddCommand(
+		NewCmdTargetUp(streams, nil),
+		NewCmdTargetAudit(streams, nil),
+		NewCmdTargetProc(streams),
+	)
+	return cmd
+}
+
+// targetNoArgs refuses positional arguments as invalid input (exit 2).
+func targetNoArgs(cmd *cobra.Command, args []string) error {
+	if err := cobra.NoArgs(cmd, args); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
