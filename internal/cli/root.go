@@ -106,6 +106,7 @@ func NewCmdRoot(streams IO) *cobra.Command {
 		NewCmdVerify(streams),
 		NewCmdReport(streams),
 		NewCmdMerge(streams),
+		NewCmdTarget(streams),
 	)
 	return root
 }
