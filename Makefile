@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/redline
 PKGS     := ./...
 
-.PHONY: help build test check fmt vet staticcheck test-race bench bench-load tools
+.PHONY: help build test check fmt vet staticcheck test-race bench bench-load bench-target tools
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -35,3 +35,6 @@ bench: bench-load ## every benchmark, printed as ratios against the peers
 
 bench-load: ## load engine against wrk and vegeta, side by side
 	./scripts/bench-load.sh
+
+bench-target: ## built-in target: payments/s against pgbench TPC-B tps, failover p99 over 10 kills
+	./scripts/bench-target.sh

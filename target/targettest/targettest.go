@@ -256,18 +256,27 @@ func (tg *Target) Signal(t testing.TB, action, role, unit, replica string) super
 	return a
 }
 
-// WaitHealthy waits until every process is up and every unit serves with a synced standby.
+// WaitHealthy waits until every process is up and every unit serves with a synced standby, and
+// fails the test when that takes longer than timeout.
 func (tg *Target) WaitHealthy(t testing.TB, timeout time.Duration) {
 	t.Helper()
+	if err := tg.AwaitHealthy(timeout); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// AwaitHealthy is WaitHealthy returning an error instead (for targets with seeded defects,
+// which may never be whole again).
+func (tg *Target) AwaitHealthy(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var h supervisor.Health
 	for {
 		err := tg.Admin(context.Background(), http.MethodGet, "/admin/health", &h)
 		if err == nil && h.OK {
-			return
+			return nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("targettest: not healthy after %v: %v %v", timeout, err, h.Problems)
+			return fmt.Errorf("targettest: not healthy after %v: %v %v", timeout, err, h.Problems)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

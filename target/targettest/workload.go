@@ -38,6 +38,7 @@ type Workload struct {
 	mu      sync.Mutex
 	records map[string]*record
 	acked   []string // keys with an acknowledged outcome, in order
+	probes  int
 	replays struct{ sent, mismatched int }
 }
 
@@ -118,6 +119,28 @@ func (w *Workload) work(ctx context.Context, worker int) {
 			sleep(ctx, w.Pause)
 		}
 	}
+}
+
+// Pay sends one payment from the caller's goroutine, with the workers' retries, and records it
+// like theirs; it returns the outcome's status.
+func (w *Workload) Pay(ctx context.Context, from, to, amount int64) string {
+	w.mu.Lock()
+	w.probes++
+	p := Payment{Key: fmt.Sprintf("p-%d-%d", w.probes, time.Now().UnixNano()), FromUID: from, ToUID: to, AmountMinor: amount}
+	if w.records == nil {
+		w.records = map[string]*record{}
+	}
+	r := &record{p: p, status: statusUnknown}
+	w.records[p.Key] = r
+	w.mu.Unlock()
+	status := w.send(ctx, p)
+	w.mu.Lock()
+	r.status = status
+	if status == StatusCommitted || status == StatusFailed {
+		w.acked = append(w.acked, p.Key)
+	}
+	w.mu.Unlock()
+	return status
 }
 
 // send posts p until it has an outcome or RetryFor passes, and returns the outcome's status.

@@ -1,0 +1,314 @@
+// Command benchtarget drives the built-in target for `make bench-target`: payments through the
+// router, each with its own idempotency key, from a bounded number of closed-loop workers.
+//
+//	benchtarget -data DIR -mode throughput   payments/s and p99 at growing concurrency; the best
+//	                                         rate whose p99 stays under -p99-max
+//	benchtarget -data DIR -mode failover     -kills SIGKILLs of unit primaries under load: kill →
+//	                                         buckets serving again, p99; then every acknowledged
+//	                                         key read back and every balance recomputed
+//
+// DIR is the data dir of a running `redline target up`: its topology.json names the router and
+// the admin API, its admin.token the token. The last line of output is a JSON summary.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Limits of the driver.
+const (
+	workersMax      = 1024
+	requestTimeout  = 10 * time.Second
+	retryFor        = 15 * time.Second
+	healWait        = 60 * time.Second
+	latencyMax      = 30 * time.Second
+	replyBytesMax   = 1 << 20
+	bulkPerRequest  = 50_000
+	readBackWorkers = 32
+)
+
+type options struct {
+	dataDir     string
+	mode        string
+	accounts    int
+	concurrency string
+	step        time.Duration
+	warmup      time.Duration
+	p99Max      time.Duration
+	kills       int
+	killEvery   time.Duration
+	loadWorkers int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.dataDir, "data", "", "data dir of a running `redline target up` (required)")
+	flag.StringVar(&o.mode, "mode", "throughput", "throughput or failover")
+	flag.IntVar(&o.accounts, "accounts", 10_000, "accounts to create (a multiple of 100)")
+	flag.StringVar(&o.concurrency, "concurrency", "16,32,64,128,256", "throughput: worker counts to try, in order")
+	flag.DurationVar(&o.step, "step", 10*time.Second, "throughput: measured time per concurrency")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "throughput: unmeasured time before each step")
+	flag.DurationVar(&o.p99Max, "p99-max", 50*time.Millisecond, "throughput: the latency bound of a sustained rate")
+	flag.IntVar(&o.kills, "kills", 10, "failover: unit primaries to kill")
+	flag.DurationVar(&o.killEvery, "kill-every", time.Second, "failover: load between a healed target and the next kill")
+	flag.IntVar(&o.loadWorkers, "workers", 32, "failover: workers of the background load")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "benchtarget:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	if o.dataDir == "" || o.accounts < 200 || o.accounts%100 != 0 {
+		return errors.New("-data is required and -accounts a multiple of 100 from 200")
+	}
+	t, err := openTarget(o.dataDir)
+	if err != nil {
+		return err
+	}
+	if err := t.createAccounts(ctx, o.accounts, 1_000_000_000); err != nil {
+		return err
+	}
+	switch o.mode {
+	case "throughput":
+		return throughput(ctx, t, o)
+	case "failover":
+		return failover(ctx, t, o)
+	default:
+		return fmt.Errorf("mode %q: want throughput or failover", o.mode)
+	}
+}
+
+// target is a running target's APIs.
+type target struct {
+	router, admin, token string
+	http                 *http.Client
+}
+
+func openTarget(dir string) (*target, error) {
+	var top struct {
+		Router string `json:"router"`
+		Admin  string `json:"admin"`
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "topology.json"))
+	if err != nil {
+		return nil, fmt.Errorf("read topology: %w", err)
+	}
+	if err := json.Unmarshal(b, &top); err != nil {
+		return nil, fmt.Errorf("decode topology: %w", err)
+	}
+	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		return nil, fmt.Errorf("read admin token: %w", err)
+	}
+	return &target{
+		router: "http://" + top.Router, admin: "http://" + top.Admin, token: strings.TrimSpace(string(tok)),
+		http: &http.Client{Timeout: requestTimeout, Transport: &http.Transport{
+			MaxIdleConns: 2 * workersMax, MaxIdleConnsPerHost: workersMax, IdleConnTimeout: 30 * time.Second,
+		}},
+	}, nil
+}
+
+// call sends one request; it returns the status and the body.
+func (t *target) call(ctx context.Context, method, url string, in any, admin bool) (int, []byte, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return 0, nil, err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if admin {
+		req.Header.Set("Authorization", "Bearer "+t.token)
+	}
+	resp, err := t.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, replyBytesMax))
+	return resp.StatusCode, b, err
+}
+
+func (t *target) createAccounts(ctx context.Context, n int, balance int64) error {
+	type account struct {
+		UID          int64 `json:"uid"`
+		BalanceMinor int64 `json:"balance_minor"`
+	}
+	start := time.Now()
+	for from := 0; from < n; from += bulkPerRequest {
+		var req struct {
+			Accounts []account `json:"accounts"`
+		}
+		for uid := from; uid < min(from+bulkPerRequest, n); uid++ {
+			req.Accounts = append(req.Accounts, account{int64(uid), balance})
+		}
+		status, body, err := t.call(ctx, http.MethodPost, t.router+"/v1/accounts/bulk", req, false)
+		if err != nil || status != http.StatusOK {
+			return fmt.Errorf("create accounts: %d %s %v", status, bytes.TrimSpace(body), err)
+		}
+	}
+	fmt.Printf("created %d accounts in %v\n", n, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// errRefused is a 4xx answer to a payment: retrying it cannot help.
+var errRefused = errors.New("refused")
+
+// payment is the body of POST /v1/payments.
+type payment struct {
+	Key         string `json:"key"`
+	FromUID     int64  `json:"from_uid"`
+	ToUID       int64  `json:"to_uid"`
+	AmountMinor int64  `json:"amount_minor"`
+}
+
+type outcome struct {
+	Status string `json:"status"`
+}
+
+// pay sends p once and returns the outcome's status ("" when there is none: retry).
+func (t *target) pay(ctx context.Context, p payment) (string, error) {
+	status, body, err := t.call(ctx, http.MethodPost, t.router+"/v1/payments", p, false)
+	if err != nil {
+		return "", err
+	}
+	if status != http.StatusOK {
+		if status >= 400 && status < 500 && status != http.StatusMisdirectedRequest {
+			return "", fmt.Errorf("%w: payment %s: %d %s", errRefused, p.Key, status, bytes.TrimSpace(body))
+		}
+		return "", nil
+	}
+	var o outcome
+	if err := json.Unmarshal(body, &o); err != nil {
+		return "", err
+	}
+	return o.Status, nil
+}
+
+// newPayment picks two accounts of the same bucket (so of the same unit).
+func newPayment(rng *rand.Rand, worker int, seq int64, accounts int64) payment {
+	from := rng.Int64N(accounts)
+	to := (from + 100*(1+rng.Int64N(accounts/100-1))) % accounts
+	return payment{Key: fmt.Sprintf("b%d-%d-%x", worker, seq, rng.Uint32()), FromUID: from, ToUID: to, AmountMinor: 1 + rng.Int64N(100)}
+}
+
+// step is one measured concurrency.
+type step struct {
+	Concurrency int     `json:"concurrency"`
+	PaymentsPS  float64 `json:"payments_per_s"`
+	P50MS       float64 `json:"p50_ms"`
+	P99MS       float64 `json:"p99_ms"`
+	Errors      int64   `json:"errors"`
+}
+
+// throughput measures payments/s and latency at each concurrency, and reports the best rate
+// whose p99 stays under the bound.
+func throughput(ctx context.Context, t *target, o options) error {
+	var steps []step
+	best := step{}
+	for _, field := range strings.Split(o.concurrency, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(field))
+		if err != nil || c < 1 || c > workersMax {
+			return fmt.Errorf("concurrency %q: want 1..%d", field, workersMax)
+		}
+		s := measure(ctx, t, c, o)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		steps = append(steps, s)
+		fmt.Printf("concurrency %4d: %8.0f payments/s  p50 %6.1f ms  p99 %6.1f ms  errors %d\n", s.Concurrency, s.PaymentsPS, s.P50MS, s.P99MS, s.Errors)
+		if s.P99MS < float64(o.p99Max.Milliseconds()) && s.Errors == 0 && s.PaymentsPS > best.PaymentsPS {
+			best = s
+		}
+	}
+	out, _ := json.Marshal(map[string]any{"mode": "throughput", "sustained": best, "p99_max_ms": o.p99Max.Milliseconds(), "steps": steps})
+	fmt.Println(string(out))
+	return nil
+}
+
+// measure runs c closed-loop workers for warmup + step and measures the step.
+func measure(ctx context.Context, t *target, c int, o options) step {
+	hist := hdrhistogram.New(1, latencyMax.Microseconds(), 3)
+	var (
+		mu       sync.Mutex
+		count    atomic.Int64
+		errs     atomic.Int64
+		measured atomic.Bool
+		wg       sync.WaitGroup
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	for w := range c {
+		// Each worker ends with cancel, after its payment in flight.
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
+			for seq := int64(0); ctx.Err() == nil; seq++ {
+				p := newPayment(rng, w, seq, int64(o.accounts))
+				start := time.Now()
+				status, err := t.pay(ctx, p)
+				took := time.Since(start)
+				if !measured.Load() || ctx.Err() != nil {
+					continue
+				}
+				if err != nil || status == "" {
+					errs.Add(1)
+					continue
+				}
+				count.Add(1)
+				mu.Lock()
+				_ = hist.RecordValue(took.Microseconds())
+				mu.Unlock()
+			}
+		})
+	}
+	sleep(ctx, o.warmup)
+	measured.Store(true)
+	began := time.Now()
+	sleep(ctx, o.step)
+	measured.Store(false)
+	elapsed := time.Since(began)
+	cancel()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	return step{
+		Concurrency: c, PaymentsPS: float64(count.Load()) / elapsed.Seconds(),
+		P50MS: float64(hist.ValueAtQuantile(50)) / 1000, P99MS: float64(hist.ValueAtQuantile(99)) / 1000, Errors: errs.Load(),
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-ctx.Done():
+	case <-tm.C:
+	}
+}

@@ -1,0 +1,238 @@
+package supervisor_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/supervisor"
+	"github.com/redline-dev/redline/target/targettest"
+)
+
+// Long tests: faults under load on the whole topology. Each starts its own target.
+
+// healMax bounds the wait for a target to be whole again after a fault: failover, restart
+// after a second, catch-up, add-standby, sync.
+const healMax = 30 * time.Second
+
+// loaded is a target under a workload.
+type loaded struct {
+	tg   *targettest.Target
+	w    *targettest.Workload
+	stop func()
+}
+
+// underLoad starts a target and a workload against it; stop ends the workload.
+func underLoad(t *testing.T, opts targettest.Options, workers int) *loaded {
+	t.Helper()
+	tg := targettest.Start(t, opts)
+	w := &targettest.Workload{
+		Client: targettest.NewClient(tg.RouterURL, workers+2), Accounts: 1000, Balance: 100_000, Workers: workers,
+		AmountMax: 100, RetryFor: 15 * time.Second,
+	}
+	if err := w.Seed(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }() // ends with stop
+	var stopped bool
+	l := &loaded{tg: tg, w: w, stop: func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}}
+	t.Cleanup(l.stop)
+	return l
+}
+
+// victim names a process to fault, chosen when the fault happens.
+type victim func(t *testing.T, tg *targettest.Target) (role, unit, replica string)
+
+func unitPrimary(unit string) victim {
+	return func(t *testing.T, tg *targettest.Target) (string, string, string) {
+		return supervisor.RoleUnit, unit, tg.Routing(t).Units[unit].Primary
+	}
+}
+
+func unitStandby(unit string) victim {
+	return func(t *testing.T, tg *targettest.Target) (string, string, string) {
+		return supervisor.RoleUnit, unit, tg.Routing(t).Units[unit].Standby
+	}
+}
+
+func coreReplica(mode string) victim {
+	return func(t *testing.T, tg *targettest.Target) (string, string, string) {
+		for _, p := range tg.Topology(t).Processes {
+			if p.Role == supervisor.RoleCore && p.Mode == mode {
+				return p.Role, p.Unit, p.Replica
+			}
+		}
+		t.Fatalf("no core replica in mode %s", mode)
+		return "", "", ""
+	}
+}
+
+func theRouter(*testing.T, *targettest.Target) (string, string, string) {
+	return supervisor.RoleRouter, "-", "-"
+}
+
+func TestKillsUnderLoadLoseNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: kill -9 of every kind of process under load")
+	}
+	l := underLoad(t, targettest.Options{}, 8)
+	ctx := context.Background()
+	kills := []struct {
+		name string
+		who  victim
+	}{
+		{"unit primary", unitPrimary("a")},
+		{"unit standby", unitStandby("b")},
+		{"core leader", coreReplica("leader")},
+		{"core follower", coreReplica("follower")},
+		{"router", theRouter},
+		{"unit primary after it all", unitPrimary("a")},
+	}
+	for _, k := range kills {
+		time.Sleep(700 * time.Millisecond)
+		role, unit, replica := k.who(t, l.tg)
+		a := l.tg.Signal(t, "kill", role, unit, replica)
+		t.Logf("killed %s: %s pid %d", k.name, a.Process, a.Pid)
+		l.tg.WaitHealthy(t, healMax)
+		l.w.Replay(ctx, 50)
+	}
+	l.stop()
+	wit := l.w.Verify(ctx)
+	t.Logf("witness: %v", wit)
+	if !wit.OK() || wit.Committed == 0 {
+		t.Errorf("the client's own witness found problems: %v", wit)
+	}
+	if rep := l.tg.Audit(t); rep.Verdict != ledger.True {
+		t.Errorf("audit %s, want true: %v", rep.Verdict, auditFalse(rep))
+	}
+}
+
+// failoverMax is the bound on p99 of kill → buckets serving again, over failoverKills.
+const (
+	failoverMax   = time.Second
+	failoverKills = 10
+)
+
+func TestFailoverUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: 10 kills of a unit primary under load")
+	}
+	l := underLoad(t, targettest.Options{}, 8)
+	ctx := context.Background()
+	st := l.tg.Routing(t)
+	var took []time.Duration
+	for i := range failoverKills {
+		unit := supervisor.UnitNames(4)[i%4]
+		bucket := slices.Index(st.Buckets, unit) // an account of the unit: uid = bucket
+		primary := l.tg.Routing(t).Units[unit].Primary
+		killed := time.Now()
+		l.tg.Signal(t, "kill", supervisor.RoleUnit, unit, primary)
+		status := l.w.Pay(ctx, int64(bucket), int64(bucket+100), 1)
+		d := time.Since(killed)
+		if status != targettest.StatusCommitted {
+			t.Errorf("kill %d: the probe payment on unit %s: %s", i, unit, status)
+		}
+		took = append(took, d)
+		l.tg.WaitHealthy(t, healMax)
+		t.Logf("kill %d: unit %s primary %s: serving again after %v (core measured %d ms)", i, unit, primary, d.Round(time.Millisecond), l.tg.Routing(t).Units[unit].LastFailoverMS)
+	}
+	l.stop()
+	slices.Sort(took)
+	p99 := took[len(took)-1] // nearest rank over 10 samples
+	t.Logf("failover over %d kills: median %v, p99 %v", len(took), took[len(took)/2].Round(time.Millisecond), p99.Round(time.Millisecond))
+	if p99 > failoverMax {
+		t.Errorf("failover p99 %v, want under %v", p99, failoverMax)
+	}
+	wit := l.w.Verify(ctx)
+	if !wit.OK() {
+		t.Errorf("the client's own witness found problems: %v", wit)
+	}
+	if rep := l.tg.Audit(t); rep.Verdict != ledger.True {
+		t.Errorf("audit %s, want true: %v", rep.Verdict, auditFalse(rep))
+	}
+}
+
+// TestSeededDefectsAreCaught runs the same faults under load with each seeded defect and
+// without: the audit must call each defect false and the sound target true; the client's own
+// witness must find nothing wrong with the sound target.
+func TestSeededDefectsAreCaught(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: every seeded defect under load with kills")
+	}
+	tests := []struct {
+		defect string // "" is the sound target
+		want   ledger.Verdict
+	}{
+		{"", ledger.True},
+		{"async-replication", ledger.False},
+		{"no-fencing", ledger.False},
+		{"forgetful-dedup", ledger.False},
+	}
+	for _, tt := range tests {
+		name := tt.defect
+		if name == "" {
+			name = "none"
+		}
+		t.Run(name, func(t *testing.T) {
+			var opts targettest.Options
+			if tt.defect != "" {
+				opts.Defects = []string{tt.defect}
+			}
+			l := underLoad(t, opts, 8)
+			faults(t, l)
+			l.stop()
+			ctx := context.Background()
+			wit := l.w.Verify(ctx)
+			rep := l.tg.Audit(t)
+			t.Logf("audit %s %v; witness: %v", rep.Verdict, auditFalse(rep), wit)
+			if rep.Verdict != tt.want {
+				t.Errorf("audit %s, want %s", rep.Verdict, tt.want)
+			}
+			if tt.defect == "" && !wit.OK() {
+				t.Errorf("the client's own witness found problems: %v", wit)
+			}
+		})
+	}
+}
+
+// faults is the schedule of the defect test: a primary killed, a primary paused long enough to
+// be replaced and then resumed (a zombie with requests in flight), another primary killed; after
+// each, the client sends its recent payments again, as one that lost the answers would.
+func faults(t *testing.T, l *loaded) {
+	t.Helper()
+	ctx := context.Background()
+	heal := func(what string) {
+		if err := l.tg.AwaitHealthy(healMax); err != nil {
+			t.Logf("after %s: %v", what, err)
+		}
+		l.w.Replay(ctx, 200)
+	}
+	time.Sleep(time.Second)
+	_, unit, replica := unitPrimary("a")(t, l.tg)
+	l.tg.Signal(t, "kill", supervisor.RoleUnit, unit, replica)
+	heal("kill of a's primary")
+
+	time.Sleep(500 * time.Millisecond)
+	_, unit, replica = unitPrimary("b")(t, l.tg)
+	l.tg.Signal(t, "pause", supervisor.RoleUnit, unit, replica)
+	time.Sleep(2500 * time.Millisecond) // > 3 × (poll + timeout): the core zone replaces it
+	l.tg.Signal(t, "resume", supervisor.RoleUnit, unit, replica)
+	heal("pause of b's primary")
+
+	time.Sleep(500 * time.Millisecond)
+	_, unit, replica = unitPrimary("c")(t, l.tg)
+	l.tg.Signal(t, "kill", supervisor.RoleUnit, unit, replica)
+	heal(fmt.Sprintf("kill of %s's primary", unit))
+	time.Sleep(500 * time.Millisecond)
+}
