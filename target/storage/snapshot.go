@@ -206,7 +206,7 @@ func (t *Tx) prepareImport(ctx context.Context) error {
 		`DELETE FROM snap_payments`,
 		`DELETE FROM accounts`, `DELETE FROM postings`, `DELETE FROM history`, `DELETE FROM entries`,
 	} {
-		if err := t.exec(ctx, "prepare import", q); err != nil {
+		if err := t.execOnce(ctx, "prepare import", q); err != nil {
 			return err
 		}
 	}
@@ -279,7 +279,7 @@ func (t *Tx) finishImport(ctx context.Context) (int64, error) {
 			SELECT idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch FROM snap_payments`,
 		`DROP TABLE snap_payments`,
 	} {
-		if err := t.exec(ctx, "swap payments", q); err != nil {
+		if err := t.execOnce(ctx, "swap payments", q); err != nil {
 			return 0, err
 		}
 	}

@@ -41,6 +41,8 @@ type DB struct {
 	w    *sql.DB
 	r    *sql.DB
 	path string
+
+	stmts map[string]*sql.Stmt // the writer's prepared statements, by SQL; fixed after Open
 }
 
 // Open opens (creating if needed) the database in dir and migrates it to the current schema.
@@ -56,14 +58,22 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	w.SetMaxOpenConns(1) // the one writer connection
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	db := &DB{w: w, path: path}
+	db := &DB{w: w, path: path, stmts: map[string]*sql.Stmt{}}
 	if err := migrate(ctx, w); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
+	for _, q := range writerQueries {
+		st, err := w.PrepareContext(ctx, q)
+		if err != nil {
+			db.Close()
+			return nil, fmt.Errorf("prepare %.40q: %w", q, err)
+		}
+		db.stmts[q] = st
+	}
 	r, err := sql.Open("sqlite", dsn(path, true))
 	if err != nil {
-		w.Close()
+		db.Close()
 		return nil, fmt.Errorf("open readers: %w", err)
 	}
 	r.SetMaxOpenConns(readersMax)
@@ -111,6 +121,9 @@ func dsn(path string, readOnly bool) string {
 // Close closes both pools.
 func (db *DB) Close() error {
 	var errs []error
+	for _, st := range db.stmts {
+		errs = append(errs, st.Close())
+	}
 	if db.w != nil {
 		errs = append(errs, db.w.Close())
 	}
@@ -130,7 +143,7 @@ func (db *DB) Begin(ctx context.Context) (*Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &Tx{tx: tx}, nil
+	return &Tx{tx: tx, db: db}, nil
 }
 
 // assert panics on a programmer error.

@@ -9,9 +9,30 @@ import (
 	"github.com/redline-dev/redline/target/ledger"
 )
 
+// The writer's statements, prepared once at Open.
+const (
+	qAccount       = `SELECT balance_minor, opened_minor FROM accounts WHERE uid = $1`
+	qInsertAccount = `INSERT INTO accounts (uid, balance_minor, opened_minor, seq) VALUES ($1, $2, $2, $3) ON CONFLICT (uid) DO NOTHING`
+	qAddBalance    = `UPDATE accounts SET balance_minor = balance_minor + $1 WHERE uid = $2`
+	qInsertPosting = `INSERT INTO postings (seq, leg, idem_key, uid, amount_minor) VALUES ($1, $2, $3, $4, $5)`
+	qInsertPayment = `INSERT INTO payments (idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idem_key) DO NOTHING`
+	qInsertHistory = `INSERT INTO history (seq, epoch, stale, chain) VALUES ($1, $2, $3, $4)`
+	qInsertEntry   = `INSERT INTO entries (seq, body) VALUES ($1, $2)`
+	qTrimEntries   = `DELETE FROM entries WHERE seq < $1`
+	qSetMeta       = `INSERT INTO meta (name, num, txt) VALUES ($1, $2, $3)
+		ON CONFLICT (name) DO UPDATE SET num = excluded.num, txt = excluded.txt`
+)
+
+// writerQueries are prepared at Open.
+var writerQueries = []string{
+	qAccount, qInsertAccount, qAddBalance, qInsertPosting, qInsertPayment, qInsertHistory, qInsertEntry, qTrimEntries, qSetMeta, paymentQuery,
+}
+
 // Tx is the writer's transaction: every change of a replica's books happens inside one.
 type Tx struct {
 	tx  *sql.Tx
+	db  *DB
 	imp *importStmts // during ImportSnapshot
 }
 
@@ -28,16 +49,49 @@ func (t *Tx) Rollback() {
 	_ = t.tx.Rollback() // ErrTxDone after a commit is expected
 }
 
+// exec runs one of the writer's statements, prepared once per database (parsing SQL again for
+// every row cost more than executing it).
 func (t *Tx) exec(ctx context.Context, what, q string, args ...any) error {
+	st, err := t.stmt(ctx, q)
+	if err != nil {
+		return t.execOnce(ctx, what, q, args...)
+	}
+	if _, err := st.ExecContext(ctx, args...); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// execOnce runs a statement without caching it (schema changes).
+func (t *Tx) execOnce(ctx context.Context, what, q string, args ...any) error {
 	if _, err := t.tx.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
 
+// stmt returns the statement prepared at Open for q, bound to this transaction; nil when q was
+// not prepared (the writer's one connection is busy with this transaction, so preparing on the
+// pool now would wait for it forever).
+func (t *Tx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	st, ok := t.db.stmts[q]
+	if !ok {
+		return nil, fmt.Errorf("statement not prepared at open: %.40q", q)
+	}
+	return t.tx.StmtContext(ctx, st), nil
+}
+
+func (t *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := t.stmt(ctx, q)
+	if err != nil {
+		return t.tx.QueryRowContext(ctx, q, args...) // unprepared: the same answer, slower
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
 // Account returns an account's balance and opening balance.
 func (t *Tx) Account(ctx context.Context, uid int64) (balanceMinor, openedMinor int64, err error) {
-	err = t.tx.QueryRowContext(ctx, `SELECT balance_minor, opened_minor FROM accounts WHERE uid = $1`, uid).
+	err = t.queryRow(ctx, qAccount, uid).
 		Scan(&balanceMinor, &openedMinor)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, fmt.Errorf("read account %d: %w", uid, ErrNotFound)
@@ -51,18 +105,18 @@ func (t *Tx) Account(ctx context.Context, uid int64) (balanceMinor, openedMinor 
 // InsertAccount opens an account; an existing uid is left as it is.
 func (t *Tx) InsertAccount(ctx context.Context, a ledger.Account, seq int64) error {
 	return t.exec(ctx, "insert account",
-		`INSERT INTO accounts (uid, balance_minor, opened_minor, seq) VALUES ($1, $2, $2, $3) ON CONFLICT (uid) DO NOTHING`,
+		qInsertAccount,
 		a.UID, a.BalanceMinor, seq)
 }
 
 // Post applies one leg of a payment: the balance change and its posting row.
 func (t *Tx) Post(ctx context.Context, seq, leg int64, key string, p ledger.Posting) error {
 	if err := t.exec(ctx, "update balance",
-		`UPDATE accounts SET balance_minor = balance_minor + $1 WHERE uid = $2`, p.AmountMinor, p.UID); err != nil {
+		qAddBalance, p.AmountMinor, p.UID); err != nil {
 		return err
 	}
 	return t.exec(ctx, "insert posting",
-		`INSERT INTO postings (seq, leg, idem_key, uid, amount_minor) VALUES ($1, $2, $3, $4, $5)`,
+		qInsertPosting,
 		seq, leg, key, p.UID, p.AmountMinor)
 }
 
@@ -75,7 +129,7 @@ type Recorded struct {
 
 // Payment returns the recorded outcome of a key.
 func (t *Tx) Payment(ctx context.Context, key string) (Recorded, error) {
-	return scanPayment(t.tx.QueryRowContext(ctx, paymentQuery, key), key)
+	return scanPayment(t.queryRow(ctx, paymentQuery, key), key)
 }
 
 const paymentQuery = `SELECT idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch
@@ -98,8 +152,7 @@ func scanPayment(row *sql.Row, key string) (Recorded, error) {
 // InsertPayment records an outcome; a key already recorded keeps its first record.
 func (t *Tx) InsertPayment(ctx context.Context, r Recorded) error {
 	return t.exec(ctx, "insert payment",
-		`INSERT INTO payments (idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idem_key) DO NOTHING`,
+		qInsertPayment,
 		r.Key, r.FromUID, r.ToUID, r.AmountMinor, string(r.Status), string(r.Reason), r.Seq, r.Epoch)
 }
 
@@ -111,20 +164,19 @@ func (t *Tx) Append(ctx context.Context, seq, epoch int64, stale bool, chain str
 		staleFlag = 1
 	}
 	if err := t.exec(ctx, "insert history",
-		`INSERT INTO history (seq, epoch, stale, chain) VALUES ($1, $2, $3, $4)`, seq, epoch, staleFlag, chain); err != nil {
+		qInsertHistory, seq, epoch, staleFlag, chain); err != nil {
 		return err
 	}
-	return t.exec(ctx, "insert entry", `INSERT INTO entries (seq, body) VALUES ($1, $2)`, seq, string(body))
+	return t.exec(ctx, "insert entry", qInsertEntry, seq, string(body))
 }
 
 // TrimEntries drops the bodies of entries below seq.
 func (t *Tx) TrimEntries(ctx context.Context, belowSeq int64) error {
-	return t.exec(ctx, "trim entries", `DELETE FROM entries WHERE seq < $1`, belowSeq)
+	return t.exec(ctx, "trim entries", qTrimEntries, belowSeq)
 }
 
 // SetMeta stores one named value of the replica's state.
 func (t *Tx) SetMeta(ctx context.Context, name string, num int64, txt string) error {
 	return t.exec(ctx, "set meta "+name,
-		`INSERT INTO meta (name, num, txt) VALUES ($1, $2, $3)
-		ON CONFLICT (name) DO UPDATE SET num = excluded.num, txt = excluded.txt`, name, num, txt)
+		qSetMeta, name, num, txt)
 }

@@ -45,8 +45,31 @@ func (s *server) replicate(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case b := <-s.ship:
-			s.shipBatch(ctx, b)
+			s.shipBatch(ctx, s.coalesce(b))
 		}
+	}
+}
+
+// coalesce appends the batches queued behind b to it (up to entriesPerRequestMax entries): the
+// standby then commits them in one transaction, which is group commit on its side.
+func (s *server) coalesce(b *batch) *batch {
+	for len(b.bodies) < entriesPerRequestMax {
+		select {
+		case next := <-s.ship:
+			assert(next.fromSeq == b.lastSeq+1, "queued batches are contiguous")
+			b.bodies = append(b.bodies, next.bodies...)
+			b.lastSeq = next.lastSeq
+		default:
+			return b
+		}
+	}
+	return b
+}
+
+// assert panics on a programmer error.
+func assert(cond bool, msg string) {
+	if !cond {
+		panic("unit: assertion failed: " + msg)
 	}
 }
 
