@@ -51,6 +51,12 @@ func (r *fakeRecorder) all() []metrics.Sample {
 
 var _ Recorder = (*fakeRecorder)(nil)
 
+// forEachEngine runs f with the event loop (the default for http origins) and the worker engine.
+func forEachEngine(t *testing.T, f func(t *testing.T, engine ...Option)) {
+	t.Run("loop", func(t *testing.T) { f(t) })
+	t.Run("workers", func(t *testing.T) { f(t, withWorkerEngine()) })
+}
+
 // getConfig is a one-request config against url.
 func getConfig(url string, p Profile, workers int) Config {
 	return Config{
@@ -81,40 +87,42 @@ func okServer(t *testing.T) *httptest.Server {
 }
 
 func TestGeneratorSendsOnSchedule(t *testing.T) {
-	srv := okServer(t)
-	res, rec, err := run(t, context.Background(), getConfig(srv.URL+"/x", Constant(200, 250*time.Millisecond), 20))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantCounts := Progress{Due: 50, Sent: 50, Completed: 50}
-	if diff := cmp.Diff(res.Progress, wantCounts); diff != "" {
-		t.Errorf("Result counts (-got +want):\n%s", diff)
-	}
-	samples := rec.all()
-	var intended []time.Duration
-	for _, s := range samples {
-		intended = append(intended, s.Intended.Sub(res.Start))
-		if s.Failed || s.Status != 200 || s.Phase != "test" || s.Op != "get" {
-			t.Errorf("sample %+v, want a success of test/get", s)
+	forEachEngine(t, func(t *testing.T, engine ...Option) {
+		srv := okServer(t)
+		res, rec, err := run(t, context.Background(), getConfig(srv.URL+"/x", Constant(200, 250*time.Millisecond), 20), engine...)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if s.Sent.Before(s.Intended) {
-			t.Errorf("sent %v before its intended time", s.Intended.Sub(s.Sent))
+		wantCounts := Progress{Due: 50, Sent: 50, Completed: 50}
+		if diff := cmp.Diff(res.Progress, wantCounts); diff != "" {
+			t.Errorf("Result counts (-got +want):\n%s", diff)
 		}
-		if !s.Done.After(s.Sent) || s.BytesSent == 0 || s.BytesReceived < int64(len("ok")) {
-			t.Errorf("sample %+v: want done after sent and bytes counted", s)
+		samples := rec.all()
+		var intended []time.Duration
+		for _, s := range samples {
+			intended = append(intended, s.Intended.Sub(res.Start))
+			if s.Failed || s.Status != 200 || s.Phase != "test" || s.Op != "get" {
+				t.Errorf("sample %+v, want a success of test/get", s)
+			}
+			if s.Sent.Before(s.Intended) {
+				t.Errorf("sent %v before its intended time", s.Intended.Sub(s.Sent))
+			}
+			if !s.Done.After(s.Sent) || s.BytesSent == 0 || s.BytesReceived < int64(len("ok")) {
+				t.Errorf("sample %+v: want done after sent and bytes counted", s)
+			}
 		}
-	}
-	slices.Sort(intended)
-	var want []time.Duration
-	for n := range 50 {
-		want = append(want, time.Duration(n)*5*time.Millisecond)
-	}
-	if diff := cmp.Diff(intended, want); diff != "" {
-		t.Errorf("intended times (-got +want):\n%s", diff)
-	}
-	if el := res.End.Sub(res.Start); el < 250*time.Millisecond || el > 2*time.Second {
-		t.Errorf("run took %v, want the profile's 250ms and a little", el)
-	}
+		slices.Sort(intended)
+		var want []time.Duration
+		for n := range 50 {
+			want = append(want, time.Duration(n)*5*time.Millisecond)
+		}
+		if diff := cmp.Diff(intended, want); diff != "" {
+			t.Errorf("intended times (-got +want):\n%s", diff)
+		}
+		if el := res.End.Sub(res.Start); el < 250*time.Millisecond || el > 2*time.Second {
+			t.Errorf("run took %v, want the profile's 250ms and a little", el)
+		}
+	})
 }
 
 // seen is what a server saw of one request of the templated mix.
@@ -169,36 +177,38 @@ func collect(m *sync.Map) map[string]seen {
 }
 
 func TestGeneratorRendersTheMix(t *testing.T) {
-	srv, got := mixServer(t)
-	if _, _, err := run(t, context.Background(), mixConfig(srv.URL)); err != nil {
-		t.Fatal(err)
-	}
-	all := collect(got)
-	if len(all) != 100 {
-		t.Fatalf("server saw %d requests, want 100", len(all))
-	}
-	ops := map[string]int{}
-	for seq, s := range all {
-		ops[s.Op]++
-		if s.UID < 1 || s.UID > 50 {
-			t.Errorf("seq %s: uid %d outside 1..50", seq, s.UID)
+	forEachEngine(t, func(t *testing.T, engine ...Option) {
+		srv, got := mixServer(t)
+		if _, _, err := run(t, context.Background(), mixConfig(srv.URL), engine...); err != nil {
+			t.Fatal(err)
 		}
-		if s.Op == "pay" && (s.UID2 == s.UID || s.UID2 < 1 || s.UID2 > 50 || s.Amount < 1 || s.Amount > 999 || !uuidV4.MatchString(s.Key) || s.Run != "run-7") {
-			t.Errorf("seq %s: pay %+v, want uid2 ≠ uid, amount in range, a v4 key, run-7", seq, s)
+		all := collect(got)
+		if len(all) != 100 {
+			t.Fatalf("server saw %d requests, want 100", len(all))
 		}
-	}
-	if ops["pay"] < 60 || ops["balance"] < 10 {
-		t.Errorf("ops %v, want about 75 pay and 25 balance", ops)
-	}
+		ops := map[string]int{}
+		for seq, s := range all {
+			ops[s.Op]++
+			if s.UID < 1 || s.UID > 50 {
+				t.Errorf("seq %s: uid %d outside 1..50", seq, s.UID)
+			}
+			if s.Op == "pay" && (s.UID2 == s.UID || s.UID2 < 1 || s.UID2 > 50 || s.Amount < 1 || s.Amount > 999 || !uuidV4.MatchString(s.Key) || s.Run != "run-7") {
+				t.Errorf("seq %s: pay %+v, want uid2 ≠ uid, amount in range, a v4 key, run-7", seq, s)
+			}
+		}
+		if ops["pay"] < 60 || ops["balance"] < 10 {
+			t.Errorf("ops %v, want about 75 pay and 25 balance", ops)
+		}
 
-	// The same seed sends the same requests.
-	srv2, got2 := mixServer(t)
-	if _, _, err := run(t, context.Background(), mixConfig(srv2.URL)); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(collect(got2), all); diff != "" {
-		t.Errorf("a second run with the same seed differs (-second +first):\n%s", diff)
-	}
+		// The same seed sends the same requests.
+		srv2, got2 := mixServer(t)
+		if _, _, err := run(t, context.Background(), mixConfig(srv2.URL), engine...); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(collect(got2), all); diff != "" {
+			t.Errorf("a second run with the same seed differs (-second +first):\n%s", diff)
+		}
+	})
 }
 
 // TestSegmentsSendEveryArrivalOnce runs three agents' segments and checks that together they
@@ -238,90 +248,95 @@ func TestSegmentsSendEveryArrivalOnce(t *testing.T) {
 }
 
 func TestGeneratorDropsWhenWorkersAreBusy(t *testing.T) {
-	release := make(chan struct{})
-	var arrived atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		arrived.Add(1)
-		<-release
-	}))
-	defer srv.Close()
-	defer close(release)
-	time.AfterFunc(400*time.Millisecond, func() { release <- struct{}{}; release <- struct{}{} })
+	forEachEngine(t, func(t *testing.T, engine ...Option) {
+		release := make(chan struct{})
+		var arrived atomic.Int64
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			arrived.Add(1)
+			<-release
+		}))
+		defer srv.Close()
+		time.AfterFunc(400*time.Millisecond, func() { close(release) })
 
-	res, rec, err := run(t, context.Background(), getConfig(srv.URL, Constant(100, 300*time.Millisecond), 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(res.Progress, Progress{Due: 30, Sent: 2, Dropped: 28, Completed: 2}); diff != "" {
-		t.Errorf("Result counts (-got +want):\n%s", diff)
-	}
-	if diff := cmp.Diff(rec.drops, map[string]int{"test/get": 28}); diff != "" {
-		t.Errorf("drops (-got +want):\n%s", diff)
-	}
-	if arrived.Load() != 2 {
-		t.Errorf("server saw %d requests, want 2", arrived.Load())
-	}
+		res, rec, err := run(t, context.Background(), getConfig(srv.URL, Constant(100, 300*time.Millisecond), 2), engine...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(res.Progress, Progress{Due: 30, Sent: 2, Dropped: 28, Completed: 2}); diff != "" {
+			t.Errorf("Result counts (-got +want):\n%s", diff)
+		}
+		if diff := cmp.Diff(rec.drops, map[string]int{"test/get": 28}); diff != "" {
+			t.Errorf("drops (-got +want):\n%s", diff)
+		}
+		if arrived.Load() != 2 {
+			t.Errorf("server saw %d requests, want 2", arrived.Load())
+		}
+	})
 }
 
 func TestGeneratorStopsAtCancel(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(100 * time.Millisecond)
-	}))
-	defer srv.Close()
-	cfg := getConfig(srv.URL, Constant(100, 10*time.Second), 100)
-	cfg.GracePeriod = time.Second
-	ctx, cancel := context.WithCancelCause(context.Background())
-	stopErr := errors.New("operator stop")
-	var cancelledAt time.Time
-	time.AfterFunc(250*time.Millisecond, func() { cancelledAt = time.Now(); cancel(stopErr) })
+	forEachEngine(t, func(t *testing.T, engine ...Option) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(100 * time.Millisecond)
+		}))
+		defer srv.Close()
+		cfg := getConfig(srv.URL, Constant(100, 10*time.Second), 100)
+		cfg.GracePeriod = time.Second
+		ctx, cancel := context.WithCancelCause(context.Background())
+		stopErr := errors.New("operator stop")
+		var cancelledAt time.Time
+		time.AfterFunc(250*time.Millisecond, func() { cancelledAt = time.Now(); cancel(stopErr) })
 
-	res, rec, err := run(t, ctx, cfg)
-	if !errors.Is(err, stopErr) || !res.Interrupted {
-		t.Fatalf("Run = %v, interrupted %v; want the cancel cause, interrupted", err, res.Interrupted)
-	}
-	// In-flight requests finished within the grace period: nothing aborted.
-	if took := res.End.Sub(cancelledAt); took < 50*time.Millisecond || took > 600*time.Millisecond {
-		t.Errorf("Run returned %v after the cancel, want after the in-flight requests, about 100ms", took)
-	}
-	samples := rec.all()
-	for _, s := range samples {
-		if s.Intended.After(cancelledAt) || s.Sent.After(cancelledAt.Add(20*time.Millisecond)) || s.Failed {
-			t.Errorf("sample intended %v, sent %v after the cancel, failed %v", s.Intended.Sub(cancelledAt), s.Sent.Sub(cancelledAt), s.Failed)
+		res, rec, err := run(t, ctx, cfg, engine...)
+		if !errors.Is(err, stopErr) || !res.Interrupted {
+			t.Fatalf("Run = %v, interrupted %v; want the cancel cause, interrupted", err, res.Interrupted)
 		}
-	}
-	if n := len(samples); n < 20 || n > 27 || int64(n) != res.Completed || res.Due != res.Sent {
-		t.Errorf("%d samples, result %+v; want about 25, all completed", n, res.Progress)
-	}
+		// In-flight requests finished within the grace period: nothing aborted.
+		if took := res.End.Sub(cancelledAt); took < 50*time.Millisecond || took > 600*time.Millisecond {
+			t.Errorf("Run returned %v after the cancel, want after the in-flight requests, about 100ms", took)
+		}
+		samples := rec.all()
+		for _, s := range samples {
+			if s.Intended.After(cancelledAt) || s.Sent.After(cancelledAt.Add(20*time.Millisecond)) || s.Failed {
+				t.Errorf("sample intended %v, sent %v after the cancel, failed %v", s.Intended.Sub(cancelledAt), s.Sent.Sub(cancelledAt), s.Failed)
+			}
+		}
+		if n := len(samples); n < 20 || n > 27 || int64(n) != res.Completed || res.Due != res.Sent {
+			t.Errorf("%d samples, result %+v; want about 25, all completed", n, res.Progress)
+		}
+	})
 }
 
 func TestGeneratorAbortsAfterGrace(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	}))
-	defer srv.Close()
-	defer close(release)
-	cfg := getConfig(srv.URL, Constant(50, 100*time.Millisecond), 10)
-	cfg.Timeout, cfg.GracePeriod = 5*time.Second, 150*time.Millisecond
+	forEachEngine(t, func(t *testing.T, engine ...Option) {
+		release := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}))
+		defer srv.Close()
+		defer close(release)
+		cfg := getConfig(srv.URL, Constant(50, 100*time.Millisecond), 10)
+		cfg.Timeout, cfg.GracePeriod = 5*time.Second, 150*time.Millisecond
 
-	res, rec, err := run(t, context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if took := res.End.Sub(res.Start); took < 250*time.Millisecond || took > time.Second {
-		t.Errorf("Run took %v, want the profile (100ms) and the grace (150ms)", took)
-	}
-	if diff := cmp.Diff(res.Progress, Progress{Due: 5, Sent: 5, Completed: 5, Failed: 5}); diff != "" || res.Aborted != 5 {
-		t.Errorf("Result %+v, aborted %d (-got +want):\n%s", res.Progress, res.Aborted, diff)
-	}
-	for _, s := range rec.all() {
-		if !s.Failed || s.Error != ClassAborted {
-			t.Errorf("sample failed %v, error %q; want aborted", s.Failed, s.Error)
+		res, rec, err := run(t, context.Background(), cfg, engine...)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		if took := res.End.Sub(res.Start); took < 250*time.Millisecond || took > time.Second {
+			t.Errorf("Run took %v, want the profile (100ms) and the grace (150ms)", took)
+		}
+		if diff := cmp.Diff(res.Progress, Progress{Due: 5, Sent: 5, Completed: 5, Failed: 5}); diff != "" || res.Aborted != 5 {
+			t.Errorf("Result %+v, aborted %d (-got +want):\n%s", res.Progress, res.Aborted, diff)
+		}
+		for _, s := range rec.all() {
+			if !s.Failed || s.Error != ClassAborted {
+				t.Errorf("sample failed %v, error %q; want aborted", s.Failed, s.Error)
+			}
+		}
+	})
 }
 
 // TestIntendedLatencyIncludesAStall runs against a server that stalls its first request for
@@ -329,167 +344,177 @@ func TestGeneratorAbortsAfterGrace(t *testing.T) {
 // Their latency from the intended time shows the stall, their service time does not; the
 // stalled request shows it in both.
 func TestIntendedLatencyIncludesAStall(t *testing.T) {
-	var first atomic.Bool
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if first.CompareAndSwap(false, true) {
-			time.Sleep(300 * time.Millisecond)
-		}
-	}))
-	defer srv.Close()
-	cfg := getConfig(srv.URL, Constant(100, 200*time.Millisecond), 50)
-	cfg.Connections = 1
-
-	res, rec, err := run(t, context.Background(), cfg)
-	if err != nil || res.Completed != 20 || res.Failed != 0 {
-		t.Fatalf("Run = %+v, %v; want 20 completed", res.Progress, err)
-	}
-	waited := 0
-	for _, s := range rec.all() {
-		latency, service := s.Latency(), s.ServiceTime()
-		if s.Intended.Equal(res.Start) {
-			if service < 300*time.Millisecond {
-				t.Errorf("the stalled request: service time %v, want at least the 300ms stall", service)
+	forEachEngine(t, func(t *testing.T, engine ...Option) {
+		var first atomic.Bool
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if first.CompareAndSwap(false, true) {
+				time.Sleep(300 * time.Millisecond)
 			}
-			continue
+		}))
+		defer srv.Close()
+		cfg := getConfig(srv.URL, Constant(100, 200*time.Millisecond), 50)
+		cfg.Connections = 1
+
+		res, rec, err := run(t, context.Background(), cfg, engine...)
+		if err != nil || res.Completed != 20 || res.Failed != 0 {
+			t.Fatalf("Run = %+v, %v; want 20 completed", res.Progress, err)
 		}
-		// Arrival k at 10k ms waits for the stall to end at 300ms: latency ≥ 300ms − 10k ms.
-		if stallLeft := 300*time.Millisecond - s.Intended.Sub(res.Start); latency < stallLeft-5*time.Millisecond {
-			t.Errorf("arrival at %v: latency %v, want at least the %v left of the stall", s.Intended.Sub(res.Start), latency, stallLeft)
+		waited := 0
+		for _, s := range rec.all() {
+			latency, service := s.Latency(), s.ServiceTime()
+			if s.Intended.Equal(res.Start) {
+				if service < 300*time.Millisecond {
+					t.Errorf("the stalled request: service time %v, want at least the 300ms stall", service)
+				}
+				continue
+			}
+			// Arrival k at 10k ms waits for the stall to end at 300ms: latency ≥ 300ms − 10k ms.
+			if stallLeft := 300*time.Millisecond - s.Intended.Sub(res.Start); latency < stallLeft-5*time.Millisecond {
+				t.Errorf("arrival at %v: latency %v, want at least the %v left of the stall", s.Intended.Sub(res.Start), latency, stallLeft)
+			}
+			if service > 100*time.Millisecond {
+				t.Errorf("arrival at %v: service time %v, want far below the stall", s.Intended.Sub(res.Start), service)
+			}
+			if latency > 100*time.Millisecond {
+				waited++
+			}
 		}
-		if service > 100*time.Millisecond {
-			t.Errorf("arrival at %v: service time %v, want far below the stall", s.Intended.Sub(res.Start), service)
+		if waited < 15 {
+			t.Errorf("%d arrivals show the stall in their latency, want the 19 behind it", waited)
 		}
-		if latency > 100*time.Millisecond {
-			waited++
-		}
-	}
-	if waited < 15 {
-		t.Errorf("%d arrivals show the stall in their latency, want the 19 behind it", waited)
-	}
+	})
 }
 
 func TestGeneratorClassifiesFailures(t *testing.T) {
-	statusSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusInternalServerError)
-	}))
-	defer statusSrv.Close()
-	slowSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-time.After(2 * time.Second):
-		case <-r.Context().Done():
+	forEachEngine(t, func(t *testing.T, engine ...Option) {
+		statusSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+		}))
+		defer statusSrv.Close()
+		slowSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-time.After(2 * time.Second):
+			case <-r.Context().Done():
+			}
+		}))
+		defer slowSrv.Close()
+		closed, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
 		}
-	}))
-	defer slowSrv.Close()
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedURL := "http://" + closed.Addr().String()
-	closed.Close()
+		closedURL := "http://" + closed.Addr().String()
+		closed.Close()
 
-	tests := []struct {
-		name    string
-		url     string
-		expect  []int
-		timeout time.Duration
-		failed  bool
-		class   string
-		status  int
-	}{
-		{"unexpected status", statusSrv.URL, nil, time.Second, true, ClassStatus, 500},
-		{"expected status", statusSrv.URL, []int{500}, time.Second, false, "", 500},
-		{"timeout", slowSrv.URL, nil, 100 * time.Millisecond, true, ClassTimeout, 0},
-		{"refused", closedURL, nil, time.Second, true, ClassConnect, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := getConfig(tt.url, Constant(20, 100*time.Millisecond), 5)
-			cfg.Requests[0].ExpectStatus = tt.expect
-			cfg.Timeout = tt.timeout
-			res, rec, err := run(t, context.Background(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			samples := rec.all()
-			if len(samples) != 2 || res.Completed != 2 {
-				t.Fatalf("%d samples, result %+v; want 2", len(samples), res.Progress)
-			}
-			for _, s := range samples {
-				if s.Failed != tt.failed || s.Error != tt.class || s.Status != tt.status {
-					t.Errorf("sample failed %v, error %q, status %d; want %v, %q, %d", s.Failed, s.Error, s.Status, tt.failed, tt.class, tt.status)
+		tests := []struct {
+			name    string
+			url     string
+			expect  []int
+			timeout time.Duration
+			failed  bool
+			class   string
+			status  int
+		}{
+			{"unexpected status", statusSrv.URL, nil, time.Second, true, ClassStatus, 500},
+			{"expected status", statusSrv.URL, []int{500}, time.Second, false, "", 500},
+			{"timeout", slowSrv.URL, nil, 100 * time.Millisecond, true, ClassTimeout, 0},
+			{"refused", closedURL, nil, time.Second, true, ClassConnect, 0},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				cfg := getConfig(tt.url, Constant(20, 100*time.Millisecond), 5)
+				cfg.Requests[0].ExpectStatus = tt.expect
+				cfg.Timeout = tt.timeout
+				res, rec, err := run(t, context.Background(), cfg, engine...)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if tt.failed && res.Failed != 2 {
-				t.Errorf("Result.Failed = %d, want 2", res.Failed)
-			}
-		})
-	}
+				samples := rec.all()
+				if len(samples) != 2 || res.Completed != 2 {
+					t.Fatalf("%d samples, result %+v; want 2", len(samples), res.Progress)
+				}
+				for _, s := range samples {
+					if s.Failed != tt.failed || s.Error != tt.class || s.Status != tt.status {
+						t.Errorf("sample failed %v, error %q, status %d; want %v, %q, %d", s.Failed, s.Error, s.Status, tt.failed, tt.class, tt.status)
+					}
+				}
+				if tt.failed && res.Failed != 2 {
+					t.Errorf("Result.Failed = %d, want 2", res.Failed)
+				}
+			})
+		}
+	})
 }
 
 // TestGeneratorDiscardsLargeBodies checks that a body far above the kept maximum is read to its
 // end, counted, and that the connection is reused.
 func TestGeneratorDiscardsLargeBodies(t *testing.T) {
-	const bodyBytes = 4 << 20
-	var conns atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Length", strconv.Itoa(bodyBytes))
-		w.Write(make([]byte, bodyBytes))
-	}))
-	srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
+	forEachEngine(t, func(t *testing.T, engine ...Option) {
+		const bodyBytes = 4 << 20
+		var conns atomic.Int64
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", strconv.Itoa(bodyBytes))
+			w.Write(make([]byte, bodyBytes))
+		}))
+		srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				conns.Add(1)
+			}
 		}
-	}
-	srv.Start()
-	defer srv.Close()
-	cfg := getConfig(srv.URL, Constant(20, 250*time.Millisecond), 5)
-	cfg.Connections = 1
-	res, rec, err := run(t, context.Background(), cfg)
-	if err != nil || res.Completed != 5 || res.Failed != 0 {
-		t.Fatalf("Run = %+v, %v; want 5 completed", res.Progress, err)
-	}
-	for _, s := range rec.all() {
-		if s.BytesReceived < bodyBytes || s.BytesReceived > bodyBytes+1024 {
-			t.Errorf("BytesReceived = %d, want the %d-byte body and headers", s.BytesReceived, bodyBytes)
+		srv.Start()
+		defer srv.Close()
+		cfg := getConfig(srv.URL, Constant(20, 250*time.Millisecond), 5)
+		cfg.Connections = 1
+		res, rec, err := run(t, context.Background(), cfg, engine...)
+		if err != nil || res.Completed != 5 || res.Failed != 0 {
+			t.Fatalf("Run = %+v, %v; want 5 completed", res.Progress, err)
 		}
-	}
-	if conns.Load() != 1 {
-		t.Errorf("%d connections, want 1, reused", conns.Load())
-	}
+		for _, s := range rec.all() {
+			if s.BytesReceived < bodyBytes || s.BytesReceived > bodyBytes+1024 {
+				t.Errorf("BytesReceived = %d, want the %d-byte body and headers", s.BytesReceived, bodyBytes)
+			}
+		}
+		if conns.Load() != 1 {
+			t.Errorf("%d connections, want 1, reused", conns.Load())
+		}
+	})
 }
 
 func TestGeneratorProgress(t *testing.T) {
-	release := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
-	defer srv.Close()
-	g, err := NewGenerator(getConfig(srv.URL, Constant(100, 200*time.Millisecond), 5), &fakeRecorder{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan Result)
-	go func() { res, _ := g.Run(context.Background()); done <- res }()
-	time.Sleep(150 * time.Millisecond)
-	p := g.Progress()
-	if p.InFlight != 5 || p.Sent != 5 || p.Dropped < 5 || p.Due != p.Sent+p.Dropped || p.Completed != 0 {
-		t.Errorf("Progress() mid-run = %+v, want 5 in flight and the rest dropped", p)
-	}
-	close(release)
-	res := <-done
-	if res.InFlight != 0 || res.Completed != res.Sent || res.Due != 20 || res.Sent+res.Dropped != 20 {
-		t.Errorf("Result = %+v, want 20 due, every one sent completed", res.Progress)
-	}
-	if _, err := g.Run(context.Background()); !errors.Is(err, ErrAlreadyRun) {
-		t.Errorf("second Run = %v, want ErrAlreadyRun", err)
-	}
+	forEachEngine(t, func(t *testing.T, engine ...Option) {
+		release := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+		defer srv.Close()
+		g, err := NewGenerator(getConfig(srv.URL, Constant(100, 200*time.Millisecond), 5), &fakeRecorder{}, engine...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan Result)
+		go func() { res, _ := g.Run(context.Background()); done <- res }()
+		time.Sleep(150 * time.Millisecond)
+		p := g.Progress()
+		if p.InFlight != 5 || p.Sent != 5 || p.Dropped < 5 || p.Due != p.Sent+p.Dropped || p.Completed != 0 {
+			t.Errorf("Progress() mid-run = %+v, want 5 in flight and the rest dropped", p)
+		}
+		close(release)
+		res := <-done
+		if res.InFlight != 0 || res.Completed != res.Sent || res.Due != 20 || res.Sent+res.Dropped != 20 {
+			t.Errorf("Result = %+v, want 20 due, every one sent completed", res.Progress)
+		}
+		if _, err := g.Run(context.Background()); !errors.Is(err, ErrAlreadyRun) {
+			t.Errorf("second Run = %v, want ErrAlreadyRun", err)
+		}
+	})
 }
 
 func TestWithPacer(t *testing.T) {
-	srv := okServer(t)
-	burst := PacerFunc(func(n int64) (time.Duration, bool) { return 0, n < 7 })
-	res, _, err := run(t, context.Background(), getConfig(srv.URL, Constant(1, 50*time.Millisecond), 10), WithPacer(burst))
-	if err != nil || res.Sent != 7 || res.Completed != 7 {
-		t.Errorf("Run = %+v, %v; want the pacer's 7 arrivals", res.Progress, err)
-	}
+	forEachEngine(t, func(t *testing.T, engine ...Option) {
+		srv := okServer(t)
+		burst := PacerFunc(func(n int64) (time.Duration, bool) { return 0, n < 7 })
+		res, _, err := run(t, context.Background(), getConfig(srv.URL, Constant(1, 50*time.Millisecond), 10), append(engine, WithPacer(burst))...)
+		if err != nil || res.Sent != 7 || res.Completed != 7 {
+			t.Errorf("Run = %+v, %v; want the pacer's 7 arrivals", res.Progress, err)
+		}
+	})
 }
 
 func ExampleGenerator() {
@@ -510,3 +535,8 @@ func ExampleGenerator() {
 	fmt.Println(res.Sent, res.Dropped, err)
 	// Output: 10 0 <nil>
 }
+
+type nopRecorder struct{}
+
+func (nopRecorder) Record(metrics.Sample) {}
+func (nopRecorder) Drop(string, string)   {}

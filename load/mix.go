@@ -2,6 +2,7 @@ package load
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 )
@@ -77,11 +78,11 @@ func compileOp(r Request) (op, error) {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		t, err := parseTemplate(r.Header.Get(name))
+		t, err := parseTemplate(r.Header[name][0])
 		if err != nil {
 			return op{}, fmt.Errorf("parse header %s: %w", name, err)
 		}
-		o.headers = append(o.headers, headerTemplate{name: name, value: t})
+		o.headers = append(o.headers, headerTemplate{name: http.CanonicalHeaderKey(name), value: t})
 		o.uses |= t.uses
 	}
 	return o, nil

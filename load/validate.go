@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -160,6 +161,10 @@ func (c Config) validateRequests(p *problems) varSet {
 			hf := fmt.Sprintf("%s.Header[%s]", f, name)
 			if !isHeaderName(name) {
 				p.add(hf, ErrBadRequest, "invalid header name")
+			}
+			switch http.CanonicalHeaderKey(name) {
+			case "Content-Length", "Transfer-Encoding", "Connection":
+				p.add(hf, ErrBadRequest, "set by the generator, not by a request")
 			}
 			if len(values) != 1 {
 				p.add(hf, ErrBadRequest, "%d values, want one", len(values))

@@ -61,12 +61,18 @@ func (g *Generator) send(w *workerState, a arrival) {
 	} else {
 		sent, out = time.Now(), outcome{class: ClassTimeout}
 	}
+	g.record(a, sent, time.Now(), out, reqBytes)
+}
+
+// record folds one arrival's outcome into the recorder and the counters.
+func (g *Generator) record(a arrival, sent, done time.Time, out outcome, reqBytes int64) {
+	o := &g.mix.ops[a.op]
 	s := metrics.Sample{
 		Phase:         g.cfg.Phase,
 		Op:            o.name,
 		Intended:      a.intended,
 		Sent:          sent,
-		Done:          time.Now(),
+		Done:          done,
 		Status:        out.status,
 		BytesSent:     reqBytes,
 		BytesReceived: out.bytesReceived,
