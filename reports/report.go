@@ -39,6 +39,7 @@ type Report struct {
 	Abort         string         `json:"abort,omitempty"`
 	Phases        []PhaseReport  `json:"phases"`
 	Capacity      *Capacity      `json:"capacity"`
+	Audit         *run.Audit     `json:"audit"` // the target's audit after the run; null for a URL target
 	Verdict       verify.Verdict `json:"verdict"`
 }
 
@@ -117,6 +118,7 @@ func Build(rec *run.Record, v verify.Verdict, peakRPS float64) Report {
 		Abort:         rec.Abort,
 		Phases:        make([]PhaseReport, 0, len(rec.Phases)),
 		Verdict:       v,
+		Audit:         rec.Audit,
 	}
 	for _, p := range rec.Phases {
 		r.Phases = append(r.Phases, phaseReport(p))

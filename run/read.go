@@ -88,6 +88,12 @@ func (b *recordBuilder) addMark(m metrics.Mark) error {
 		if m.Kind == metrics.MarkAbort {
 			b.rec.Abort = m.Detail
 		}
+	case MarkAudit:
+		a, err := ParseAudit([]byte(m.Detail))
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrBadRecord, err)
+		}
+		b.rec.Audit = a
 	case MarkRunEnd:
 		b.rec.Ended = m.Time
 		if m.Detail != "" {

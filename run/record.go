@@ -64,6 +64,8 @@ type Record struct {
 	// Abort is why the run stopped early ("" when it ran to the end): a signal, an abort
 	// condition.
 	Abort string `json:"abort,omitempty"`
+	// Audit is the target's audit after the run; nil when the target has none (a URL target).
+	Audit *Audit `json:"audit,omitempty"`
 	// Marks are the timeline's events (phase starts and ends, faults, aborts), in order.
 	Marks []metrics.Mark `json:"marks"`
 }
@@ -91,7 +93,16 @@ func Judge(p *plan.Plan, rec *Record) verify.Verdict {
 		}
 		inputs = append(inputs, in)
 	}
+	if rec.Audit != nil {
+		ext := rec.Audit.external()
+		for i := range inputs {
+			inputs[i].External = ext
+		}
+	}
 	v := verify.Judge(inputs, p.Criteria())
+	if rec.Audit != nil {
+		v = v.WithChecks(rec.Audit.checks())
+	}
 	if rec.Abort != "" {
 		v = v.WithAbort(rec.Abort)
 	}

@@ -85,6 +85,9 @@ type Verdict struct {
 	Status  Status         `json:"status"`
 	Reasons []string       `json:"reasons"`
 	Phases  []PhaseVerdict `json:"phases"`
+	// Checks are the run's checks beside the phases' criteria (the target's audit); see
+	// WithChecks.
+	Checks []RunCheck `json:"checks,omitempty"`
 }
 
 // PhaseVerdict is the judgement of one phase.

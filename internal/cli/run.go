@@ -75,9 +75,6 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 		fmt.Fprint(opts.IO.Out, p.Summary())
 		return nil
 	}
-	if p.Target().URL == "" {
-		return fmt.Errorf("%w: plan %s rehearses the built-in target, which this build cannot start yet: pass --target-url", ErrInvalid, opts.PlanPath)
-	}
 	return executePlan(ctx, opts.IO, p, source, execOptions{
 		OutDir: opts.OutDir, MetricsAddr: opts.MetricsAddr, Segment: seg, Quiet: opts.Quiet,
 	})
@@ -92,12 +89,27 @@ type execOptions struct {
 }
 
 // executePlan runs a plan, writes every output, prints the verdict and returns the error that
-// carries the exit code.
+// carries the exit code. A plan on the built-in target starts it in the run directory first,
+// and audits and stops it after the last phase.
 func executePlan(ctx context.Context, streams IO, p *plan.Plan, source []byte, eo execOptions) error {
 	runID := newRunID(p.Name())
 	dir := eo.OutDir
 	if dir == "" {
 		dir = filepath.Join("runs", runID)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create run directory: %w", err)
+	}
+	var target *builtinTarget
+	if b := p.Target().Builtin; p.Target().URL == "" && b != nil {
+		var err error
+		if target, err = startBuiltin(ctx, streams, filepath.Join(dir, "target"), *b); err != nil {
+			return err
+		}
+		defer target.stop()
+		if p, err = p.WithTargetURL(target.routerURL); err != nil {
+			return err
+		}
 	}
 	ro := run.Options{
 		RunID: runID, OutDir: dir, MetricsAddr: eo.MetricsAddr, Segment: eo.Segment, PlanSource: source,
@@ -116,7 +128,23 @@ func executePlan(ctx context.Context, streams IO, p *plan.Plan, source []byte, e
 	if err != nil {
 		return fmt.Errorf("run plan %s: %w", p.Name(), err)
 	}
+	if target != nil {
+		if err := auditBuiltin(ctx, streams, target, dir, rec); err != nil {
+			return err
+		}
+	}
 	return judgeAndReport(streams, dir, p, rec)
+}
+
+// auditBuiltin runs the built-in target's audit after the run and records it with the run.
+func auditBuiltin(ctx context.Context, streams IO, t *builtinTarget, dir string, rec *run.Record) error {
+	start := time.Now()
+	a, err := t.audit(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(streams.ErrOut, "built-in target: audit %s in %v\n", a.Verdict, time.Since(start).Round(time.Millisecond))
+	return run.AppendAudit(dir, rec, a)
 }
 
 // newRunID names a run by its start time and plan: sortable, readable, unique enough for one
