@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -117,6 +118,14 @@ func TestUpCommand(t *testing.T) {
 	}
 	_ = cmd.Wait()
 	awaitGone(t, pids, 5*time.Second)
+
+	// Started again with another number of units, it refuses (exit 2) instead of waiting.
+	began := time.Now()
+	err := exec.Command(bin, "target", "up", "--units", "2", "--data", dir, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0").Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || time.Since(began) > 10*time.Second {
+		t.Errorf("target up --units 2 on a 4-unit data dir: %v after %v, want exit 2 at once", err, time.Since(began))
+	}
 
 	out, err := exec.Command(bin, "target", "audit", "--data", dir).Output()
 	if err != nil {

@@ -251,6 +251,9 @@ func (s *supervisor) awaitReady(ctx context.Context) error {
 		if last = o.readyErr(s.cfg.Units); last == nil {
 			return nil
 		}
+		if errors.Is(last, ErrInvalidConfig) {
+			return last // a data dir made with other --units: waiting cannot help
+		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
