@@ -36,5 +36,8 @@ bench: bench-load ## every benchmark, printed as ratios against the peers
 bench-load: ## load engine against wrk and vegeta, side by side
 	./scripts/bench-load.sh
 
+bench-soak: ## ten minutes of load at 5,000/s: resident memory at minute 1 and minute 10
+	./scripts/bench-load.sh soak
+
 bench-target: ## built-in target: payments/s against pgbench TPC-B tps, failover p99 over 10 kills
 	./scripts/bench-target.sh

@@ -71,12 +71,17 @@ func run() error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	if err := srv.ShutdownWithContext(context.WithoutCancel(ctx)); err != nil {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.ShutdownWithContext(sctx); err != nil {
 		return fmt.Errorf("shut down: %w", err)
 	}
 	<-errc
 	return nil
 }
+
+// shutdownTimeout bounds the wait for open connections at shutdown.
+const shutdownTimeout = 5 * time.Second
 
 // stallUntilEnd blocks while the server is inside a stall: the last `stall` of every `every`
 // since start, so the first stall begins one period minus one stall after start.
