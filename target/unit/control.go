@@ -42,7 +42,8 @@ func (s *server) configure(ctx context.Context, c *configRequest) result {
 	switch {
 	case c.Role == ledger.RolePrimary && v.Role != ledger.RolePrimary:
 		// Promoted: the whole history here is durable and may be acknowledged; the replicator
-		// starts the new standby (if any) from its own head.
+		// starts the new standby (if any) from its own head, with nothing of an earlier term.
+		s.drainShip()
 		s.replicated.reset(s.lastSeq)
 		s.forgetBelow = s.lastSeq
 	case c.Role != ledger.RolePrimary && v.Role == ledger.RolePrimary:
@@ -196,4 +197,15 @@ func (s *server) divergedStandby(ctx context.Context, req *replicateRequest, cau
 	s.mu.Unlock()
 	s.metrics.setView(s.view())
 	s.startCatchUp(ctx)
+}
+
+// drainShip drops the batches of an earlier term still queued for the replicator.
+func (s *server) drainShip() {
+	for {
+		select {
+		case <-s.ship:
+		default:
+			return
+		}
+	}
 }

@@ -1,0 +1,215 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/redline-dev/redline/target/ledger"
+)
+
+func open(t *testing.T, dir string) *DB {
+	t.Helper()
+	db, err := Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestOpenPragmasAndMigrations(t *testing.T) {
+	ctx, dir := context.Background(), t.TempDir()
+	db := open(t, dir)
+	var mode string
+	var sync int
+	if err := db.w.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q %v, want wal", mode, err)
+	}
+	if err := db.w.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
+		t.Errorf("synchronous = %d %v, want 2 (FULL)", sync, err)
+	}
+	if v, err := version(ctx, db.w); err != nil || v != SchemaVersion() {
+		t.Errorf("schema version = %d %v, want %d", v, err, SchemaVersion())
+	}
+	db.Close()
+	db = open(t, dir) // migrating again is a no-op
+	if _, err := db.w.ExecContext(ctx, `UPDATE schema_version SET version = 99`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := Open(ctx, dir); !errors.Is(err, ErrSchemaTooNew) {
+		t.Errorf("open a newer schema: %v, want ErrSchemaTooNew", err)
+	}
+	if _, err := OpenReadOnly(ctx, t.TempDir()); err == nil {
+		t.Error("read-only open of a missing database succeeded")
+	}
+}
+
+// fill opens two accounts and records n committed payments and one failed one, as the unit does.
+func fill(t *testing.T, db *DB, n int) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	seq := int64(1)
+	for _, a := range []ledger.Account{{UID: 1, BalanceMinor: 1_000}, {UID: 2, BalanceMinor: 0}} {
+		if err := tx.InsertAccount(ctx, a, seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i <= n; i++ {
+		seq++
+		p := ledger.Payment{Key: fmt.Sprintf("k%d", i), FromUID: 1, ToUID: 2, AmountMinor: 10}
+		o := ledger.Decide(p, 1_000-int64(i)*10)
+		if i == n {
+			o = ledger.Outcome{Payment: p, Status: ledger.StatusFailed, Reason: ledger.ReasonInsufficientFunds}
+		}
+		if err := tx.InsertPayment(ctx, Recorded{Outcome: o, Seq: seq, Epoch: 1}); err != nil {
+			t.Fatal(err)
+		}
+		for leg, post := range o.Postings() {
+			if err := tx.Post(ctx, seq, int64(leg), p.Key, post); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Append(ctx, seq, 1, false, fmt.Sprintf("c%d", seq), []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFiguresSeeCorruption(t *testing.T) {
+	tests := []struct {
+		name string
+		sql  string
+		want func(b *ledger.Books)
+	}{
+		{"healthy", ``, func(*ledger.Books) {}},
+		{"money created", `UPDATE accounts SET balance_minor = balance_minor + 1, opened_minor = opened_minor WHERE uid = 2`,
+			func(b *ledger.Books) { b.BalanceSumMinor++; b.BalanceMismatches = 1 }},
+		{"charged twice", `INSERT INTO postings SELECT seq + 1000, leg, idem_key, uid, amount_minor FROM postings WHERE idem_key = 'k0'`,
+			func(b *ledger.Books) { b.CommittedNotOnce = 1; b.BalanceMismatches = 2 }},
+		{"failed moved money", `INSERT INTO postings VALUES (2000, 0, 'k3', 1, -10)`,
+			func(b *ledger.Books) { b.FailedWithEffect = 1; b.PostingSumMinor = -10; b.BalanceMismatches = 1 }},
+		{"negative", `UPDATE accounts SET balance_minor = -5, opened_minor = -5 WHERE uid = 2`,
+			func(b *ledger.Books) {
+				b.NegativeBalances = 1
+				b.BalanceSumMinor = 965
+				b.OpenedSumMinor = 995
+				b.BalanceMismatches = 1
+			}},
+		{"committed without postings", `DELETE FROM postings WHERE idem_key = 'k1'`,
+			func(b *ledger.Books) { b.CommittedNotOnce = 1; b.BalanceMismatches = 2 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := open(t, t.TempDir())
+			fill(t, db, 3)
+			if tt.sql != "" {
+				if _, err := db.w.Exec(tt.sql); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r, err := db.Figures(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := ledger.Books{Accounts: 2, BalanceSumMinor: 1_000, OpenedSumMinor: 1_000, PaymentsCommitted: 3, PaymentsFailed: 1}
+			tt.want(&want)
+			if diff := cmp.Diff(r.Books, want); diff != "" {
+				t.Errorf("books (-got +want):\n%s", diff)
+			}
+			if r.LastSeq != 5 || r.Chain != "c5" {
+				t.Errorf("head = %d %q, want 5 c5", r.LastSeq, r.Chain)
+			}
+		})
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	src, dst := open(t, t.TempDir()), open(t, t.TempDir())
+	fill(t, src, 4)
+	// dst acknowledged, as a primary, payments the snapshot lacks (and one it holds).
+	tx, err := dst.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, key := range []string{"k0", "gone1", "gone2", "unacked"} {
+		o := ledger.Outcome{Payment: ledger.Payment{Key: key, FromUID: 1, ToUID: 2, AmountMinor: 10}, Status: ledger.StatusCommitted}
+		if err := tx.InsertPayment(ctx, Recorded{Outcome: o, Seq: int64(i + 2), Epoch: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.SetMeta(ctx, MetaAckedSeq, 4, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	h, err := src.ExportSnapshot(ctx, &buf, "a", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err = dst.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, lost, err := tx.ImportSnapshot(ctx, bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got != h || lost != 2 {
+		t.Errorf("import = %+v lost %d, want %+v lost 2", got, lost, h)
+	}
+	want, _ := src.Figures(ctx)
+	have, _ := dst.Figures(ctx)
+	want.LostAcknowledged = 2
+	if diff := cmp.Diff(have, want); diff != "" {
+		t.Errorf("figures after import (-dst +src):\n%s", diff)
+	}
+	truncated := buf.Bytes()[:buf.Len()-10]
+	tx, _ = dst.Begin(ctx)
+	defer tx.Rollback()
+	if _, _, err := tx.ImportSnapshot(ctx, bytes.NewReader(truncated)); !errors.Is(err, ErrSnapshotShape) {
+		t.Errorf("import a truncated snapshot: %v, want ErrSnapshotShape", err)
+	}
+}
+
+func TestEntriesWindow(t *testing.T) {
+	ctx := context.Background()
+	db := open(t, t.TempDir())
+	fill(t, db, 4) // entries 2..6
+	got, err := db.Entries(ctx, 3, 2)
+	if err != nil || len(got) != 2 || got[0].Seq != 3 || got[1].Seq != 4 {
+		t.Fatalf("Entries(3, 2) = %+v %v", got, err)
+	}
+	tx, _ := db.Begin(ctx)
+	if err := tx.TrimEntries(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Entries(ctx, 3, 2); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Entries below the window: %v, want ErrNotFound", err)
+	}
+	if c, err := db.ChainAt(ctx, 4); err != nil || c != "c4" {
+		t.Errorf("ChainAt(4) = %q %v: history outlives the window", c, err)
+	}
+}
