@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"scenarios":         {},
 	"load":              {"metrics"},
 	"chaos":             {"metrics"},
+	"chaos/mesh":        {"chaos", "metrics"}, // the one importer of Chaos Mesh's API module
 	"shadow":            {"metrics"},
 	"verify":            {"metrics"},
 	"target":            {"target", "shadow"},

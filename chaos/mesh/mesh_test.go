@@ -1,0 +1,203 @@
+package mesh
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
+	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/yaml"
+
+	"github.com/redline-dev/redline/chaos"
+)
+
+func TestDecode(t *testing.T) {
+	tests := []struct {
+		name   string
+		kind   chaos.Kind
+		spec   string
+		want   Decoded // Spec is not compared
+		wantPs []Problem
+	}{
+		{
+			name: "pod-kill",
+			kind: chaos.KindPod,
+			spec: `{"action":"pod-kill","mode":"one","selector":{"labelSelectors":{"unit":"b","role":"primary"}}}`,
+			want: Decoded{Action: chaos.ActionPodKill, Selector: chaos.Selector{Labels: map[string]string{"unit": "b", "role": "primary"}, Mode: chaos.ModeOne}},
+		},
+		{
+			name: "network delay with jitter",
+			kind: chaos.KindNetwork,
+			spec: `{"action":"delay","mode":"all","selector":{"labelSelectors":{"role":"router"}},"delay":{"latency":"100ms","jitter":"10ms"}}`,
+			want: Decoded{Action: chaos.ActionDelay, Selector: chaos.Selector{Labels: map[string]string{"role": "router"}, Mode: chaos.ModeAll},
+				Params: chaos.Params{Latency: 100 * time.Millisecond, Jitter: 10 * time.Millisecond}},
+		},
+		{
+			name: "fixed-percent",
+			kind: chaos.KindPod,
+			spec: `{"action":"pod-failure","mode":"fixed-percent","value":"50","selector":{"expressionSelectors":[{"key":"unit","operator":"In","values":["a","b"]}]}}`,
+			want: Decoded{Action: chaos.ActionPodFailure, Selector: chaos.Selector{Mode: chaos.ModeFixedPercent, Value: 50,
+				Expressions: []chaos.Requirement{{Key: "unit", Operator: "In", Values: []string{"a", "b"}}}}},
+		},
+		{
+			name: "consumer throttle",
+			kind: chaos.KindConsumer,
+			spec: `{"group":"settlement","rate":"10%"}`,
+			want: Decoded{Action: chaos.ActionThrottle, Selector: chaos.Selector{Labels: map[string]string{"group": "settlement"}, Mode: chaos.ModeAll},
+				Params: chaos.Params{Group: "settlement", Percent: 10}},
+		},
+		{
+			name:   "percent over 100: chaos mesh's rule",
+			kind:   chaos.KindPod,
+			spec:   `{"action":"pod-kill","mode":"fixed-percent","value":"150","selector":{"labelSelectors":{"unit":"b"}}}`,
+			wantPs: []Problem{{Path: "value"}},
+		},
+		{
+			name:   "unknown key",
+			kind:   chaos.KindPod,
+			spec:   `{"action":"pod-kill","mode":"one","selector":{"labelSelector":{"unit":"b"}}}`,
+			wantPs: []Problem{{Path: "selector.labelSelector"}},
+		},
+		{
+			name:   "unknown mode",
+			kind:   chaos.KindPod,
+			spec:   `{"action":"pod-kill","mode":"some","selector":{"labelSelectors":{"unit":"b"}}}`,
+			wantPs: []Problem{{Path: "mode"}},
+		},
+		{
+			name:   "duration in spec",
+			kind:   chaos.KindPod,
+			spec:   `{"action":"pod-failure","mode":"one","duration":"10s","selector":{"labelSelectors":{"unit":"b"}}}`,
+			wantPs: []Problem{{Path: "duration"}},
+		},
+		{
+			name:   "bad latency: chaos mesh's rule",
+			kind:   chaos.KindNetwork,
+			spec:   `{"action":"delay","mode":"all","selector":{"labelSelectors":{"role":"router"}},"delay":{"latency":"fast"}}`,
+			wantPs: []Problem{{Path: "delay.latency"}},
+		},
+		{
+			name:   "consumer without rate",
+			kind:   chaos.KindConsumer,
+			spec:   `{"group":"settlement"}`,
+			wantPs: []Problem{{Path: "rate"}},
+		},
+		{
+			name:   "unsupported network action",
+			kind:   chaos.KindNetwork,
+			spec:   `{"action":"corrupt","mode":"all","selector":{"labelSelectors":{"role":"router"}},"corrupt":{"corrupt":"10"}}`,
+			wantPs: []Problem{{Path: "action"}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ps := Decode(tt.kind, []byte(tt.spec))
+			for i := range ps {
+				if ps[i].Message == "" {
+					t.Errorf("problem %d has no message", i)
+				}
+				ps[i].Message = ""
+			}
+			if diff := cmp.Diff(tt.wantPs, ps); diff != "" {
+				t.Fatalf("problems (-want +got):\n%s", diff)
+			}
+			if len(ps) > 0 {
+				return
+			}
+			got.Spec = nil
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("decoded (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func faultsForExport(t *testing.T) []chaos.Fault {
+	t.Helper()
+	var out []chaos.Fault
+	for _, f := range []struct {
+		name, phase string
+		kind        chaos.Kind
+		at, dur     time.Duration
+		spec        string
+	}{
+		{"unit-kill-0", "unit_kill", chaos.KindPod, 20 * time.Second, 0, `{"action":"pod-kill","mode":"one","selector":{"labelSelectors":{"unit":"b","role":"primary"}}}`},
+		{"slow-router", "unit_kill", chaos.KindNetwork, 0, 30 * time.Second, `{"action":"delay","mode":"all","selector":{"labelSelectors":{"role":"router"}},"delay":{"latency":"100ms"}}`},
+		{"lag", "lag", chaos.KindConsumer, time.Second, 10 * time.Second, `{"group":"settlement","rate":"10%"}`},
+	} {
+		d, ps := Decode(f.kind, []byte(f.spec))
+		if len(ps) > 0 {
+			t.Fatalf("decode %s: %v", f.name, ps)
+		}
+		out = append(out, chaos.Fault{Name: f.name, Phase: f.phase, Kind: f.kind, Action: d.Action, At: f.at, Duration: f.dur,
+			Selector: d.Selector, Params: d.Params, Spec: d.Spec})
+	}
+	return out
+}
+
+func TestExportWorkflow(t *testing.T) {
+	ex, err := Build(faultsForExport(t), ExportOptions{Plan: "Double11", Namespace: "pay",
+		LabelMap: map[string]string{"unit": "app.kubernetes.io/instance"}, PhaseStart: map[string]time.Duration{"unit_kill": time.Minute}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"lag: ConsumerChaos has no Chaos Mesh kind"}, ex.Skipped); diff != "" {
+		t.Errorf("skipped (-want +got):\n%s", diff)
+	}
+	if len(ex.Objects) != 1 {
+		t.Fatalf("got %d objects, want one Workflow", len(ex.Objects))
+	}
+	y, err := ex.YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"kind: Workflow", "deadline: 1m20s", "app.kubernetes.io/instance: b", "templateType: Suspend", "namespace: pay"} {
+		if !strings.Contains(string(y), want) {
+			t.Errorf("export lacks %q:\n%s", want, y)
+		}
+	}
+	if strings.Contains(string(y), "status:") {
+		t.Errorf("export has a status:\n%s", y)
+	}
+	// What was written reads back and passes Chaos Mesh's validation again.
+	var w v1alpha1.Workflow
+	if err := yaml.UnmarshalStrict(y, &w); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.ValidateCreate(context.Background(), &w); err != nil {
+		t.Errorf("exported workflow fails validation: %v", err)
+	}
+}
+
+func TestExportFlatAndApply(t *testing.T) {
+	ex, err := Build(faultsForExport(t), ExportOptions{Plan: "double11", Flat: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, o := range ex.Objects {
+		kinds = append(kinds, o.GetObjectKind().GroupVersionKind().Kind+"/"+o.GetName())
+	}
+	if diff := cmp.Diff([]string{"PodChaos/unit-kill-0", "NetworkChaos/slow-router"}, kinds); diff != "" {
+		t.Errorf("objects (-want +got):\n%s", diff)
+	}
+	scheme, err := Scheme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).Build()
+	if err := ex.Apply(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	var nc v1alpha1.NetworkChaos
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "slow-router"}, &nc); err != nil {
+		t.Fatal(err)
+	}
+	if nc.Spec.Duration == nil || *nc.Spec.Duration != "30s" || nc.Spec.Delay.Latency != "100ms" {
+		t.Errorf("applied NetworkChaos spec = %+v", nc.Spec)
+	}
+}
