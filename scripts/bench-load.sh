@@ -34,10 +34,17 @@ if [ ! -x "$GOBIN/vegeta" ]; then
 fi
 export PATH="$GOBIN:$PATH"
 
-# On a shared machine, run every tool (and the server) at the same raised priority, so that
-# other work disturbs the comparison less. Only root may raise it.
+# On a shared machine, other work disturbs the figures. The CPU comparison runs every tool and
+# its server at the same raised priority (nice -10). The accuracy runs (rate, stall, soak) run
+# generator and server under SCHED_FIFO, as if on a machine of their own: they use a fraction of
+# a core and block in epoll between arrivals, so they cannot starve the machine (and Linux keeps
+# 5% of every second for other tasks anyway). Only root may do either; others run as they are.
 NICE=()
-if [ "$(id -u)" = 0 ]; then NICE=(nice -n -10); fi
+RT=()
+if [ "$(id -u)" = 0 ]; then
+	NICE=(nice -n -10)
+	if command -v chrt >/dev/null && chrt -f 1 true 2>/dev/null; then RT=(chrt -f 1); fi
+fi
 
 tmp=$(mktemp -d)
 pids=()
@@ -51,11 +58,14 @@ trap cleanup EXIT
 $GO build -o "$tmp/benchserver" ./scripts/benchserver
 $GO build -o "$tmp/benchload" ./scripts/benchload
 
-# start_server NAME FLAGS...: starts a benchserver on a free loopback port; sets $url.
+# start_server NAME PRIORITY FLAGS...: starts a benchserver on a free loopback port, under
+# PRIORITY (nice or rt); sets $url.
 start_server() {
-	local name=$1
-	shift
-	"${NICE[@]}" "$tmp/benchserver" -addr 127.0.0.1:0 "$@" >"$tmp/$name.addr" 2>"$tmp/$name.log" &
+	local name=$1 prio=$2
+	shift 2
+	local run=("${NICE[@]}")
+	if [ "$prio" = rt ]; then run=("${RT[@]}"); fi
+	"${run[@]}" "$tmp/benchserver" -addr 127.0.0.1:0 "$@" >"$tmp/$name.addr" 2>"$tmp/$name.log" &
 	pids+=($!)
 	for _ in $(seq 100); do
 		if [ -s "$tmp/$name.addr" ]; then
@@ -70,18 +80,22 @@ start_server() {
 }
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $($GO version | cut -d' ' -f3)"
-start_server fast
+echo "priority: CPU comparison ${NICE[*]:-as is}; accuracy runs ${RT[*]:-as is}"
 if [ "$mode" = soak ]; then
-	"${NICE[@]}" "$tmp/benchload" soak -url "$url" -rate "$SOAK_RATE" -duration "$SOAK_DURATION"
+	start_server soak rt
+	"${RT[@]}" "$tmp/benchload" soak -url "$url" -rate "$SOAK_RATE" -duration "$SOAK_DURATION" -workers "$SOAK_RATE"
 	exit
 fi
 
 echo
+start_server fast nice
 "${NICE[@]}" "$tmp/benchload" cpu -url "$url" -rate "$CPU_RATE" -duration "$CPU_DURATION"
 echo
-"${NICE[@]}" "$tmp/benchload" rate -url "$url" -rate "$RATE" -duration "$RATE_DURATION"
+# Workers as the plan compiler sizes them by default: the rate times one second of latency.
+start_server accurate rt
+"${RT[@]}" "$tmp/benchload" rate -url "$url" -rate "$RATE" -duration "$RATE_DURATION" -workers "$RATE"
 echo
-start_server stall -stall 1s -stall-every 10s
+start_server stall rt -stall 1s -stall-every 10s
 # Connections below workers: arrivals wait for a connection during a stall, the way a client
 # with a pool waits, so their latency from the intended time shows the stall.
-"${NICE[@]}" "$tmp/benchload" stall -url "$url" -rate 1000 -duration 30s -workers 2000 -connections 50
+"${RT[@]}" "$tmp/benchload" stall -url "$url" -rate 1000 -duration 30s -workers 2000 -connections 50

@@ -64,12 +64,15 @@ func run(ctx context.Context, cmd string, args []string) error {
 	fs.StringVar(&o.url, "url", "http://127.0.0.1:8080/", "target URL (loopback only)")
 	fs.Float64Var(&o.rateRPS, "rate", 10000, "arrivals per second")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measurement")
-	fs.IntVar(&o.workers, "workers", 256, "Redline's bound on requests in flight")
+	fs.IntVar(&o.workers, "workers", 0, "Redline's bound on requests in flight; 0 means the rate times 1s, as plans default")
 	fs.IntVar(&o.conns, "connections", 0, "Redline's bound on connections; 0 means workers")
 	fs.IntVar(&o.wrkConns, "wrk-connections", 10, "wrk's connections (closed loop)")
 	fs.IntVar(&o.procs, "procs", 0, "GOMAXPROCS for Redline's run; 0 leaves it")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.workers == 0 {
+		o.workers = int(max(16, math.Ceil(o.rateRPS)))
 	}
 	if o.procs > 0 {
 		runtime.GOMAXPROCS(o.procs)
