@@ -58,6 +58,16 @@ type PhaseInput struct {
 	// External holds the values of SourceTarget metrics: a counter's count, a gauge's value.
 	// A metric absent here has no data.
 	External map[Metric]float64
+	// Faults are the phase's injected faults: one without evidence that it took effect makes
+	// the phase invalid, since it did not rehearse what it claims.
+	Faults []FaultCheck
+}
+
+// FaultCheck is one fault of a phase (on one target) and whether it was seen to take effect.
+type FaultCheck struct {
+	Name     string
+	Evidence bool
+	Detail   string // why there is no evidence
 }
 
 // Verdict is the judgement of a run, marshalled into report.json as:
@@ -73,7 +83,8 @@ type PhaseInput struct {
 //	                 "abort_on_fail": true (only when set)}],
 //	   "validity": {"valid": true, "target_rps": 2200, "achieved_rps": 2198.5,
 //	                "achieved_ratio": 0.9993, "achieved_ratio_min": 0.97, "arrivals": 264000,
-//	                "dropped": 12, "dropped_ratio": 0.00005, "dropped_ratio_max": 0.01},
+//	                "dropped": 12, "dropped_ratio": 0.00005, "dropped_ratio_max": 0.01,
+//	                "faults": 1, "faults_without_evidence": 0 (both only when the phase has faults)},
 //	   "headroom": {"peak_rps": 2000, "achieved_rps": 2198.5, "ratio": 1.099, "proven": true}}]}
 //
 // "observed" is null when there was no data, and such a criterion is never ok. The run's
@@ -124,6 +135,10 @@ type Validity struct {
 	Dropped          int64   `json:"dropped"`
 	DroppedRatio     float64 `json:"dropped_ratio"`
 	DroppedRatioMax  float64 `json:"dropped_ratio_max"`
+	// Faults counts the phase's faults (per target); FaultsWithoutEvidence those never seen
+	// to take effect. Both are absent for a phase without faults.
+	Faults                int `json:"faults,omitempty"`
+	FaultsWithoutEvidence int `json:"faults_without_evidence,omitempty"`
 }
 
 // Headroom is a headroom phase's achieved rate against the plan's expected peak.
@@ -236,6 +251,13 @@ func validityOf(p PhaseInput) (Validity, []string) {
 	if v.DroppedRatio > DroppedRatioMax {
 		short = append(short, fmt.Sprintf("dropped %d of %d arrivals, %s%% (at most %s%% allowed)",
 			v.Dropped, v.Arrivals, formatPercent(v.DroppedRatio), formatPercent(DroppedRatioMax)))
+	}
+	v.Faults = len(p.Faults)
+	for _, f := range p.Faults {
+		if !f.Evidence {
+			v.FaultsWithoutEvidence++
+			short = append(short, fmt.Sprintf("fault %s: no evidence that it took effect (%s)", f.Name, f.Detail))
+		}
 	}
 	v.Valid = len(short) == 0
 	return v, short
