@@ -3,6 +3,7 @@ package supervisor_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -166,6 +167,9 @@ func TestFailoverUnderLoad(t *testing.T) {
 // TestSeededDefectsAreCaught runs the same faults under load with each seeded defect and
 // without: the audit must call each defect false and the sound target true; the client's own
 // witness must find nothing wrong with the sound target.
+// staleWrites is how many payments the defect test sends under a stale epoch.
+const staleWrites = 20
+
 func TestSeededDefectsAreCaught(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: every seeded defect under load with kills")
@@ -190,7 +194,7 @@ func TestSeededDefectsAreCaught(t *testing.T) {
 				opts.Defects = []string{tt.defect}
 			}
 			l := underLoad(t, opts, 8)
-			faults(t, l)
+			refused := faults(t, l)
 			l.stop()
 			ctx := context.Background()
 			wit := l.w.Verify(ctx)
@@ -202,6 +206,9 @@ func TestSeededDefectsAreCaught(t *testing.T) {
 			if tt.defect == "" && !wit.OK() {
 				t.Errorf("the client's own witness found problems: %v", wit)
 			}
+			if tt.defect == "" && refused != staleWrites {
+				t.Errorf("%d of %d payments under a stale epoch refused, want all", refused, staleWrites)
+			}
 		})
 	}
 }
@@ -209,7 +216,7 @@ func TestSeededDefectsAreCaught(t *testing.T) {
 // faults is the schedule of the defect test: a primary killed, a primary paused long enough to
 // be replaced and then resumed (a zombie with requests in flight), another primary killed; after
 // each, the client sends its recent payments again, as one that lost the answers would.
-func faults(t *testing.T, l *loaded) {
+func faults(t *testing.T, l *loaded) (staleRefused int) {
 	t.Helper()
 	ctx := context.Background()
 	heal := func(what string) {
@@ -226,13 +233,31 @@ func faults(t *testing.T, l *loaded) {
 	time.Sleep(500 * time.Millisecond)
 	_, unit, replica = unitPrimary("b")(t, l.tg)
 	l.tg.Signal(t, "pause", supervisor.RoleUnit, unit, replica)
-	time.Sleep(2500 * time.Millisecond) // > 3 × (poll + timeout): the core zone replaces it
+	// Longer than the core zone takes to replace it (3 × (poll + timeout) and a promotion),
+	// shorter than its replication timeout (2 s): when it resumes, it still ships what the
+	// router had queued at it, as a zombie primary.
+	time.Sleep(1700 * time.Millisecond)
 	l.tg.Signal(t, "resume", supervisor.RoleUnit, unit, replica)
 	heal("pause of b's primary")
+
+	// A router with an out-of-date table: payments under the previous epoch, straight to the
+	// primary. Fencing refuses every one (421).
+	st := l.tg.Routing(t)
+	b := st.Units["b"]
+	bucket := int64(slices.Index(st.Buckets, "b"))
+	refused := 0
+	for i := range staleWrites {
+		status, err := l.w.PayStale(ctx, b.PrimaryAddr(), b.Epoch-1, bucket, bucket+100*int64(1+i%5), 1)
+		if err == nil && status == http.StatusMisdirectedRequest {
+			refused++
+		}
+	}
+	t.Logf("payments under a stale epoch: %d of %d refused", refused, staleWrites)
 
 	time.Sleep(500 * time.Millisecond)
 	_, unit, replica = unitPrimary("c")(t, l.tg)
 	l.tg.Signal(t, "kill", supervisor.RoleUnit, unit, replica)
 	heal(fmt.Sprintf("kill of %s's primary", unit))
 	time.Sleep(500 * time.Millisecond)
+	return refused
 }

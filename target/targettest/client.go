@@ -16,6 +16,8 @@ import (
 type Client struct {
 	URL  string
 	HTTP *http.Client
+	// Header is added to every request (nil: none).
+	Header http.Header
 }
 
 // NewClient returns a client of the business API at url, with connections for workers at once.
@@ -118,6 +120,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, ok, fail any) 
 	req, err := http.NewRequestWithContext(ctx, method, c.URL+path, body)
 	if err != nil {
 		return 0, err
+	}
+	for k, v := range c.Header {
+		req.Header[k] = v
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.HTTP.Do(req)

@@ -6,8 +6,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
+
+	"github.com/redline-dev/redline/target/router"
 )
 
 // Payment statuses the workload records, beside the target's committed and failed.
@@ -141,6 +144,33 @@ func (w *Workload) Pay(ctx context.Context, from, to, amount int64) string {
 	}
 	w.mu.Unlock()
 	return status
+}
+
+// PayStale sends one payment straight to a unit replica at addr under epoch, as a router whose
+// routing table is out of date would, and records it: acknowledged when the replica accepts it
+// (it should refuse: 421), never applied otherwise. It returns the replica's status code.
+func (w *Workload) PayStale(ctx context.Context, addr string, epoch uint64, from, to, amount int64) (int, error) {
+	w.mu.Lock()
+	w.probes++
+	p := Payment{Key: fmt.Sprintf("s-%d-%d", w.probes, time.Now().UnixNano()), FromUID: from, ToUID: to, AmountMinor: amount}
+	if w.records == nil {
+		w.records = map[string]*record{}
+	}
+	r := &record{p: p, status: statusUnknown}
+	w.records[p.Key] = r
+	w.mu.Unlock()
+	direct := &Client{URL: "http://" + addr, HTTP: w.Client.HTTP, Header: http.Header{router.EpochHeader: {strconv.FormatUint(epoch, 10)}}}
+	status, out, _, err := direct.Pay(ctx, p)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	switch {
+	case err == nil && status == http.StatusOK:
+		r.status = out.Status
+		w.acked = append(w.acked, p.Key)
+	case err == nil:
+		r.status = statusRejected
+	}
+	return status, err
 }
 
 // send posts p until it has an outcome or RetryFor passes, and returns the outcome's status.
