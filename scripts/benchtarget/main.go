@@ -63,7 +63,7 @@ func main() {
 	flag.StringVar(&o.dataDir, "data", "", "data dir of a running `redline target up` (required)")
 	flag.StringVar(&o.mode, "mode", "throughput", "throughput or failover")
 	flag.IntVar(&o.accounts, "accounts", 10_000, "accounts to create (a multiple of 100)")
-	flag.StringVar(&o.concurrency, "concurrency", "16,32,64,128,256", "throughput: worker counts to try, in order")
+	flag.StringVar(&o.concurrency, "concurrency", "4,8,16,32,64,128,256", "throughput: worker counts to try, in order")
 	flag.DurationVar(&o.step, "step", 10*time.Second, "throughput: measured time per concurrency")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "throughput: unmeasured time before each step")
 	flag.DurationVar(&o.p99Max, "p99-max", 50*time.Millisecond, "throughput: the latency bound of a sustained rate")
