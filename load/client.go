@@ -155,12 +155,17 @@ func (c *client) release(i int) {
 	}
 }
 
-// retryStaleConn retries an idempotent request once when the server closed a kept-alive
-// connection before reading it (the race every keep-alive client has). Nothing else is
-// retried: a load generator reports what happened.
+// retryStaleConn sends a request again, once, when the server closed a kept-alive connection
+// before answering it (the race every keep-alive client has), if the request is safe to replay:
+// the rule of net/http and of the event loop (op.replayable). Nothing else is retried: a load
+// generator reports what happened.
 func retryStaleConn(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
-	idempotent := req.Header.IsGet() || req.Header.IsHead() || req.Header.IsPut() || req.Header.IsDelete() || req.Header.IsOptions()
-	return false, attempts < 2 && idempotent && errors.Is(err, fasthttp.ErrConnectionClosed)
+	h := &req.Header
+	replayable := h.IsGet() || h.IsHead() || h.IsPut() || h.IsDelete() || h.IsOptions() ||
+		len(h.Peek("Idempotency-Key")) > 0 || len(h.Peek("X-Idempotency-Key")) > 0
+	stale := errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+	return false, attempts < 2 && replayable && stale
 }
 
 func cutScheme(origin string) (scheme, host string, ok bool) {

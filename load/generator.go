@@ -210,15 +210,11 @@ func (g *Generator) Run(ctx context.Context) (Result, error) {
 func (g *Generator) pace(ctx context.Context, start time.Time) error {
 	w := newWaker(ctx)
 	defer w.close()
-	seg := g.cfg.Segment
 	now := time.Now()
 	for n := int64(0); ; n++ {
-		off, ok := g.pacer.Due(n)
-		if !ok || off >= g.duration {
+		off, ok := nextOwned(g.pacer, g.cfg.Segment, g.duration, &n)
+		if !ok {
 			break
-		}
-		if !seg.Owns(n) {
-			continue
 		}
 		intended := start.Add(off)
 		if intended.After(now) {

@@ -265,16 +265,7 @@ func (l *wireLoop) run(ctx context.Context, start time.Time) error {
 // next advances n to the next arrival of this segment and returns its offset; false when the
 // schedule has no more arrivals within the profile.
 func (l *wireLoop) next(n *int64) (time.Duration, bool) {
-	for {
-		off, ok := l.g.pacer.Due(*n)
-		if !ok || off >= l.g.duration {
-			return 0, false
-		}
-		if l.g.cfg.Segment.Owns(*n) {
-			return off, true
-		}
-		*n++
-	}
+	return nextOwned(l.g.pacer, l.g.cfg.Segment, l.g.duration, n)
 }
 
 // dispatch gives arrival n a worker and a connection, or drops it when every worker is taken.

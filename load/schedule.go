@@ -108,6 +108,21 @@ func (st *scheduleStage) invert(m float64) float64 {
 	return 2 * m / den
 }
 
+// nextOwned advances n to the next arrival that seg owns and returns its offset; false when p
+// has no more arrivals before end. Ownership is tested first, being cheaper than Due: any 2^k
+// consecutive arrivals visit every dyadic interval of width 2^-k, so a segment of positive
+// share owns one in every 4/share at most, and the scan is short.
+func nextOwned(p Pacer, seg Segment, end time.Duration, n *int64) (time.Duration, bool) {
+	for !seg.Owns(*n) {
+		*n++
+	}
+	off, ok := p.Due(*n)
+	if !ok || off >= end {
+		return 0, false
+	}
+	return off, true
+}
+
 // Owns reports whether arrival n belongs to the segment. See Segment for the striping.
 func (s Segment) Owns(n int64) bool {
 	if s.Den == 0 {
