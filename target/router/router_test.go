@@ -25,7 +25,7 @@ type fakeCore struct {
 	srv *httptest.Server
 }
 
-func newFakeCore(t *testing.T, st corezone.State) *fakeCore {
+func newFakeCore(t testing.TB, st corezone.State) *fakeCore {
 	c := &fakeCore{st: st}
 	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
@@ -56,7 +56,7 @@ type seen struct {
 	Body                string
 }
 
-func newFakeUnit(t *testing.T, name string) *fakeUnit {
+func newFakeUnit(t testing.TB, name string) *fakeUnit {
 	u := &fakeUnit{name: name, answer: func(*http.Request, []byte) (int, string) { return 200, `{"unit":"` + name + `"}` }}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -94,7 +94,7 @@ type env struct {
 	client     *http.Client
 }
 
-func start(t *testing.T) *env {
+func start(t testing.TB) *env {
 	t.Helper()
 	e := &env{a1: newFakeUnit(t, "a1"), a2: newFakeUnit(t, "a2"), b1: newFakeUnit(t, "b1")}
 	st := corezone.State{Epoch: 3, Buckets: make([]string, corezone.BucketCount), Units: map[string]corezone.Unit{
