@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/redline-dev/redline/load"
+	"github.com/redline-dev/redline/verify"
 )
 
 // The file format's fixed words.
@@ -29,6 +30,12 @@ type compiler struct {
 	// ops lists each compiled phase's request names, for checking sla op tags; a phase whose
 	// requests had problems is absent, so that one mistake is not reported twice.
 	ops map[string][]string
+	// guards are the plan's abortWhen, which every phase inherits.
+	guards []verify.Guard
+	// faultNames maps each fault's name to its path, for duplicates; target is the compiled
+	// target, whose static inventory faults are checked against.
+	faultNames map[string]string
+	planTarget Target
 }
 
 func (c *compiler) plan(f planFile) *Plan {
@@ -43,6 +50,9 @@ func (c *compiler) plan(f planFile) *Plan {
 		p.name, _ = c.name(f.metadata.name, "metadata.name")
 	}
 	p.target = c.target(f)
+	c.planTarget = p.target
+	c.faultNames = map[string]string{}
+	c.guards = c.abortWhen(f.abortWhen, "abortWhen")
 	p.peakRPS = c.peak(f)
 	vars := c.vars(f.vars, p.target)
 	def := c.defaults(f.defaults)
@@ -260,11 +270,15 @@ func (c *compiler) target(f planFile) Target {
 	default:
 		c.r.at(tf.node, "target", "want url or builtin")
 	}
+	if tf := f.target; tf != nil {
+		t.Labels = c.labels(tf.labels, "target.labels")
+		t.Processes = c.processes(tf.processes)
+	}
 	if u := c.opts.TargetURL; u != "" {
 		if msg := checkTargetURL(u); msg != "" {
 			c.r.at(nil, "--target-url", "%s", msg)
 		}
-		t = Target{URL: strings.TrimRight(u, "/")}
+		t.URL, t.Builtin = strings.TrimRight(u, "/"), nil
 	}
 	return t
 }

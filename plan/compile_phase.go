@@ -72,9 +72,6 @@ func (c *compiler) phase(f phaseFile, vars load.Vars, def defaults) (Phase, bool
 	if f.judge != nil {
 		ph.Judge, judgeOK = c.judge(f.judge, join(f.path, "judge"))
 	}
-	if f.faults != nil {
-		c.r.at(f.faultsKey, join(f.path, "faults"), "faults are not supported in this build yet (chaos comes later); remove them to run this plan")
-	}
 	if f.replay != nil {
 		c.r.at(f.replayKey, join(f.path, "replay"), "replay is not supported in this build yet (shadow traffic comes later); remove it to run this plan")
 	}
@@ -99,6 +96,8 @@ func (c *compiler) phase(f phaseFile, vars load.Vars, def defaults) (Phase, bool
 	}
 	cfg.GracePeriod = cfg.Timeout // in-flight requests may finish within their own timeout
 	ph.Load = cfg
+	ph.Faults = c.faults(f, ph)
+	ph.AbortWhen = append(slices.Clone(c.guards), c.abortWhen(f.abortWhen, join(f.path, "abortWhen"))...)
 	return ph, judgeOK
 }
 

@@ -30,13 +30,21 @@ type planFile struct {
 	phases     []phaseFile
 	phasesNode *yaml.Node
 	phasesKey  *yaml.Node
+	abortWhen  *yaml.Node // a guard or a list of guards
 }
 
 type metadataFile struct{ node, name *yaml.Node }
 
 type targetFile struct {
-	node, url *yaml.Node
-	builtin   *builtinFile
+	node, url, labels *yaml.Node
+	builtin           *builtinFile
+	processes         []processFile
+}
+
+// processFile is a local process the plan's faults may act on.
+type processFile struct {
+	node, name, pid, pidFile, labels *yaml.Node
+	path                             string
 }
 
 type builtinFile struct{ node, units, accounts *yaml.Node }
@@ -80,8 +88,16 @@ type phaseFile struct {
 	path                                string
 	load                                *loadFile
 	requests                            *requestsFile
-	faults, replay                      *yaml.Node // later work: reported as unsupported
-	faultsKey, replayKey                *yaml.Node
+	faults                              []faultFile
+	abortWhen                           *yaml.Node
+	replay                              *yaml.Node // later work: reported as unsupported
+	replayKey                           *yaml.Node
+}
+
+// faultFile is one fault of a phase; its spec is a Chaos Mesh spec, decoded by chaos/mesh.
+type faultFile struct {
+	node, name, at, duration, kind, spec *yaml.Node
+	path                                 string
 }
 
 type loadFile struct {
@@ -310,8 +326,9 @@ func (d *decoder) list(n *yaml.Node, path string, limit int, what string) []*yam
 }
 
 func (d *decoder) file(root *yaml.Node) planFile {
-	f := d.fields(root, "", "apiVersion", "kind", "metadata", "target", "peak", "vars", "defaults", "sla", "phases")
-	pf := planFile{node: root, apiVersion: f["apiVersion"], kind: f["kind"], phasesNode: f["phases"], phasesKey: f["key:phases"]}
+	f := d.fields(root, "", "apiVersion", "kind", "metadata", "target", "peak", "vars", "defaults", "sla", "abortWhen", "phases")
+	pf := planFile{node: root, apiVersion: f["apiVersion"], kind: f["kind"], phasesNode: f["phases"], phasesKey: f["key:phases"],
+		abortWhen: f["abortWhen"]}
 	if n := f["metadata"]; n != nil {
 		m := d.fields(n, "metadata", "name")
 		pf.metadata = &metadataFile{node: n, name: m["name"]}
@@ -345,8 +362,16 @@ func (d *decoder) file(root *yaml.Node) planFile {
 }
 
 func (d *decoder) target(n *yaml.Node) *targetFile {
-	m := d.fields(n, "target", "url", "builtin")
-	t := &targetFile{node: n, url: m["url"]}
+	m := d.fields(n, "target", "url", "builtin", "labels", "processes")
+	t := &targetFile{node: n, url: m["url"], labels: m["labels"]}
+	if ps := m["processes"]; ps != nil {
+		for i, pn := range d.list(ps, "target.processes", ProcessesMax, "processes") {
+			path := index("target.processes", i)
+			pm := d.fields(pn, path, "name", "pid", "pidFile", "labels")
+			t.processes = append(t.processes, processFile{node: pn, path: path, name: pm["name"], pid: pm["pid"],
+				pidFile: pm["pidFile"], labels: pm["labels"]})
+		}
+	}
 	if b := m["builtin"]; b != nil {
 		// builtin: {} and a bare "builtin:" both mean every default.
 		if b.ShortTag() == "!!null" {
@@ -420,10 +445,20 @@ func (d *decoder) threshold(n *yaml.Node, path string) thresholdFile {
 }
 
 func (d *decoder) phase(n *yaml.Node, path string) phaseFile {
-	m := d.fields(n, path, "name", "load", "requests", "judge", "workers", "timeout", "faults", "replay")
+	m := d.fields(n, path, "name", "load", "requests", "judge", "workers", "timeout", "faults", "abortWhen", "replay")
 	p := phaseFile{node: n, path: path, name: m["name"], judge: m["judge"], workers: m["workers"],
-		timeout: m["timeout"], faults: m["faults"], replay: m["replay"],
-		faultsKey: m["key:faults"], replayKey: m["key:replay"]}
+		timeout: m["timeout"], abortWhen: m["abortWhen"], replay: m["replay"], replayKey: m["key:replay"]}
+	if fs := m["faults"]; fs != nil {
+		for i, fn := range d.list(fs, join(path, "faults"), FaultsMax, "faults") {
+			fp := index(join(path, "faults"), i)
+			fm := d.fields(fn, fp, "name", "at", "duration", "kind", "spec")
+			if fm == nil {
+				continue
+			}
+			p.faults = append(p.faults, faultFile{node: fn, path: fp, name: fm["name"], at: fm["at"],
+				duration: fm["duration"], kind: fm["kind"], spec: fm["spec"]})
+		}
+	}
 	if l := m["load"]; l != nil {
 		p.load = d.load(l, join(path, "load"))
 	}

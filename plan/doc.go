@@ -41,11 +41,35 @@
 //	  - name: midnight
 //	    load: {spike: {base: 20%, peak: 300%, rampUp: 10s, hold: 60s, decay: 30s}}
 //	  - {name: headroom, load: {rate: 110%, duration: 120s}, judge: headroom, workers: 5000}
+//	  - name: unit-kill
+//	    load: {rate: 100%, duration: 60s}
+//	    abortWhen: "http_req_failed rate>0.2 for 10s"   # or a list; the plan's own apply to every phase
+//	    faults:                            # Chaos Mesh kinds and specs, validated by Chaos Mesh's rules
+//	      - name: kill-b                   # default <phase>-<index>; unique in the plan
+//	        at: 20s                        # offset from the phase's start (default 0s)
+//	        kind: PodChaos                 # pod-kill | container-kill (one-shot) | pod-failure
+//	        spec: {action: pod-kill, mode: one, selector: {labelSelectors: {unit: b, role: primary}}}
+//	      - {at: 10s, duration: 30s, kind: NetworkChaos,     # delay | loss | partition | bandwidth
+//	         spec: {action: delay, mode: all, selector: {labelSelectors: {role: router}}, delay: {latency: 100ms}}}
+//	      - {at: 10s, duration: 30s, kind: ConsumerChaos, spec: {group: settlement, rate: 10%}}
+//
+// A fault's duration defaults to the rest of its phase and must end inside it: every fault is
+// recovered by its phase's end at the latest. Selectors match target labels: unit, replica,
+// role (primary, standby, core, router) and group on the built-in target; target.labels for
+// the link to a URL target (default {role: target}), and the labels of target.processes:
+//
+//	target:
+//	  url: http://127.0.0.1:8080
+//	  labels: {role: gateway}
+//	  processes: [{name: api, pid: 4242, labels: {unit: a}}, {name: worker, pidFile: /run/w.pid}]
+//
+// abortWhen guards say what is bad ("metric aggregation>number [for duration]") and stop the
+// run when it holds on every per-second window for the duration.
 //
 // Rates are arrivals per second, minute or hour (2000/s, 120/m, 10/h) or percents of peak.rate
 // (110%, at most 1000%); durations are Go's (30s, 2m, 1m30s). judge is true (the default),
-// false, or headroom (judged, and the achieved rate reported against the peak). The faults and
-// replay keys of a phase are recognised and refused: chaos and shadow replay come later.
+// false, or headroom (judged, and the achieved rate reported against the peak). The replay key
+// of a phase is recognised and refused: shadow replay comes later.
 //
 // Limits (limits.go) bound the file (1 MiB), YAML alias expansion, nesting, phases, requests,
 // stages, headers, bodies, rates and durations; a plan over one is refused with its name.

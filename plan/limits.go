@@ -31,6 +31,11 @@ const (
 	PhaseDurationMax  = 24 * time.Hour
 	PlanDurationMax   = 7 * 24 * time.Hour
 	TimeoutMax        = 5 * time.Minute
+	FaultsMax         = 32  // faults of one phase
+	PlanFaultsMax     = 256 // faults of the whole plan
+	ProcessesMax      = 64  // local processes a plan names
+	LabelsMax         = 16  // labels of one target
+	GuardsMax         = 16  // abortWhen guards of the plan or of one phase
 )
 
 // Defaults for what a plan leaves out.

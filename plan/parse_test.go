@@ -88,7 +88,7 @@ var badRows = []struct {
 	{"kind", "kind: Rehearsal", "kind: Drill", `2:7: kind: want Rehearsal, got "Drill"`},
 	{"kind missing", "kind: Rehearsal\n", "", `1:1: kind: missing; want kind: Rehearsal`},
 	{"unknown top-level key", "peak: {rate: 100/s}", "peak: {rate: 100/s}\nvar: {}", `6:1: var: unknown key (did you mean vars?)`},
-	{"unknown key far from any", "peak: {rate: 100/s}", "peak: {rate: 100/s}\nextra: 1", `6:1: extra: unknown key (want one of: apiVersion, kind, metadata, target, peak, vars, defaults, sla, phases)`},
+	{"unknown key far from any", "peak: {rate: 100/s}", "peak: {rate: 100/s}\nextra: 1", `6:1: extra: unknown key (want one of: apiVersion, kind, metadata, target, peak, vars, defaults, sla, abortWhen, phases)`},
 	{"duplicate key", "peak: {rate: 100/s}", "peak: {rate: 100/s}\npeak: {rate: 10/s}", `6:1: peak: duplicate key (first at line 5)`},
 	{"name missing", "metadata: {name: base}", "metadata: {}", `3:11: metadata.name: missing; every plan needs a name`},
 	{"bad name", "{name: base}", "{name: \"two words\"}", `3:18: metadata.name: name "two words": want letters, digits, '.', '_' and '-', starting with a letter or digit`},
@@ -131,7 +131,7 @@ var badRows = []struct {
 	// phases
 	{"duplicate phase", "{name: steady,", "{name: warmup,", `14:12: phases[1].name: duplicate phase name "warmup" (first at phases[0])`},
 	{"phase name missing", "{name: steady, load", "{load", `14:5: phases[1].name: missing; every phase needs a name`},
-	{"phase unknown key", "duration: 10s}}", "duration: 10s}, wait: 1s}", `14:55: phases[1].wait: unknown key (want one of: name, load, requests, judge, workers, timeout, faults, replay)`},
+	{"phase unknown key", "duration: 10s}}", "duration: 10s}, wait: 1s}", `14:55: phases[1].wait: unknown key (want one of: name, load, requests, judge, workers, timeout, faults, abortWhen, replay)`},
 	{"judge bad", "judge: false}", "judge: maybe}", `13:60: phases[0].judge: want true, false or headroom, got a string "maybe"`},
 	{"headroom without peak", "peak: {rate: 100/s}\n", "", `12:33: phases[0].load.rate: relative rate 50% needs peak.rate
 13:33: phases[1].load.rate: relative rate 100% needs peak.rate`},
@@ -140,7 +140,13 @@ var badRows = []struct {
 	{"phases not a list", "phases:\n  - {name: warmup, load: {rate: 50%, duration: 5s}, judge: false}\n  - {name: steady, load: {rate: 100%, duration: 10s}}\n", "phases: {a: 1}\n", `12:9: phases: want a list, got a mapping`},
 	{"workers zero", "duration: 10s}}", "duration: 10s}, workers: 0}", `14:64: phases[1].workers: 0 is out of range [1, 100000]`},
 	{"workers string", "duration: 10s}}", "duration: 10s}, workers: many}", `14:64: phases[1].workers: want an integer, got a string "many"`},
-	{"faults refused", "duration: 10s}}", "duration: 10s}, faults: [{at: 20s, kind: PodChaos}]}", `14:55: phases[1].faults: faults are not supported in this build yet (chaos comes later); remove them to run this plan`},
+	{"fault percent over 100", "duration: 10s}}", "duration: 10s}, faults: [{at: 2s, kind: PodChaos, spec: {action: pod-kill, mode: fixed-percent, value: \"150\", selector: {labelSelectors: {role: target}}}}]}", `14:142: phases[1].faults[0].spec.value: Invalid value: "150": value of 150 is invalid, Must be (0,100] with mode:fixed-percent (chaos mesh)`},
+	{"fault spec unknown key", "duration: 10s}}", "duration: 10s}, faults: [{at: 2s, kind: PodChaos, spec: {action: pod-failure, mode: one, selectr: {}}}]}", `14:137: phases[1].faults[0].spec.selectr: unknown key (did you mean selector?)`},
+	{"fault kind unknown", "duration: 10s}}", "duration: 10s}, faults: [{kind: PodChoas, spec: {}}]}", `14:71: phases[1].faults[0].kind: unknown kind "PodChoas" (want one of: PodChaos, NetworkChaos, StressChaos, HTTPChaos, ConsumerChaos)`},
+	{"fault after its phase", "duration: 10s}}", "duration: 10s}, faults: [{at: 8s, duration: 5s, kind: NetworkChaos, spec: {action: delay, mode: all, selector: {}, delay: {latency: 10ms}}}]}", `14:83: phases[1].faults[0].duration: the fault would end at 13s, after its phase (10s): every fault is recovered within its phase`},
+	{"fault selects nothing", "duration: 10s}}", "duration: 10s}, faults: [{kind: ConsumerChaos, spec: {group: settlement, rate: 10%}}]}", `14:92: phases[1].faults[0].spec.selector: group=settlement (all) selects no target of this plan (ConsumerChaos targets: none; consumer groups belong to the built-in target)`},
+	{"fault one-shot with duration", "duration: 10s}}", "duration: 10s}, faults: [{duration: 1s, kind: PodChaos, spec: {action: pod-kill, mode: one, selector: {}}}]}", `14:75: phases[1].faults[0].duration: PodChaos pod-kill is one-shot: it has no duration`},
+	{"abortWhen bad", "duration: 10s}}", "duration: 10s}, abortWhen: \"http_req_failed p(99)>1\"}", `14:66: phases[1].abortWhen: bad abort condition: aggregation not allowed: p(99) on http_req_failed, a rate metric (want rate)`},
 	{"replay refused", "{name: steady, load: {rate: 100%, duration: 10s}}", "{name: steady, replay: {recording: a.rlog, speed: 2}}", `14:20: phases[1].replay: replay is not supported in this build yet (shadow traffic comes later); remove it to run this plan`},
 	// requests
 	{"requests missing", "defaults:\n  requests:\n    - {name: get, path: /}\n", "", `10:5: phases[0].requests: missing; set requests here or in defaults.requests

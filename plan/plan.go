@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/redline-dev/redline/chaos"
 	"github.com/redline-dev/redline/load"
 	"github.com/redline-dev/redline/verify"
 )
@@ -31,6 +33,19 @@ type Target struct {
 	// has started it and called WithTargetURL.
 	URL     string
 	Builtin *Builtin // nil for a URL target
+	// Labels are the labels of the link from Redline to the target's URL, which network faults
+	// select (default {role: target}); the built-in target's links are labelled by the runner.
+	Labels map[string]string
+	// Processes are local processes the plan's PodChaos and StressChaos faults may act on.
+	Processes []Process
+}
+
+// Process is a local process named in the plan: by pid, or by a pid file read at injection.
+type Process struct {
+	Name    string
+	Pid     int
+	PidFile string
+	Labels  map[string]string
 }
 
 // Builtin sizes the built-in payment target.
@@ -50,6 +65,10 @@ type Phase struct {
 	Load *load.Config
 	// Shape is how the plan wrote the profile: "constant", "ramp" or "spike".
 	Shape string
+	// Faults are injected while the phase's load runs, each at its offset from the phase's start.
+	Faults []chaos.Fault
+	// AbortWhen are the guards that stop the run during this phase: the plan's, then its own.
+	AbortWhen []verify.Guard
 }
 
 // Options change how a plan file is read.
@@ -110,6 +129,11 @@ func (p *Plan) Target() Target {
 		b := *t.Builtin
 		t.Builtin = &b
 	}
+	t.Labels = maps.Clone(t.Labels)
+	t.Processes = slices.Clone(t.Processes)
+	for i := range t.Processes {
+		t.Processes[i].Labels = maps.Clone(t.Processes[i].Labels)
+	}
 	return t
 }
 
@@ -133,6 +157,31 @@ func (p *Plan) Phases() []Phase {
 		if ph.Load != nil {
 			out[i].Load = copyConfig(ph.Load, p.target.URL)
 		}
+		out[i].Faults = slices.Clone(ph.Faults)
+		for j, f := range out[i].Faults {
+			out[i].Faults[j].Selector.Labels = maps.Clone(f.Selector.Labels)
+			out[i].Faults[j].Selector.Expressions = slices.Clone(f.Selector.Expressions)
+			out[i].Faults[j].Spec = slices.Clone(f.Spec)
+		}
+		out[i].AbortWhen = slices.Clone(ph.AbortWhen)
+	}
+	return out
+}
+
+// Faults returns every fault of the plan, phase by phase.
+func (p *Plan) Faults() []chaos.Fault {
+	var out []chaos.Fault
+	for _, ph := range p.Phases() {
+		out = append(out, ph.Faults...)
+	}
+	return out
+}
+
+// PhaseStarts maps each phase's name to its offset from the run's start.
+func (p *Plan) PhaseStarts() map[string]time.Duration {
+	out := make(map[string]time.Duration, len(p.phases))
+	for _, ph := range p.phases {
+		out[ph.Name] = ph.Start
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/redline-dev/redline/chaos"
 	"github.com/redline-dev/redline/load"
 )
 
@@ -62,7 +63,62 @@ func (p *Plan) Summary() string {
 		}
 		w.Flush()
 	}
+	p.faultSummary(&b)
 	return b.String()
+}
+
+// faultSummary writes the timeline of faults and what each would select, touching nothing:
+// the targets are the plan's static ones (StaticTargets), the live ones may differ.
+func (p *Plan) faultSummary(b *strings.Builder) {
+	var guards []string
+	for _, ph := range p.phases {
+		for _, g := range ph.AbortWhen {
+			guards = append(guards, fmt.Sprintf("  %s	%s", ph.Name, g))
+		}
+	}
+	if len(guards) > 0 {
+		b.WriteString("\nabort when (per phase):\n")
+		w := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+		for _, g := range guards {
+			fmt.Fprintln(w, g)
+		}
+		w.Flush()
+	}
+	faults := p.Faults()
+	if len(faults) == 0 {
+		return
+	}
+	b.WriteString("\nfaults (run offset, kind, selector; would select, of the targets known before the run):\n")
+	w := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "  FAULT\tWHEN\tKIND\tSELECTOR\tWOULD SELECT")
+	starts := p.PhaseStarts()
+	targets := p.target.StaticTargets()
+	for _, f := range faults {
+		fmt.Fprintf(w, "  %s\t%s\n", faultText(f, starts[f.Phase]), wouldSelect(f, targets))
+	}
+	w.Flush()
+}
+
+// wouldSelect names the targets a fault's selector matches and how many its mode picks.
+func wouldSelect(f chaos.Fault, targets []chaos.Target) string {
+	var names []string
+	for _, t := range targets {
+		if t.Accepts(f.Kind) && f.Selector.Matches(t.Labels) {
+			names = append(names, t.Name)
+		}
+	}
+	if len(names) == 0 {
+		return "nothing"
+	}
+	n := f.Selector.Count(len(names), func(k int) int { return k - 1 }) // random-max-percent: at most
+	how := fmt.Sprintf("%d of", n)
+	if f.Selector.Mode == chaos.ModeRandomMaxPercent {
+		how = fmt.Sprintf("up to %d of", n)
+	}
+	if n == len(names) {
+		how = "all of"
+	}
+	return how + " " + strings.Join(names, ", ")
 }
 
 func (p *Plan) targetText() string {
