@@ -126,7 +126,7 @@ type Entry struct {
 // Entries returns up to max stored entries from seq on, in order. A window trimmed past seq
 // returns ErrNotFound.
 func (db *DB) Entries(ctx context.Context, fromSeq int64, max int) ([]Entry, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT seq, body FROM entries WHERE seq >= $1 ORDER BY seq LIMIT $2`, fromSeq, max)
+	rows, err := db.r.QueryContext(ctx, `SELECT seq, body FROM history WHERE seq >= $1 ORDER BY seq LIMIT $2`, fromSeq, max)
 	if err != nil {
 		return nil, fmt.Errorf("read entries from %d: %w", fromSeq, err)
 	}
@@ -134,14 +134,14 @@ func (db *DB) Entries(ctx context.Context, fromSeq int64, max int) ([]Entry, err
 	var out []Entry
 	for rows.Next() {
 		var e Entry
-		var body string
+		var body sql.NullString
 		if err := rows.Scan(&e.Seq, &body); err != nil {
 			return nil, fmt.Errorf("scan entry: %w", err)
 		}
-		e.Body = []byte(body)
-		if len(out) == 0 && e.Seq != fromSeq {
-			return nil, fmt.Errorf("read entries from %d (window starts at %d): %w", fromSeq, e.Seq, ErrNotFound)
+		if !body.Valid || (len(out) == 0 && e.Seq != fromSeq) {
+			return nil, fmt.Errorf("read entries from %d (window passed seq %d): %w", fromSeq, e.Seq, ErrNotFound)
 		}
+		e.Body = []byte(body.String)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {

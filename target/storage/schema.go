@@ -10,24 +10,33 @@ import (
 // to i+1. Never edit a released one; append.
 //
 // history holds one row per replicated entry forever (seq, the epoch it was written under,
-// whether this replica accepted it under a stale epoch, and the hash chain up to it); entries
-// holds the entries' bodies for a bounded window, to bring a standby up to date.
+// whether this replica accepted it under a stale epoch, and the hash chain up to it), and the
+// entry's body for a bounded window (NULL before it), to bring a standby up to date.
 var migrations = [][]string{
 	{
-		`CREATE TABLE meta (name TEXT PRIMARY KEY, num BIGINT NOT NULL DEFAULT 0, txt TEXT NOT NULL DEFAULT '')`,
-		`CREATE TABLE accounts (uid BIGINT PRIMARY KEY, balance_minor BIGINT NOT NULL,
+		`CREATE TABLE meta (name TEXT PRIMARY KEY, num BIGINT NOT NULL DEFAULT 0, txt TEXT NOT NULL DEFAULT '')` + noRowid,
+		`CREATE TABLE accounts (uid ` + intKey + `, balance_minor BIGINT NOT NULL,
 			opened_minor BIGINT NOT NULL, seq BIGINT NOT NULL)`,
 		`CREATE TABLE payments (idem_key TEXT PRIMARY KEY, from_uid BIGINT NOT NULL, to_uid BIGINT NOT NULL,
 			amount_minor BIGINT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
-			seq BIGINT NOT NULL, epoch BIGINT NOT NULL)`,
+			seq BIGINT NOT NULL, epoch BIGINT NOT NULL)` + noRowid,
 		`CREATE TABLE postings (seq BIGINT NOT NULL, leg BIGINT NOT NULL, idem_key TEXT NOT NULL,
-			uid BIGINT NOT NULL, amount_minor BIGINT NOT NULL, PRIMARY KEY (seq, leg))`,
+			uid BIGINT NOT NULL, amount_minor BIGINT NOT NULL, PRIMARY KEY (seq, leg))` + noRowid,
 		`CREATE INDEX postings_idem_key ON postings (idem_key)`,
-		`CREATE TABLE history (seq BIGINT PRIMARY KEY, epoch BIGINT NOT NULL, stale BIGINT NOT NULL, chain TEXT NOT NULL)`,
-		`CREATE TABLE entries (seq BIGINT PRIMARY KEY, body TEXT NOT NULL)`,
+		`CREATE TABLE history (seq ` + intKey + `, epoch BIGINT NOT NULL, stale BIGINT NOT NULL,
+			chain TEXT NOT NULL, body TEXT)`,
 		`CREATE TABLE lost (idem_key TEXT NOT NULL, seq BIGINT NOT NULL, status TEXT NOT NULL)`,
 	},
 }
+
+// The only dialect-specific words of the schema (the statements are shared). In SQLite an
+// INTEGER PRIMARY KEY is the table's rowid (a 64-bit integer, one b-tree instead of two), and a
+// table keyed otherwise is stored by its key (WITHOUT ROWID). PostgreSQL will say
+// "BIGINT PRIMARY KEY" and nothing.
+const (
+	intKey  = "INTEGER PRIMARY KEY"
+	noRowid = " WITHOUT ROWID"
+)
 
 // SchemaVersion is the schema version this program writes.
 func SchemaVersion() int { return len(migrations) }

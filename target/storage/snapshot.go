@@ -204,7 +204,7 @@ func (t *Tx) prepareImport(ctx context.Context) error {
 			to_uid BIGINT NOT NULL, amount_minor BIGINT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
 			seq BIGINT NOT NULL, epoch BIGINT NOT NULL)`,
 		`DELETE FROM snap_payments`,
-		`DELETE FROM accounts`, `DELETE FROM postings`, `DELETE FROM history`, `DELETE FROM entries`,
+		`DELETE FROM accounts`, `DELETE FROM postings`, `DELETE FROM history`,
 	} {
 		if err := t.execOnce(ctx, "prepare import", q); err != nil {
 			return err

@@ -75,8 +75,8 @@ func fill(t *testing.T, db *DB, n int) {
 		if err := tx.InsertPayment(ctx, Recorded{Outcome: o, Seq: seq, Epoch: 1}); err != nil {
 			t.Fatal(err)
 		}
-		for leg, post := range o.Postings() {
-			if err := tx.Post(ctx, seq, int64(leg), p.Key, post); err != nil {
+		if legs := o.Postings(); legs != nil {
+			if err := tx.PostPayment(ctx, seq, p.Key, legs); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -200,7 +200,7 @@ func TestEntriesWindow(t *testing.T) {
 		t.Fatalf("Entries(3, 2) = %+v %v", got, err)
 	}
 	tx, _ := db.Begin(ctx)
-	if err := tx.TrimEntries(ctx, 5); err != nil {
+	if err := tx.TrimEntries(ctx, 0, 5); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(); err != nil {

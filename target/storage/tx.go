@@ -11,29 +11,32 @@ import (
 
 // The writer's statements, prepared once at Open.
 const (
-	qAccount       = `SELECT balance_minor, opened_minor FROM accounts WHERE uid = $1`
-	qInsertAccount = `INSERT INTO accounts (uid, balance_minor, opened_minor, seq) VALUES ($1, $2, $2, $3) ON CONFLICT (uid) DO NOTHING`
-	qAddBalance    = `UPDATE accounts SET balance_minor = balance_minor + $1 WHERE uid = $2`
-	qInsertPosting = `INSERT INTO postings (seq, leg, idem_key, uid, amount_minor) VALUES ($1, $2, $3, $4, $5)`
+	qAccount        = `SELECT balance_minor, opened_minor FROM accounts WHERE uid = $1`
+	qInsertAccount  = `INSERT INTO accounts (uid, balance_minor, opened_minor, seq) VALUES ($1, $2, $2, $3) ON CONFLICT (uid) DO NOTHING`
+	qBalance        = `SELECT balance_minor FROM accounts WHERE uid = $1`
+	qAddBalance     = `UPDATE accounts SET balance_minor = balance_minor + $1 WHERE uid = $2`
+	qInsertPostings = `INSERT INTO postings (seq, leg, idem_key, uid, amount_minor)
+		VALUES ($1, 0, $2, $3, $4), ($1, 1, $2, $5, $6)`
 	qInsertPayment = `INSERT INTO payments (idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idem_key) DO NOTHING`
-	qInsertHistory = `INSERT INTO history (seq, epoch, stale, chain) VALUES ($1, $2, $3, $4)`
-	qInsertEntry   = `INSERT INTO entries (seq, body) VALUES ($1, $2)`
-	qTrimEntries   = `DELETE FROM entries WHERE seq < $1`
+	qInsertHistory = `INSERT INTO history (seq, epoch, stale, chain, body) VALUES ($1, $2, $3, $4, $5)`
+	qTrimEntries   = `UPDATE history SET body = NULL WHERE seq >= $1 AND seq < $2`
 	qSetMeta       = `INSERT INTO meta (name, num, txt) VALUES ($1, $2, $3)
 		ON CONFLICT (name) DO UPDATE SET num = excluded.num, txt = excluded.txt`
 )
 
 // writerQueries are prepared at Open.
 var writerQueries = []string{
-	qAccount, qInsertAccount, qAddBalance, qInsertPosting, qInsertPayment, qInsertHistory, qInsertEntry, qTrimEntries, qSetMeta, paymentQuery,
+	qAccount, qInsertAccount, qBalance, qAddBalance, qInsertPostings, qInsertPayment, qInsertHistory,
+	qTrimEntries, qSetMeta, paymentQuery,
 }
 
 // Tx is the writer's transaction: every change of a replica's books happens inside one.
 type Tx struct {
-	tx  *sql.Tx
-	db  *DB
-	imp *importStmts // during ImportSnapshot
+	tx    *sql.Tx
+	db    *DB
+	bound map[string]*sql.Stmt // prepared statements bound to tx, made on first use
+	imp   *importStmts         // during ImportSnapshot
 }
 
 // Commit makes the transaction durable (synchronous=FULL: fsynced before it returns).
@@ -74,11 +77,18 @@ func (t *Tx) execOnce(ctx context.Context, what, q string, args ...any) error {
 // not prepared (the writer's one connection is busy with this transaction, so preparing on the
 // pool now would wait for it forever).
 func (t *Tx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := t.bound[q]; ok {
+		return st, nil
+	}
 	st, ok := t.db.stmts[q]
 	if !ok {
 		return nil, fmt.Errorf("statement not prepared at open: %.40q", q)
 	}
-	return t.tx.StmtContext(ctx, st), nil
+	if t.bound == nil {
+		t.bound = make(map[string]*sql.Stmt, len(t.db.stmts))
+	}
+	t.bound[q] = t.tx.StmtContext(ctx, st)
+	return t.bound[q], nil
 }
 
 func (t *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
@@ -109,15 +119,39 @@ func (t *Tx) InsertAccount(ctx context.Context, a ledger.Account, seq int64) err
 		a.UID, a.BalanceMinor, seq)
 }
 
-// Post applies one leg of a payment: the balance change and its posting row.
-func (t *Tx) Post(ctx context.Context, seq, leg int64, key string, p ledger.Posting) error {
-	if err := t.exec(ctx, "update balance",
-		qAddBalance, p.AmountMinor, p.UID); err != nil {
-		return err
+// Pair returns the balances of a payment's two accounts; ok is false for one that does not exist.
+// (Two point reads: SQLite answers "uid IN ($1, $2)" through a temporary b-tree, slower.)
+func (t *Tx) Pair(ctx context.Context, fromUID, toUID int64) (fromMinor, toMinor int64, fromOK, toOK bool, err error) {
+	fromMinor, fromOK, err = t.balance(ctx, fromUID)
+	if err == nil {
+		toMinor, toOK, err = t.balance(ctx, toUID)
 	}
-	return t.exec(ctx, "insert posting",
-		qInsertPosting,
-		seq, leg, key, p.UID, p.AmountMinor)
+	return fromMinor, toMinor, fromOK, toOK, err
+}
+
+func (t *Tx) balance(ctx context.Context, uid int64) (int64, bool, error) {
+	var b int64
+	err := t.queryRow(ctx, qBalance, uid).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("read account %d: %w", uid, err)
+	}
+	return b, true, nil
+}
+
+// PostPayment applies a committed payment's two legs: the two balances, and both posting rows
+// in one statement.
+func (t *Tx) PostPayment(ctx context.Context, seq int64, key string, legs []ledger.Posting) error {
+	assert(len(legs) == 2 && legs[0].UID != legs[1].UID, "a payment posts two legs on two accounts")
+	for _, leg := range legs {
+		if err := t.exec(ctx, "update balance", qAddBalance, leg.AmountMinor, leg.UID); err != nil {
+			return err
+		}
+	}
+	return t.exec(ctx, "insert postings", qInsertPostings,
+		seq, key, legs[0].UID, legs[0].AmountMinor, legs[1].UID, legs[1].AmountMinor)
 }
 
 // Recorded is a payment's outcome as recorded, with where it sits in the history.
@@ -163,16 +197,12 @@ func (t *Tx) Append(ctx context.Context, seq, epoch int64, stale bool, chain str
 	if stale {
 		staleFlag = 1
 	}
-	if err := t.exec(ctx, "insert history",
-		qInsertHistory, seq, epoch, staleFlag, chain); err != nil {
-		return err
-	}
-	return t.exec(ctx, "insert entry", qInsertEntry, seq, string(body))
+	return t.exec(ctx, "insert history", qInsertHistory, seq, epoch, staleFlag, chain, string(body))
 }
 
-// TrimEntries drops the bodies of entries below seq.
-func (t *Tx) TrimEntries(ctx context.Context, belowSeq int64) error {
-	return t.exec(ctx, "trim entries", qTrimEntries, belowSeq)
+// TrimEntries drops the bodies of the entries in [fromSeq, belowSeq); their history rows stay.
+func (t *Tx) TrimEntries(ctx context.Context, fromSeq, belowSeq int64) error {
+	return t.exec(ctx, "trim entries", qTrimEntries, fromSeq, belowSeq)
 }
 
 // SetMeta stores one named value of the replica's state.

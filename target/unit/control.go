@@ -177,6 +177,9 @@ func (s *server) applyBodies(ctx context.Context, bodies []entryBody, stale bool
 	if err := s.persistView(ctx, tx); err != nil {
 		return err
 	}
+	if err := s.trim(ctx, tx, seq); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}

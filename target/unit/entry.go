@@ -54,8 +54,8 @@ func apply(ctx context.Context, tx *storage.Tx, e *entry, body []byte, stale boo
 		if err := tx.InsertPayment(ctx, rec); err != nil {
 			return err
 		}
-		for leg, p := range e.Payment.Postings() {
-			if err := tx.Post(ctx, e.Seq, int64(leg), e.Payment.Key, p); err != nil {
+		if legs := e.Payment.Postings(); legs != nil {
+			if err := tx.PostPayment(ctx, e.Seq, e.Payment.Key, legs); err != nil {
 				return err
 			}
 		}

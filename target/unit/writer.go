@@ -217,8 +217,14 @@ func (s *server) persistBatch(ctx context.Context, tx *storage.Tx, ackedSeq, seq
 	if err := s.persistView(ctx, tx); err != nil {
 		return err
 	}
+	return s.trim(ctx, tx, seq)
+}
+
+// trim drops entry bodies that fell out of the window, every 1,024 seqs (a short range each
+// time, so the cost does not grow with the history).
+func (s *server) trim(ctx context.Context, tx *storage.Tx, seq int64) error {
 	if seq/1024 != s.lastSeq/1024 && seq > entriesKept {
-		return tx.TrimEntries(ctx, seq-entriesKept)
+		return tx.TrimEntries(ctx, seq-entriesKept-4*1024, seq-entriesKept)
 	}
 	return nil
 }
@@ -247,15 +253,12 @@ func (s *server) decide(ctx context.Context, tx *storage.Tx, v view, o *op, seq 
 	case err != nil && !errors.Is(err, storage.ErrNotFound):
 		return nil, result{}, err
 	}
-	fromMinor, _, err := tx.Account(ctx, o.pay.FromUID)
-	if err == nil {
-		_, _, err = tx.Account(ctx, o.pay.ToUID)
-	}
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, result{err: fmt.Errorf("pay %q: %w", o.pay.Key, ledger.ErrUnknownAccount)}, nil
-	}
+	fromMinor, _, fromOK, toOK, err := tx.Pair(ctx, o.pay.FromUID, o.pay.ToUID)
 	if err != nil {
 		return nil, result{}, err
+	}
+	if !fromOK || !toOK {
+		return nil, result{err: fmt.Errorf("pay %q: %w", o.pay.Key, ledger.ErrUnknownAccount)}, nil
 	}
 	out := ledger.Decide(o.pay, fromMinor)
 	e.Kind, e.Payment = kindPay, &out

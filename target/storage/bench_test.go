@@ -1,0 +1,74 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redline-dev/redline/target/ledger"
+)
+
+// BenchmarkApplyPayments measures the SQL of one payment as the primary applies it (read the
+// key, read both accounts, record, post, append to the history), 100 payments per
+// transaction: the storage share of a group-committed payment.
+func BenchmarkApplyPayments(b *testing.B) {
+	ctx := context.Background()
+	db, err := Open(ctx, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	const accounts = 1_000
+	tx, _ := db.Begin(ctx)
+	for uid := range int64(accounts) {
+		if err := tx.InsertAccount(ctx, ledger.Account{UID: uid, BalanceMinor: 1 << 40}, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	defer func() { b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/payment") }()
+	for i := 0; i < b.N; {
+		tx, err := db.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for end := min(i+100, b.N); i < end; i++ {
+			seq := int64(i + 2)
+			p := ledger.Payment{Key: fmt.Sprintf("k%d", i), FromUID: int64(i % accounts), ToUID: int64((i + 1) % accounts), AmountMinor: 1}
+			if _, err := tx.Payment(ctx, p.Key); err == nil {
+				b.Fatal("key exists")
+			}
+			from, _, _, _, err := tx.Pair(ctx, p.FromUID, p.ToUID)
+			if err != nil {
+				b.Fatal(err)
+			}
+			o := ledger.Decide(p, from)
+			if err := tx.InsertPayment(ctx, Recorded{Outcome: o, Seq: seq, Epoch: 1}); err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.PostPayment(ctx, seq, p.Key, o.Postings()); err != nil {
+				b.Fatal(err)
+			}
+			if err := tx.Append(ctx, seq, 1, false, "0123456789abcdef0123456789abcdef", []byte(`{"seq":1,"epoch":1,"kind":"pay","payment":{"key":"k1","from_uid":1,"to_uid":2,"amount_minor":1,"status":"committed"}}`)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
