@@ -58,8 +58,8 @@ type Config struct {
 	Defects []string
 	// Exe is the redline binary the processes run; empty means os.Executable().
 	Exe string
-	// Log receives the supervisor's own log lines (nil: discarded). Each process logs to
-	// DATA/logs/<role>-<unit>-<replica>.log.
+	// Log also receives the supervisor's own log lines, which always go to
+	// DATA/logs/supervisor.log. Each process logs to DATA/logs/<role>-<unit>-<replica>.log.
 	Log io.Writer
 	// Ready, when set, is called once with the topology when every process serves.
 	Ready func(Topology)
@@ -140,10 +140,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	s, adminLn, err := prepare(cfg)
+	s, adminLn, logf, err := prepare(cfg)
 	if err != nil {
 		return err
 	}
+	defer logf.Close()
 	defer s.http.CloseIdleConnections()
 	runCtx, stopAll := context.WithCancel(ctx)
 	defer stopAll()
@@ -180,26 +181,33 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
-// prepare creates the data dir, the admin token and listener, and the process table.
-func prepare(cfg Config) (*supervisor, net.Listener, error) {
-	if cfg.Log == nil {
-		cfg.Log = io.Discard
-	}
+// prepare creates the data dir, the supervisor's log, the admin token and listener, and the
+// process table.
+func prepare(cfg Config) (*supervisor, net.Listener, *os.File, error) {
 	exe := cfg.Exe
 	if exe == "" {
 		var err error
 		if exe, err = os.Executable(); err != nil {
-			return nil, nil, fmt.Errorf("find redline binary: %w", err)
+			return nil, nil, nil, fmt.Errorf("find redline binary: %w", err)
 		}
 	}
 	for _, dir := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "logs")} {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, nil, fmt.Errorf("create data dir: %w", err)
+			return nil, nil, nil, fmt.Errorf("create data dir: %w", err)
 		}
+	}
+	logf, err := openLog(filepath.Join(cfg.DataDir, "logs", "supervisor.log"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var out io.Writer = logf
+	if cfg.Log != nil {
+		out = io.MultiWriter(logf, cfg.Log)
 	}
 	token, err := newToken(cfg.DataDir)
 	if err != nil {
-		return nil, nil, err
+		logf.Close()
+		return nil, nil, nil, err
 	}
 	adminAddr := cfg.Admin
 	if adminAddr == "" {
@@ -207,23 +215,25 @@ func prepare(cfg Config) (*supervisor, net.Listener, error) {
 	}
 	adminLn, err := net.Listen("tcp", adminAddr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen admin: %w", err)
+		logf.Close()
+		return nil, nil, nil, fmt.Errorf("listen admin: %w", err)
 	}
 	s := &supervisor{
 		cfg: cfg, exe: exe, token: token, admin: adminLn.Addr().String(),
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}},
-		log:  slog.New(slog.NewTextHandler(cfg.Log, nil)).With("role", "supervisor"),
+		log:  slog.New(slog.NewTextHandler(out, nil)).With("role", "supervisor"),
 	}
 	if err := s.layout(); err != nil {
 		adminLn.Close()
-		return nil, nil, err
+		logf.Close()
+		return nil, nil, nil, err
 	}
 	addrs := make([]string, 0, len(s.cores))
 	for _, c := range s.cores {
 		addrs = append(addrs, c.addr)
 	}
 	s.core = corezone.NewClient(addrs, s.http)
-	return s, adminLn, nil
+	return s, adminLn, logf, nil
 }
 
 // newToken writes a fresh bearer token to DATA/admin.token, mode 0600.

@@ -62,6 +62,11 @@ func TestSmoke(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(tg.DataDir, "admin.token")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("admin.token: %v, mode %v, want 0600", err, fi.Mode().Perm())
 	}
+	for _, name := range []string{"supervisor.log", "core-1.log", "unit-a-r1.log", "router.log"} {
+		if fi, err := os.Stat(filepath.Join(tg.DataDir, "logs", name)); err != nil || fi.Size() == 0 {
+			t.Errorf("logs/%s: %v, want a log", name, err)
+		}
+	}
 	checkAdminAuth(t, tg)
 	tg.WaitHealthy(t, 10*time.Second)
 
