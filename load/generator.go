@@ -15,7 +15,7 @@ import (
 
 // Recorder receives the outcome of every arrival: a Sample for each request sent, a Drop for
 // each arrival that found no free worker. It must be safe for concurrent use and fast: it is
-// called on the workers' goroutines.
+// called on the generator's goroutines (the event loop's, or the workers'), inline.
 type Recorder interface {
 	Record(metrics.Sample)
 	Drop(phase, op string)
@@ -60,7 +60,9 @@ func WithPacer(p Pacer) Option { return func(g *Generator) { g.pacer = p } }
 // absolute schedule, to a bounded set of workers, whether or not earlier ones have completed.
 // An arrival that finds every worker busy is dropped and counted, never queued, so that the
 // latency of the rest stays honest. Latency is measured from the intended time of an arrival
-// (metrics.Sample.Intended), which includes any time the generator itself was late.
+// (metrics.Sample.Intended), which includes any time the generator itself was late. A worker
+// is a slot for one request in flight: the event loop of plain HTTP keeps them as state, the
+// engine of https as goroutines (see client.go).
 type Generator struct {
 	cfg      Config
 	rec      Recorder
