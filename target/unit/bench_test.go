@@ -36,7 +36,7 @@ const (
 )
 
 func benchPayments(b *testing.B, batchMax int) {
-	p := unittest.StartPair(b, unittest.Options{BatchMax: batchMax})
+	p := unittest.StartPair(b, unittest.Options{BatchMax: batchMax, NoLink: true})
 	accounts := make([]ledger.Account, benchAccounts)
 	for i := range accounts {
 		accounts[i] = ledger.Account{UID: int64(i), BalanceMinor: 1 << 40}

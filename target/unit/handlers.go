@@ -129,6 +129,16 @@ func (s *server) handleAccount(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("parse uid %q: %w", r.PathValue("uid"), errBadPath), false, replicateResponse{})
 		return
 	}
+	if s.view().Role == ledger.RolePrimary {
+		// Show no balance a failover could undo: wait until what is committed here is replicated.
+		ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+		err := s.awaitAck(ctx, s.committed.Load())
+		cancel()
+		if err != nil {
+			writeError(w, err, false, replicateResponse{})
+			return
+		}
+	}
 	a, err := s.db.Account(r.Context(), uid)
 	if err != nil {
 		writeError(w, err, false, replicateResponse{})

@@ -32,6 +32,8 @@ type Options struct {
 	Logger  *slog.Logger  // nil: discarded
 	// BatchMax bounds a group commit (0: the unit's default; 1: no group commit).
 	BatchMax int
+	// NoLink points the primary straight at the standby (benchmarks: no proxy hop).
+	NoLink bool
 }
 
 // Replica is one in-process unit replica that a test can kill and start again.
@@ -156,7 +158,11 @@ func StartPair(t testing.TB, opts Options) *Pair {
 	p.Core.set(1, "r1", "r2", true)
 	p.Replicas["r2"].Start(ledger.RoleStandby, 1, "", "")
 	p.Link.setTarget(p.Replicas["r2"].Addr())
-	p.Replicas["r1"].Start(ledger.RolePrimary, 1, p.Link.Addr(), "")
+	standbyAddr := p.Link.Addr()
+	if opts.NoLink {
+		standbyAddr = p.Replicas["r2"].Addr()
+	}
+	p.Replicas["r1"].Start(ledger.RolePrimary, 1, standbyAddr, "")
 	return p
 }
 
