@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 VEGETA_VERSION=v12.13.0
 CPU_RATE=${CPU_RATE:-10000}        # about the arrivals/s of the CPU comparison (see benchload cpu)
-CPU_DURATION=${CPU_DURATION:-10s}
+CPU_DURATION=${CPU_DURATION:-8s}
 RATE=${RATE:-10000}                # arrivals/s for the accuracy run
 RATE_DURATION=${RATE_DURATION:-30s}
 SOAK_RATE=${SOAK_RATE:-5000}

@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,6 +57,7 @@ type options struct {
 	conns    int
 	wrkConns int
 	procs    int
+	rounds   int
 }
 
 func run(ctx context.Context, cmd string, args []string) error {
@@ -67,6 +69,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 	fs.IntVar(&o.workers, "workers", 0, "Redline's bound on requests in flight; 0 means the rate times 1s, as plans default")
 	fs.IntVar(&o.conns, "connections", 0, "Redline's bound on connections; 0 means workers")
 	fs.IntVar(&o.wrkConns, "wrk-connections", 10, "wrk's connections (closed loop)")
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds of the paced CPU comparison")
 	fs.IntVar(&o.procs, "procs", 0, "GOMAXPROCS for Redline's run; 0 leaves it")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -149,6 +152,8 @@ func (p peer) rate() float64 { return float64(p.requests) / p.elapsed.Seconds() 
 // rate does not get. So wrk runs twice: at full speed (its best case), and paced by a delay()
 // script to about the open-model rate, each connection waiting 1 ms between requests; vegeta
 // and Redline then run at the rate paced wrk achieved, the same work per second as it did.
+// The paced comparison runs in several rounds, interleaved, and the ratios are of the medians,
+// because a shared machine's noise moves single figures by a third.
 func cpuCmd(ctx context.Context, o options) error {
 	fmt.Printf("CPU per request against %s, side by side (user+system CPU of the load tool only):\n", o.url)
 	full, err := runWrk(ctx, o, o.wrkConns, "")
@@ -163,27 +168,44 @@ func cpuCmd(ctx context.Context, o options) error {
 	defer os.Remove(script)
 	// One request per connection per ~1.5 ms (the delay, the timer's slack and the round trip).
 	conns := max(1, int(math.Round(o.rateRPS*0.0015)))
-	paced, err := runWrk(ctx, o, conns, script)
-	if err != nil {
-		return err
+	var wrks, vegetas, redlines []float64
+	for round := 1; round <= o.rounds; round++ {
+		fmt.Printf(" round %d of %d\n", round, o.rounds)
+		paced, err := runWrk(ctx, o, conns, script)
+		if err != nil {
+			return err
+		}
+		fmt.Println(paced.line())
+		ro := o
+		ro.rateRPS = math.Round(paced.rate())
+		v, err := runVegeta(ctx, ro)
+		if err != nil {
+			return err
+		}
+		fmt.Println(v.line())
+		st, res, cpu, err := redline(ctx, ro, ro.duration)
+		if err != nil {
+			return err
+		}
+		r := peer{name: fmt.Sprintf("redline (open model, %.0f/s)", ro.rateRPS), requests: st.Requests, elapsed: res.End.Sub(res.Start), cpu: cpu}
+		fmt.Printf("%s  (dropped %d, failed %d)\n", r.line(), st.Dropped, st.Failed)
+		wrks, vegetas, redlines = append(wrks, paced.micros()), append(vegetas, v.micros()), append(redlines, r.micros())
 	}
-	fmt.Println(paced.line())
-	o.rateRPS = math.Round(paced.rate())
-	v, err := runVegeta(ctx, o)
-	if err != nil {
-		return err
-	}
-	fmt.Println(v.line())
-	st, res, cpu, err := redline(ctx, o, o.duration)
-	if err != nil {
-		return err
-	}
-	r := peer{name: fmt.Sprintf("redline (open model, %.0f/s)", o.rateRPS), requests: st.Requests, elapsed: res.End.Sub(res.Start), cpu: cpu}
-	fmt.Println(r.line())
-	fmt.Printf("  ratio redline/wrk, same rate      %.2f  (goal ≤ 1.50) %s\n", r.micros()/paced.micros(), verdict(r.micros() <= 1.5*paced.micros()))
-	fmt.Printf("  ratio redline/wrk at full speed   %.2f\n", r.micros()/full.micros())
-	fmt.Printf("  ratio redline/vegeta, same rate   %.2f\n", r.micros()/v.micros())
+	w, v, r := median(wrks), median(vegetas), median(redlines)
+	fmt.Printf(" medians: wrk paced %.2f, vegeta %.2f, redline %.2f µs/request\n", w, v, r)
+	fmt.Printf("  ratio redline/wrk, same rate      %.2f  (goal ≤ 1.50) %s\n", r/w, verdict(r <= 1.5*w))
+	fmt.Printf("  ratio redline/wrk at full speed   %.2f\n", r/full.micros())
+	fmt.Printf("  ratio redline/vegeta, same rate   %.2f\n", r/v)
 	return nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return math.NaN()
+	}
+	return s[len(s)/2]
 }
 
 var wrkRequests = regexp.MustCompile(`(\d+) requests in ([0-9.]+)(us|ms|s|m)`)
