@@ -53,6 +53,9 @@ func (s *server) configure(ctx context.Context, c *configRequest) result {
 	if err := s.persistNow(ctx); err != nil {
 		return result{err: err}
 	}
+	if next.Role == ledger.RolePrimary && next.StandbyAddr != "" && next.StandbyAddr != v.StandbyAddr {
+		s.syncStandby()
+	}
 	s.log.Info("configured", "role", next.Role, "epoch", next.Epoch, "standby", next.StandbyAddr)
 	if next.Role == ledger.RoleCatchingUp {
 		s.startCatchUp(ctx)
@@ -210,5 +213,14 @@ func (s *server) drainShip() {
 		default:
 			return
 		}
+	}
+}
+
+// syncStandby queues an empty batch, so a new standby is brought up to the head now rather than
+// at the next write (the replicator fills its gap from the stored entries).
+func (s *server) syncStandby() {
+	select {
+	case s.ship <- &batch{fromSeq: s.lastSeq + 1, lastSeq: s.lastSeq, prevChain: s.chain}:
+	default: // batches are queued: the first of them does it
 	}
 }

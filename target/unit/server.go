@@ -32,9 +32,10 @@ const (
 	entriesKept = 200_000
 	// requestTimeout bounds a business request inside the unit.
 	requestTimeout = 10 * time.Second
-	// replicateTimeout bounds one replication round trip; replicateFailAfter is how long the
-	// primary retries a silent standby before it asks the core zone to drop it.
-	replicateTimeout   = 2 * time.Second
+	// replicateTimeout bounds one replication round trip (a batch may hold 10,000 accounts);
+	// replicateFailAfter is how long the primary retries a standby that refuses connections or
+	// fails before it asks the core zone to drop it.
+	replicateTimeout   = 10 * time.Second
 	replicateFailAfter = 1 * time.Second
 	// coreTimeout bounds one request to the core zone.
 	coreTimeout = 2 * time.Second

@@ -33,8 +33,9 @@ func TestStandbyDiesAndCatchesUp(t *testing.T) {
 		t.Fatalf("promote a dropped standby: %d, want 409", status)
 	}
 	standby.Start(ledger.RoleCatchingUp, p.Epoch(), "", primary.Addr())
-	waitFor(t, "the standby back in the configuration", func() bool { c := p.Core.Config(); return c.Standby == standby.Name && c.StandbyOK })
+	p.WaitSynced(t, standby)
 	payMany(t, p, primary.Addr(), p.Epoch(), "after", 30, w, 5*time.Second)
+	p.WaitSynced(t, standby)
 	if bad := w.Check(context.Background(), p.Client, primary.Addr()); len(bad) > 0 {
 		t.Fatalf("read-back at the primary: %v", bad)
 	}

@@ -350,3 +350,39 @@ func (w *Witness) Check(ctx context.Context, c *Client, addr string) []string {
 	}
 	return bad
 }
+
+// State is a replica's GET /internal/state.
+type State struct {
+	Role    string `json:"role"`
+	Epoch   int64  `json:"epoch"`
+	LastSeq int64  `json:"last_seq"`
+	Standby string `json:"standby_addr"`
+}
+
+// State reads r's state.
+func (p *Pair) State(r *Replica) (State, error) {
+	var st State
+	status, raw, err := p.Client.Do(context.Background(), http.MethodGet, "http://"+r.Addr()+"/internal/state", nil, &st, 0)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("state of %s: %d %s", r.Name, status, raw)
+	}
+	return st, err
+}
+
+// WaitSynced waits until the core zone holds standby as the unit's standby, the primary ships
+// to it, and it holds the primary's whole history.
+func (p *Pair) WaitSynced(t testing.TB, standby *Replica) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		c := p.Core.Config()
+		ps, perr := p.State(p.Primary())
+		ss, serr := p.State(standby)
+		if c.Standby == standby.Name && c.StandbyOK && perr == nil && serr == nil &&
+			ps.Standby != "" && ss.Role == ledger.RoleStandby && ss.LastSeq == ps.LastSeq {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("standby %s not synced after 15s", standby.Name)
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package unit_test
+
+const raceEnabled = true
