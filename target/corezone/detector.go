@@ -18,6 +18,10 @@ const (
 	probeTimeout    = 300 * time.Millisecond
 	failuresMax     = 3
 	standbyFreshMax = time.Second // a standby silent for longer is not promoted
+	// watchGrace: a primary that has not answered a new watcher yet (the target is starting,
+	// or this replica just became the leader) is failed over only after this long, so that a
+	// unit process still starting up is not taken for a dead one.
+	watchGrace = 2 * time.Second
 	configRetries   = 40          // a config push is retried for about configRetries × probeInterval/2
 	replyBytesMax   = 64 << 10
 )
@@ -58,6 +62,8 @@ type watch struct {
 	epoch         uint64
 	syncSeq       int64 // -1: not observed yet at this epoch
 	standbyLastOK time.Time
+	started       time.Time // when this watcher started
+	answered      bool      // a primary answered this watcher at least once
 }
 
 // watchUnit polls one unit's replicas until ctx ends: it pushes the configuration to replicas
@@ -65,7 +71,7 @@ type watch struct {
 func (n *node) watchUnit(ctx context.Context, name string) {
 	t := time.NewTicker(probeInterval)
 	defer t.Stop()
-	w := &watch{syncSeq: -1}
+	w := &watch{syncSeq: -1, started: time.Now()}
 	for {
 		select {
 		case <-ctx.Done():
@@ -99,6 +105,9 @@ func (n *node) check(ctx context.Context, name string, u Unit, w *watch) {
 		}
 	}
 	if perr != nil {
+		if !w.answered && time.Since(w.started) < watchGrace {
+			return
+		}
 		w.failures++
 		n.metrics.probeFailures.WithLabelValues(name).Inc()
 		if w.failures >= failuresMax {
@@ -106,7 +115,7 @@ func (n *node) check(ctx context.Context, name string, u Unit, w *watch) {
 		}
 		return
 	}
-	w.failures, w.lastOK = 0, time.Now()
+	w.failures, w.lastOK, w.answered = 0, time.Now(), true
 	// Standby first: after add-standby it must accept the new epoch before the primary ships.
 	if serr == nil && (ss.Epoch < u.Epoch || ss.Role != RoleStandby) && ss.Role != RoleCatchingUp {
 		n.push(ctx, name, u.StandbyAddr(), ReplicaConfig{Epoch: u.Epoch, Role: RoleStandby})

@@ -24,7 +24,12 @@ type fakeReplica struct {
 
 func newFakeReplica(t *testing.T, unit, replica string) *fakeReplica {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return newFakeReplicaAt(t, unit, replica, "127.0.0.1:0")
+}
+
+func newFakeReplicaAt(t *testing.T, unit, replica, addr string) *fakeReplica {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,6 +293,20 @@ func TestGroupKeepsAPrimaryWithAStandbyBehind(t *testing.T) {
 	time.Sleep(10 * probeInterval)
 	if u := g.routing(t).Units["a"]; u.Primary != "r1" || u.Epoch != 3 {
 		t.Errorf("a standby behind the primary was promoted: %+v", u)
+	}
+}
+
+func TestGroupWaitsForAPrimaryStillStarting(t *testing.T) {
+	r1Addr := freeAddr(t)
+	r2 := newFakeReplica(t, "a", "r2")
+	g := startGroup(t, []UnitSeed{{Name: "a", Replicas: []ReplicaSeed{{Name: "r1", Addr: r1Addr}, {Name: "r2", Addr: r2.addr}}}})
+	waitFor(t, 10*time.Second, "routing", func() bool { return g.routing(t).Initialized() })
+	time.Sleep(time.Second) // the primary's process is still starting: 10 failed polls
+	r1 := newFakeReplicaAt(t, "a", "r1", r1Addr)
+	waitFor(t, 3*time.Second, "r1 configured as primary", func() bool { return r1.state().Role == RolePrimary })
+	time.Sleep(time.Second)
+	if u := g.routing(t).Units["a"]; u.Primary != "r1" || u.Failovers != 0 {
+		t.Errorf("a primary that was starting up was failed over: %+v", u)
 	}
 }
 

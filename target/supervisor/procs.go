@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -56,6 +57,9 @@ type proc struct {
 	// catching up (zero: in it); addedAt when the supervisor last added it back as standby.
 	outSince time.Time
 	addedAt  time.Time
+	// seed is how a unit replica of a new data dir starts the first time, as the core zone
+	// will initialize it: no need to wait for the routing table (owned by the keeper).
+	seed *startArgs
 }
 
 func (p *proc) key() string { return p.role + "/" + p.unit + "/" + p.replica }
@@ -97,13 +101,35 @@ func (s *supervisor) layout() error {
 			s.procs = append(s.procs, newProc(RoleUnit, u, r, filepath.Join(s.cfg.DataDir, "units", u, r)))
 		}
 	}
+	if fresh(s.cfg.DataDir) {
+		for _, p := range s.procs {
+			if p.role == RoleUnit && p.replica == "r2" {
+				p.seed = &startArgs{role: corezone.RoleStandby, epoch: 1}
+			}
+		}
+	}
 	s.router = newProc(RoleRouter, "-", "-", "")
 	s.router.addr = s.cfg.Listen
 	if s.router.addr == "" {
 		s.router.addr = "127.0.0.1:0"
 	}
 	s.procs = append(s.procs, s.router)
-	return s.assignPorts()
+	if err := s.assignPorts(); err != nil {
+		return err
+	}
+	for i, p := range s.procs {
+		if p.role == RoleUnit && p.replica == "r1" && s.procs[i+1].seed != nil {
+			p.seed = &startArgs{role: corezone.RolePrimary, epoch: 1, standbyAddr: s.procs[i+1].addr}
+		}
+	}
+	return nil
+}
+
+// fresh says whether no core replica has state in dataDir yet: the core zone will initialize
+// the routing table from the supervisor's layout.
+func fresh(dataDir string) bool {
+	m, _ := filepath.Glob(filepath.Join(dataDir, "core", "*", "raft.db"))
+	return len(m) == 0
 }
 
 // logName is the log file of a process: core-1.log, unit-a-r1.log, router.log.
@@ -134,7 +160,7 @@ func (s *supervisor) assignPorts() error {
 		if *addr != "" {
 			host, _, _ = net.SplitHostPort(*addr)
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		ln, err := listenOutsideEphemeral(host)
 		if err != nil {
 			return fmt.Errorf("pick a free port: %w", err)
 		}
@@ -153,6 +179,37 @@ func (s *supervisor) assignPorts() error {
 		}
 	}
 	return nil
+}
+
+// Ports are picked below the kernel's ephemeral range when there is room: a port the kernel
+// hands out (port 0) is also what it picks as the local port of outgoing connections, and a
+// process restarted on its port would find it taken by some other process's connection.
+const (
+	portTries    = 200
+	portLowest   = 10_000
+	ephemeralLow = 32_768 // Linux's default, when /proc says nothing
+)
+
+// listenOutsideEphemeral listens on a free port of host below the ephemeral range, or on any
+// free port when that fails.
+func listenOutsideEphemeral(host string) (net.Listener, error) {
+	low := ephemeralLow
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
+		}
+	}
+	if low-portLowest >= portTries {
+		for range portTries {
+			port := portLowest + rand.IntN(low-portLowest)
+			if ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))); err == nil {
+				return ln, nil
+			}
+		}
+	}
+	return net.Listen("tcp", net.JoinHostPort(host, "0"))
 }
 
 // keep runs p until ctx is cancelled, restarting it whenever it exits; then it stops it and
@@ -286,13 +343,18 @@ func (s *supervisor) args(ctx context.Context, p *proc) ([]string, error) {
 	case RoleRouter:
 		return []string{"target", "proc", "router", "--listen", p.addr, "--core", strings.Join(coreAddrs, ",")}, nil
 	case RoleUnit:
-		rctx, cancel := context.WithTimeout(ctx, routingWait)
-		defer cancel()
-		u, err := s.unitConfig(rctx, p.unit)
-		if err != nil {
-			return nil, err
+		var st startArgs
+		if p.seed != nil {
+			st, p.seed = *p.seed, nil
+		} else {
+			rctx, cancel := context.WithTimeout(ctx, routingWait)
+			defer cancel()
+			u, err := s.unitConfig(rctx, p.unit)
+			if err != nil {
+				return nil, err
+			}
+			st = unitStart(u, p.replica)
 		}
-		st := unitStart(u, p.replica)
 		args := []string{"target", "proc", "unit", "--unit", p.unit, "--replica", p.replica, "--data", p.dataDir,
 			"--listen", p.addr, "--role", st.role, "--epoch", strconv.FormatUint(st.epoch, 10),
 			"--core", strings.Join(coreAddrs, ",")}
