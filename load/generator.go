@@ -90,7 +90,7 @@ type Generator struct {
 // together when the first of them wakes it, each with its own intended time. It bounds the
 // send lateness the pacing adds (p99 goal: 1 ms at 10,000/s) and, at high rates, turns one
 // wake-up per arrival into one per quantum, which is most of the pacing's CPU.
-const wakeQuantum = 250 * time.Microsecond
+const wakeQuantum = 500 * time.Microsecond
 
 // arrival is one scheduled request, from the pacer loop to a worker.
 type arrival struct {
