@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/redline-dev/redline/chaos"
 	"github.com/redline-dev/redline/metrics"
 )
 
@@ -26,6 +27,11 @@ func ReadRecord(dir string) (*Record, error) {
 	if rb.rec == nil {
 		return nil, fmt.Errorf("read run record %s: %w: no %s mark", dir, ErrBadRecord, MarkRunStart)
 	}
+	for _, id := range rb.injectOrder {
+		if f, open := rb.injected[id]; open {
+			rb.rec.Faults = append(rb.rec.Faults, f) // injected, and the run ended before it recovered
+		}
+	}
 	for i := range rb.rec.Phases {
 		p := &rb.rec.Phases[i]
 		if p.All == nil {
@@ -35,10 +41,16 @@ func ReadRecord(dir string) (*Record, error) {
 	return rb.rec, nil
 }
 
+// faultRecordsMax bounds the fault records read back from a timeline.
+const faultRecordsMax = 1 << 16
+
 // recordBuilder folds timeline entries into a record.
 type recordBuilder struct {
 	rec    *Record
 	phases map[string]int // phase name → index in rec.Phases
+	// injected holds fault records injected and not yet recovered, by id.
+	injected    map[string]chaos.Record
+	injectOrder []string
 }
 
 func (b *recordBuilder) add(e metrics.Entry) error {
@@ -98,6 +110,27 @@ func (b *recordBuilder) addMark(m metrics.Mark) error {
 		b.rec.Ended = m.Time
 		if m.Detail != "" {
 			b.rec.Abort = m.Detail
+		}
+	case metrics.MarkFaultInject:
+		f, err := faultFromMark(m)
+		if err != nil {
+			return err
+		}
+		if b.injected == nil {
+			b.injected = map[string]chaos.Record{}
+		}
+		if _, dup := b.injected[m.Name]; !dup && len(b.injectOrder) < faultRecordsMax {
+			b.injectOrder = append(b.injectOrder, m.Name)
+		}
+		b.injected[m.Name] = f
+	case metrics.MarkFaultRecover:
+		f, err := faultFromMark(m)
+		if err != nil {
+			return err
+		}
+		delete(b.injected, m.Name)
+		if len(b.rec.Faults) < faultRecordsMax {
+			b.rec.Faults = append(b.rec.Faults, f)
 		}
 	}
 	return nil

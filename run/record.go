@@ -3,6 +3,7 @@ package run
 import (
 	"time"
 
+	"github.com/redline-dev/redline/chaos"
 	"github.com/redline-dev/redline/metrics"
 	"github.com/redline-dev/redline/plan"
 	"github.com/redline-dev/redline/verify"
@@ -68,6 +69,9 @@ type Record struct {
 	Audit *Audit `json:"audit,omitempty"`
 	// Marks are the timeline's events (phase starts and ends, faults, aborts), in order.
 	Marks []metrics.Mark `json:"marks"`
+	// Faults are the records of every fault on every target, in the order they ended; a run
+	// read back after a crash also has those injected and never recovered (phase Injected).
+	Faults []chaos.Record `json:"faults,omitempty"`
 }
 
 // Judge judges the record against the plan it ran: each phase of the plan, whether it ran or
@@ -90,6 +94,7 @@ func Judge(p *plan.Plan, rec *Record) verify.Verdict {
 		in.TargetRPS *= share
 		if r, ok := ran[ph.Name]; ok {
 			in.All, in.ByOp = r.All, r.ByOp
+			in.Faults = faultChecks(rec.Faults, ph.Name)
 		}
 		inputs = append(inputs, in)
 	}

@@ -11,8 +11,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
+	"github.com/redline-dev/redline/chaos"
 	"github.com/redline-dev/redline/load"
 	"github.com/redline-dev/redline/metrics"
 	"github.com/redline-dev/redline/plan"
@@ -51,6 +53,9 @@ type Options struct {
 	PlanSource []byte
 	// Started is called once the metrics server listens, with its address ("" without one).
 	Started func(metricsAddr string)
+	// TargetAdmin reaches the built-in target's admin API: its topology is then the faults'
+	// inventory. Nil for a URL target, whose inventory is the plan's (link and processes).
+	TargetAdmin *chaos.AdminRef
 }
 
 // runner is the state of one run; its methods run on the goroutine of Run only.
@@ -62,6 +67,10 @@ type runner struct {
 	progress  *progressPrinter
 	start     time.Time
 	record    *Record
+	targetURL string    // the plan's target, before the fault proxy took its place
+	chaos     *chaosRig // nil without faults
+	guards    []verify.GuardState
+	mu        sync.Mutex // the timeline and the record's marks: fault marks come from the orchestrator
 }
 
 // Run executes p and returns its record. It blocks until every phase ended, an abort condition
@@ -84,7 +93,14 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Record, error) {
 		timeline:  metrics.NewTimelineWriter(f),
 		progress:  &progressPrinter{w: opts.Progress, terminal: opts.Terminal, plainEvery: 5 * time.Second},
 		start:     start,
+		targetURL: p.Target().URL,
 	}
+	proxied, err := r.startChaos()
+	defer r.closeChaos()
+	if err != nil {
+		return nil, err
+	}
+	r.plan = proxied
 	metricsAddr := ""
 	if opts.MetricsAddr != "" {
 		srv, err := startMetricsServer(opts.MetricsAddr, opts.RunID, r.collector)
@@ -106,6 +122,10 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Record, error) {
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("close timeline: %w", err)
 	}
+	if err := r.closeChaos(); err != nil {
+		return nil, err
+	}
+	r.chaos = nil
 	return r.record, nil
 }
 
@@ -116,7 +136,7 @@ func (r *runner) run(ctx context.Context) error {
 		PlanName:      r.plan.Name(),
 		PlanFile:      r.plan.File(),
 		PlanSource:    string(r.opts.PlanSource),
-		TargetURL:     r.plan.Target().URL,
+		TargetURL:     r.targetURL,
 		Segment:       segmentLabel(r.opts.Segment),
 		Share:         segmentShare(r.opts.Segment),
 		Started:       r.start,
@@ -175,6 +195,8 @@ func (r *runner) runPhase(ctx context.Context, i, n int) error {
 	}
 	phaseCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	r.guards = make([]verify.GuardState, len(ph.AbortWhen))
+	faultsDone := r.runFaults(phaseCtx, ph, rec.Started)
 	done := make(chan error, 1)
 	// Owned by runPhase: it waits for done before returning.
 	go func() {
@@ -194,11 +216,14 @@ loop:
 			if err := r.tick(ph, rec, gen, now, now.Sub(last), i, n, cancel); err != nil {
 				cancel()
 				<-done
+				r.record.Faults = append(r.record.Faults, <-faultsDone...)
 				return err
 			}
 			last = now
 		}
 	}
+	cancel() // the load ended: faults still in place are recovered now
+	r.record.Faults = append(r.record.Faults, <-faultsDone...)
 	rec.Ended = time.Now()
 	if ctx.Err() != nil && r.record.Abort == "" {
 		r.record.Abort = AbortInterrupted
@@ -239,10 +264,17 @@ func (r *runner) tick(ph plan.Phase, rec *Phase, gen *load.Generator, now time.T
 		r.progress.say("aborting: %s", abort.Reason())
 		stop()
 	}
+	if reason, ok := r.stepGuards(ph, ws, span, in.Duration, r.guards); ok && r.record.Abort == "" {
+		r.record.Abort = reason
+		r.progress.say("aborting: %s", reason)
+		stop()
+	}
 	return nil
 }
 
 func (r *runner) writeWindows(ws []metrics.Window) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for i := range ws {
 		if err := r.timeline.Write(metrics.Entry{Kind: metrics.KindWindow, Window: &ws[i]}); err != nil {
 			return err
@@ -252,6 +284,8 @@ func (r *runner) writeWindows(ws []metrics.Window) error {
 }
 
 func (r *runner) mark(m metrics.Mark) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.record.Marks = append(r.record.Marks, m)
 	return r.timeline.Write(metrics.Entry{Kind: metrics.KindMark, Mark: &m})
 }
