@@ -584,3 +584,49 @@ func TestGeneratorTimesOutWaitingForAConnection(t *testing.T) {
 		}
 	})
 }
+
+// TestGeneratorReadsEveryFraming sends requests whose responses are framed each way a server
+// may frame them: chunked, no body for HEAD, and a connection closed after the response.
+func TestGeneratorReadsEveryFraming(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/chunked":
+			io.WriteString(w, "part one ")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "part two")
+		case "/head":
+			w.Header().Set("Content-Length", "1000")
+		case "/close":
+			w.Header().Set("Connection", "close")
+			io.WriteString(w, "bye")
+		}
+	}))
+	defer srv.Close()
+	forEachEngine(t, func(t *testing.T, engine ...Option) {
+		cfg := getConfig(srv.URL, Constant(300, 200*time.Millisecond), 60)
+		cfg.Requests = []Request{
+			{Name: "chunked", Weight: 1, Method: "GET", URL: srv.URL + "/chunked"},
+			{Name: "head", Weight: 1, Method: "HEAD", URL: srv.URL + "/head"},
+			{Name: "close", Weight: 1, Method: "GET", URL: srv.URL + "/close"},
+		}
+		res, rec, err := run(t, context.Background(), cfg, engine...)
+		if err != nil || res.Completed != 60 || res.Failed != 0 {
+			for _, s := range rec.all() {
+				if s.Failed {
+					t.Logf("%s: error %q", s.Op, s.Error)
+				}
+			}
+			t.Fatalf("Run = %+v, %v; want 60 completed, none failed", res.Progress, err)
+		}
+		ops := map[string]int{}
+		for _, s := range rec.all() {
+			ops[s.Op]++
+			if s.Op == "chunked" && s.BytesReceived < int64(len("part one part two")) {
+				t.Errorf("chunked response counted %d bytes", s.BytesReceived)
+			}
+		}
+		if len(ops) != 3 {
+			t.Errorf("ops %v, want all three", ops)
+		}
+	})
+}
