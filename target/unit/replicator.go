@@ -53,7 +53,7 @@ func (s *server) replicate(ctx context.Context) {
 // coalesce appends the batches queued behind b to it (up to entriesPerRequestMax entries): the
 // standby then commits them in one transaction, which is group commit on its side.
 func (s *server) coalesce(b *batch) *batch {
-	for len(b.bodies) < entriesPerRequestMax {
+	for len(b.bodies) < min(entriesPerRequestMax, s.batchMax) { // BatchMax 1: no group commit anywhere
 		select {
 		case next := <-s.ship:
 			assert(next.fromSeq == b.lastSeq+1, "queued batches are contiguous")
