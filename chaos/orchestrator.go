@@ -193,8 +193,14 @@ func (o *Orchestrator) selectTargets(ctx context.Context, f Fault) ([]Target, er
 	if err != nil {
 		return nil, fmt.Errorf("select targets of %s: %w", f, err)
 	}
+	var accepting []Target
+	for _, t := range all {
+		if t.Accepts(f.Kind) {
+			accepting = append(accepting, t)
+		}
+	}
 	o.rngMu.Lock()
-	ts, err := Select(all, f.Selector, o.opts.Rand)
+	ts, err := Select(accepting, f.Selector, o.opts.Rand)
 	o.rngMu.Unlock()
 	if len(ts) > TargetsPerFaultMax {
 		ts = ts[:TargetsPerFaultMax]
@@ -206,11 +212,11 @@ func (o *Orchestrator) selectTargets(ctx context.Context, f Fault) ([]Target, er
 func (o *Orchestrator) runTarget(ctx context.Context, f Fault, t Target, scheduled time.Time, out chan<- Record) {
 	tc := t.clone()
 	r := Record{ID: o.nextID(f, &t), Fault: f, Target: &tc, Phase: PhaseNotInjected, Scheduled: scheduled, Events: []Event{}}
-	ex, ok := o.opts.Executors[t.Via]
+	ex, ok := o.opts.Executors[executorVia(f.Kind, t.Via)]
 	var u Undo
 	var err error
 	if !ok {
-		err = fmt.Errorf("%s on %s (via %s): %w", f, t.Name, t.Via, ErrNoExecutor)
+		err = fmt.Errorf("%s on %s (via %s): %w", f, t.Name, executorVia(f.Kind, t.Via), ErrNoExecutor)
 	} else {
 		u, err = ex.Plan(f, t)
 	}

@@ -247,7 +247,8 @@ func FuzzTimeline(f *testing.F) {
 		ex := &fakeExecutor{stopped: map[string]bool{}, toxics: map[string]bool{}}
 		var inv []Target
 		for i := range targets {
-			inv = append(inv, Target{Name: fmt.Sprintf("p%d", i), Pid: i, Via: ViaProcess, Labels: map[string]string{"i": fmt.Sprint(i)}})
+			inv = append(inv, Target{Name: fmt.Sprintf("p%d", i), Pid: i, Via: ViaProcess, Labels: map[string]string{"i": fmt.Sprint(i)}},
+				Target{Name: fmt.Sprintf("l%d", i), Via: ViaProxy, Link: fmt.Sprint(i), Labels: map[string]string{"i": fmt.Sprint(i)}})
 		}
 		var faults []Fault
 		for i := 0; i+3 < len(data) && len(faults) < 20; i += 4 {
@@ -274,7 +275,7 @@ func FuzzTimeline(f *testing.F) {
 			faults = append(faults, fl)
 		}
 		seed := binary.LittleEndian.Uint64(append(slices.Clone(data), make([]byte, 8)...)[:8])
-		o := New(Options{Executors: map[Via]Executor{ViaProcess: ex}, Inventory: staticInventory(inv), Rand: rand.New(rand.NewPCG(seed, 1))})
+		o := New(Options{Executors: map[Via]Executor{ViaProcess: ex, ViaProxy: ex}, Inventory: staticInventory(inv), Rand: rand.New(rand.NewPCG(seed, 1))})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cutMS)*time.Millisecond)
 		defer cancel()
 		recs := o.RunPhase(ctx, time.Now(), faults)

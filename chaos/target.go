@@ -33,6 +33,31 @@ type Target struct {
 	Link string `json:"link,omitempty"`
 }
 
+// Accepts reports whether a fault of kind can act on the target: pod and stress faults on
+// processes, network and HTTP faults on proxy links, consumer faults on consumer groups. The
+// orchestrator selects among accepting targets only, so that {role: router} means the router
+// process to a PodChaos and the link in front of it to a NetworkChaos.
+func (t Target) Accepts(k Kind) bool {
+	switch k {
+	case KindPod, KindStress:
+		return t.Via == ViaProcess || t.Via == ViaAdmin
+	case KindNetwork, KindHTTP:
+		return t.Via == ViaProxy
+	case KindConsumer:
+		return t.Via == ViaConsumer
+	}
+	return false
+}
+
+// executorVia is which executor runs a fault of kind on a target reached via v: stress acts on
+// the machine the process runs on, the rest on the target itself.
+func executorVia(k Kind, v Via) Via {
+	if k == KindStress {
+		return ViaHost
+	}
+	return v
+}
+
 // AdminRef is how to call the built-in target's admin API about one process or group. The
 // token is read from TokenFile at each call, so the journal never holds a secret.
 type AdminRef struct {
