@@ -414,7 +414,7 @@ func builtinTargets(units int) []chaos.Target {
 		proc("core", "", strconv.Itoa(n), "")
 	}
 	proc("router", "", "", "")
-	out = append(out, chaos.Target{Name: "link/router", Via: chaos.ViaProxy, Link: "router", Labels: map[string]string{"role": "router"}})
+	out = append(out, chaos.Target{Name: "link/router", Via: chaos.ViaProxy, Link: "target", Labels: map[string]string{"role": "router"}})
 	for _, g := range builtinGroups {
 		out = append(out, chaos.Target{Name: "group/" + g, Via: chaos.ViaConsumer, Labels: map[string]string{"group": g}})
 	}

@@ -40,6 +40,7 @@ type Report struct {
 	Phases        []PhaseReport  `json:"phases"`
 	Capacity      *Capacity      `json:"capacity"`
 	Audit         *run.Audit     `json:"audit"` // the target's audit after the run; null for a URL target
+	Faults        []FaultReport  `json:"faults"` // every fault on every target, with its evidence
 	Verdict       verify.Verdict `json:"verdict"`
 }
 
@@ -123,6 +124,7 @@ func Build(rec *run.Record, v verify.Verdict, peakRPS float64) Report {
 	for _, p := range rec.Phases {
 		r.Phases = append(r.Phases, phaseReport(p))
 	}
+	r.Faults = faultReports(rec.Faults)
 	r.Capacity = capacity(v, peakRPS)
 	return r
 }

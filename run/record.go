@@ -71,8 +71,11 @@ type Record struct {
 	Marks []metrics.Mark `json:"marks"`
 	// Faults are the records of every fault on every target, in the order they ended; a run
 	// read back after a crash also has those injected and never recovered (phase Injected).
-	Faults []chaos.Record `json:"faults,omitempty"`
+	Faults []FaultRecord `json:"faults,omitempty"`
 }
+
+// FaultRecord is one fault on one target, as the orchestrator recorded it.
+type FaultRecord = chaos.Record
 
 // Judge judges the record against the plan it ran: each phase of the plan, whether it ran or
 // not, on the plan's criteria; an aborted run is marked so. A live record and one read back from
