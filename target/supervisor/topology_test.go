@@ -106,6 +106,8 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("unit a after the kill of its primary: %+v", u)
 	}
 
+	checkMetrics(t, tg)
+
 	tg.Stop()
 	for _, pid := range pids {
 		if alive(pid) {
@@ -195,4 +197,30 @@ func checkBadRequests(t *testing.T, tg *targettest.Target, c *targettest.Client)
 func primaryOf(t *testing.T, tg *targettest.Target, unit string) string {
 	t.Helper()
 	return tg.Routing(t).Units[unit].Primary
+}
+
+// checkMetrics: the failover is on the core leader's /metrics, the payments on the router's.
+func checkMetrics(t *testing.T, tg *targettest.Target) {
+	t.Helper()
+	get := func(addr string) string {
+		resp, err := tg.HTTP.Get("http://" + addr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	var leader string
+	for _, p := range tg.Topology(t).Processes {
+		if p.Role == supervisor.RoleCore && p.Mode == "leader" {
+			leader = p.Addr
+		}
+	}
+	if m := get(leader); !strings.Contains(m, `redline_core_failovers_total{unit="a"} 1`) || !strings.Contains(m, "redline_core_failover_seconds_count 1") {
+		t.Errorf("core leader %s metrics lack the failover of unit a", leader)
+	}
+	if m := get(tg.Ready.Router); !strings.Contains(m, `redline_router_requests_total{code="200",route="pay"}`) {
+		t.Errorf("router metrics lack the payments")
+	}
 }
