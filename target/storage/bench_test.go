@@ -72,3 +72,45 @@ func cpuTime() time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkFigures measures the audit's scan of a replica with 100,000 accounts and 200,000
+// payments.
+func BenchmarkFigures(b *testing.B) {
+	ctx := context.Background()
+	db, err := Open(ctx, b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	const accounts, payments = 100_000, 200_000
+	tx, _ := db.Begin(ctx)
+	for uid := range int64(accounts) {
+		if err := tx.InsertAccount(ctx, ledger.Account{UID: uid, BalanceMinor: 1_000}, 1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range payments {
+		seq := int64(i + 2)
+		p := ledger.Payment{Key: fmt.Sprintf("k%d", i), FromUID: int64(i % accounts), ToUID: int64((i + 1) % accounts), AmountMinor: 1}
+		o := ledger.Decide(p, 1_000)
+		if err := tx.InsertPayment(ctx, Recorded{Outcome: o, Seq: seq, Epoch: 1}); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.PostPayment(ctx, seq, p.Key, o.Postings()); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Append(ctx, seq, 1, false, "c", nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		r, err := db.Figures(ctx)
+		if err != nil || r.Books.PaymentsCommitted != payments || r.Books.CommittedNotOnce != 0 {
+			b.Fatalf("figures: %+v %v", r.Books, err)
+		}
+	}
+}

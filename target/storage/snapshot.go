@@ -86,7 +86,7 @@ func (db *DB) ExportSnapshot(ctx context.Context, w io.Writer, unit string, epoc
 	}{
 		{`SELECT uid, balance_minor, opened_minor, seq FROM accounts ORDER BY uid`, accountLine},
 		{`SELECT idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch FROM payments ORDER BY idem_key`, paymentLine},
-		{`SELECT seq, leg, idem_key, uid, amount_minor FROM postings ORDER BY seq, leg`, postingLine},
+		{`SELECT seq, leg, idem_key, uid, amount_minor FROM postings ORDER BY idem_key, seq, leg`, postingLine},
 		{`SELECT seq, epoch, stale, chain FROM history ORDER BY seq`, historyLine},
 	}
 	for _, t := range tables {
