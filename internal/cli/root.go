@@ -107,6 +107,7 @@ func NewCmdRoot(streams IO) *cobra.Command {
 		NewCmdReport(streams),
 		NewCmdMerge(streams),
 		NewCmdTarget(streams),
+		NewCmdChaos(streams),
 	)
 	return root
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/redline-dev/redline/chaos"
 	"github.com/redline-dev/redline/load"
 	"github.com/redline-dev/redline/plan"
 	"github.com/redline-dev/redline/run"
@@ -121,6 +122,9 @@ func executePlan(ctx context.Context, streams IO, p *plan.Plan, source []byte, e
 	}
 	if !eo.Quiet {
 		ro.Progress, ro.Terminal = streams.ErrOut, isTerminal(streams.ErrOut)
+	}
+	if target != nil { // its topology is what the plan's faults select from
+		ro.TargetAdmin = &chaos.AdminRef{URL: target.adminURL, TokenFile: filepath.Join(target.dataDir, "admin.token")}
 	}
 	fmt.Fprintf(streams.ErrOut, "run %s: plan %s against %s, %s, outputs in %s\n",
 		runID, p.Name(), p.Target().URL, p.Duration(), dir)
