@@ -110,6 +110,7 @@ fo_p99=$(echo "$fo" | sed -E 's/.*"p99_ms":([0-9.]+).*/\1/')
 fo_lost=$(echo "$fo" | sed -E 's/.*"lost":([0-9]+).*/\1/')
 fo_off=$(echo "$fo" | sed -E 's/.*"accounts_off":([0-9]+).*/\1/')
 fo_audit=$(echo "$fo" | sed -E 's/.*"audit":"([a-z]+)".*/\1/')
+fo_kills=$(echo "$fo" | sed -E 's/.*"kills":([0-9]+).*/\1/')
 
 echo
 echo "== bench-target ($(nproc) cores)"
@@ -120,4 +121,4 @@ else
 fi
 printf "pgbench TPC-B tps:                         %8.0f  (load average %s)\n" "$tps" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf "ratio target / pgbench:                    %8.2f  (goal >= 3)\n" "$(awk -v a="$sustained" -v b="$tps" 'BEGIN { print a / b }')"
-printf "failover p99 over %s kills:                %8.1f ms  (goal < 1000); lost %s, accounts off %s, audit %s\n" "$KILLS" "$fo_p99" "$fo_lost" "$fo_off" "$fo_audit"
+printf "failover p99 over %s kills:                %8.1f ms  (goal < 1000); lost %s, accounts off %s, audit %s\n" "$fo_kills" "$fo_p99" "$fo_lost" "$fo_off" "$fo_audit"

@@ -80,9 +80,11 @@ func failover(ctx context.Context, t *target, o options) error {
 		}
 		sleep(ctx, o.killEvery)
 		unit := units[i%len(units)]
-		st, err := t.routing(ctx)
+		st, err := t.routingRetry(ctx)
 		if err != nil {
-			break
+			stopLoad()
+			wg.Wait()
+			return err
 		}
 		bucket := int64(slices.Index(st.Buckets, unit))
 		primary := st.Units[unit].Primary
@@ -96,7 +98,7 @@ func failover(ctx context.Context, t *target, o options) error {
 		status := l.send(ctx, t, probe)
 		d := time.Since(killed)
 		took = append(took, d)
-		after, _ := t.routing(ctx)
+		after, _ := t.routingRetry(ctx)
 		coreMS = append(coreMS, after.Units[unit].LastFailoverMS)
 		fmt.Printf("kill %2d: unit %s primary %s: serving again after %6.1f ms (%s); core measured %d ms\n",
 			i+1, unit, primary, float64(d.Microseconds())/1000, status, after.Units[unit].LastFailoverMS)
@@ -237,6 +239,19 @@ func (t *target) routing(ctx context.Context) (routingState, error) {
 		return st, fmt.Errorf("read routing: %d %v", status, err)
 	}
 	return st, json.Unmarshal(body, &st)
+}
+
+// routingRetry reads the routing table, retrying for up to healWait (the admin API or the core
+// zone may be slow to answer on a loaded machine).
+func (t *target) routingRetry(ctx context.Context) (routingState, error) {
+	deadline := time.Now().Add(healWait)
+	for {
+		st, err := t.routing(ctx)
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			return st, err
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
 }
 
 func (t *target) kill(ctx context.Context, unit, replica string) error {
