@@ -4,7 +4,14 @@
 // primary and fails over to the standby with a new epoch when the primary stops answering.
 //
 // The state machine is plain data and pure functions (State.apply); the Raft plumbing, the HTTP
-// API and the failure detector sit around it. The wire format is target/PROTOCOL.md.
+// API and the failure detector sit around it. The wire format is target/PROTOCOL.md, with these
+// additions:
+//
+//   - a unit's state also has standby_synced (only a synced standby is promoted: see watch) and
+//     failovers (a count);
+//   - GET /v1/status answers one replica's own view (Raft state, leader, term, epoch);
+//   - a primary that never answered a new leader's watcher is failed over only after
+//     watchGrace (2 s), so a unit process still starting is not taken for a dead one.
 package corezone
 
 import (
