@@ -21,9 +21,9 @@ const (
 	// watchGrace: a primary that has not answered a new watcher yet (the target is starting,
 	// or this replica just became the leader) is failed over only after this long, so that a
 	// unit process still starting up is not taken for a dead one.
-	watchGrace = 2 * time.Second
-	configRetries   = 40          // a config push is retried for about configRetries × probeInterval/2
-	replyBytesMax   = 64 << 10
+	watchGrace    = 2 * time.Second
+	configRetries = 40 // a config push is retried for about configRetries × probeInterval/2
+	replyBytesMax = 64 << 10
 )
 
 // Role values of GET /internal/state.
