@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -212,4 +213,95 @@ func stoppedCount(pids []int) int {
 		}
 	}
 	return n
+}
+
+// TestBuiltinUnitKill runs a plan on the built-in target that kills unit b's primary under
+// load, stops unit a's standby for a while and throttles a consumer group, and reads the faults
+// back from report.json: the kill with its evidence and the failover time, the phase judged,
+// and the throttle marked unknown while the target has no consumer throttle (404).
+func TestBuiltinUnitKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the built-in target")
+	}
+	dir := t.TempDir()
+	planPath := filepath.Join(dir, "kill.yaml")
+	const plan = `apiVersion: redline/v1
+kind: Rehearsal
+metadata: {name: kill}
+target: {builtin: {units: 2, accounts: 1000}}
+sla:
+  http_req_failed: ["rate<0.5"]
+defaults:
+  timeout: 2s
+  requests: [{name: read, method: GET, path: "/v1/accounts/{{uid}}"}]
+phases:
+  - name: unit-kill
+    load: {rate: 50/s, duration: 6s}
+    faults:
+      - {name: kill-b, at: 2s, kind: PodChaos, spec: {action: pod-kill, mode: one, selector: {labelSelectors: {unit: b, role: primary}}}}
+      - {name: stop-a, at: 1s, duration: 2s, kind: PodChaos, spec: {action: pod-failure, mode: one, selector: {labelSelectors: {unit: a, role: standby}}}}
+      - {name: lag, at: 1s, duration: 3s, kind: ConsumerChaos, spec: {group: settlement, rate: 10%}}
+`
+	if err := os.WriteFile(planPath, []byte(plan), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "run")
+	got, err := exec.Command("redline", "run", planPath, "--out", out, "-q").CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); err != nil && (!ok || ee.ExitCode() != ExitFailed) {
+		t.Fatalf("redline run: %v\n%s", err, got)
+	}
+	var report struct {
+		Faults []struct {
+			Name, Target, Status string
+			Evidence             struct {
+				Status     string
+				LatencyMS  float64 `json:"latency_ms"`
+				FailoverMS float64 `json:"failover_ms"`
+			}
+			LatenessMS float64 `json:"lateness_ms"`
+		}
+		Verdict struct {
+			Phases []struct {
+				Status   string
+				Criteria []struct{ OK bool }
+			}
+		}
+	}
+	readJSON(t, filepath.Join(out, "report.json"), &report)
+	byName := map[string]int{}
+	for i, f := range report.Faults {
+		byName[f.Name] = i
+		t.Logf("%s on %s: %s, evidence %s after %.3f ms, injected %.3f ms late, failover %.0f ms",
+			f.Name, f.Target, f.Status, f.Evidence.Status, f.Evidence.LatencyMS, f.LatenessMS, f.Evidence.FailoverMS)
+	}
+	if len(report.Faults) != 3 {
+		t.Fatalf("report has %d faults, want 3:\n%s", len(report.Faults), got)
+	}
+	kill := report.Faults[byName["kill-b"]]
+	if kill.Target != "builtin/unit/b/r1" || kill.Status != "Recovered" || kill.Evidence.Status != "observed" || kill.Evidence.FailoverMS <= 0 {
+		t.Errorf("kill-b: %+v", kill)
+	}
+	if kill.Evidence.LatencyMS > 1000 || kill.LatenessMS > 100 {
+		t.Errorf("kill-b: evidence after %.1f ms (budget 1 s), injected %.1f ms late (budget 100 ms)", kill.Evidence.LatencyMS, kill.LatenessMS)
+	}
+	if stop := report.Faults[byName["stop-a"]]; stop.Status != "Recovered" || stop.Evidence.Status != "observed" {
+		t.Errorf("stop-a: %+v", stop)
+	}
+	if lag := report.Faults[byName["lag"]]; lag.Evidence.Status != "unknown" {
+		t.Errorf("lag: %+v (the target has no consumer throttle yet: want evidence unknown)", lag)
+	}
+	if ph := report.Verdict.Phases; len(ph) != 1 || len(ph[0].Criteria) != 1 {
+		t.Errorf("the phase was not judged on its SLA: %+v", ph)
+	}
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
 }
