@@ -177,8 +177,6 @@ func newWirePool(ctx context.Context, origin string, conns int) (*wirePool, erro
 	return p, nil
 }
 
-var errNoAddress = errors.New("no address")
-
 // close releases every descriptor.
 func (l *wireLoop) close() {
 	for _, c := range l.conns {

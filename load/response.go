@@ -2,13 +2,8 @@ package load
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 )
-
-// ErrBadResponse is a response that does not parse as HTTP/1.1; its requests fail with
-// ClassProtocol.
-var ErrBadResponse = errors.New("bad http response")
 
 // responseLineBytesMax bounds one line of a response head (status line, header, chunk size) and
 // so the bytes the parser asks its caller to keep.
@@ -83,8 +78,6 @@ func (p *responseParser) eof() error {
 	}
 	return errUnexpectedEOF
 }
-
-var errUnexpectedEOF = errors.New("connection closed before the response ended")
 
 // step consumes one line or one run of body bytes; 0 means it needs more input.
 func (p *responseParser) step(b []byte) (int, error) {

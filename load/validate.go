@@ -36,7 +36,7 @@ const (
 // TimeoutDefault is the per-request timeout when Config.Timeout is 0.
 const TimeoutDefault = 10 * time.Second
 
-// Errors of this package. Validate wraps each problem in a FieldError around one of these.
+// Errors of this package. Validate wraps each problem in a FieldError around one of the first.
 var (
 	ErrInvalidConfig = errors.New("invalid load config")
 	ErrBadProfile    = errors.New("bad profile")
@@ -46,6 +46,12 @@ var (
 	ErrBadLimit      = errors.New("out of bounds")
 	ErrBadSegment    = errors.New("bad segment")
 	ErrAlreadyRun    = errors.New("generator already run")
+	// ErrBadResponse is a response that does not parse as HTTP/1.1; its request fails with
+	// ClassProtocol.
+	ErrBadResponse = errors.New("bad http response")
+
+	errUnexpectedEOF = errors.New("connection closed before the response ended")
+	errNoAddress     = errors.New("no address")
 )
 
 // FieldError is one problem of a Config: the field's path in Go syntax, as in
