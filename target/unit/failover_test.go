@@ -223,3 +223,47 @@ func TestRetryAfterFailover(t *testing.T) {
 		})
 	}
 }
+
+// TestZombieAfterNewWrites is the zombie race once the new primary has taken writes: the
+// zombie's batch no longer fits the new primary's history either. Fenced, the zombie steps
+// down; under no-fencing it ignores the core zone's refusal and acknowledges alone (split
+// brain), which the client's read-back and the audit both catch.
+func TestZombieAfterNewWrites(t *testing.T) {
+	for _, defect := range []bool{false, true} {
+		t.Run(fmt.Sprintf("defect=%v", defect), func(t *testing.T) {
+			opts := unittest.Options{}
+			if defect {
+				opts.Defects = []unit.Defect{unit.DefectNoFencing}
+			}
+			p := unittest.StartPair(t, opts)
+			seed(t, p, 8, 1_000)
+			w := unittest.NewWitness()
+			zombie := p.Primary()
+			staleEpoch := p.Epoch()
+			primary := p.Failover(t)
+			payMany(t, p, primary.Addr(), p.Epoch(), "new", 5, w, 5*time.Second)
+			pay := ledger.Payment{Key: "zombie", FromUID: 0, ToUID: 1, AmountMinor: 7}
+			status, o, err := p.Client.Pay(context.Background(), zombie.Addr(), staleEpoch, pay)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status == http.StatusOK {
+				w.Ack(o)
+			}
+			bad := w.Check(context.Background(), p.Client, primary.Addr())
+			got := verdictOf(t, p.AuditOnline(t), ledger.CheckAcknowledgedOnce)
+			if !defect {
+				if status != http.StatusMisdirectedRequest || len(bad) != 0 || got != ledger.True {
+					t.Fatalf("fenced zombie answered %d; read-back %v; acknowledged_present_once %s", status, bad, got)
+				}
+				return
+			}
+			if status != http.StatusOK || len(bad) != 1 {
+				t.Fatalf("no-fencing zombie answered %d (want the wrong 200); read-back %v", status, bad)
+			}
+			if got != ledger.False {
+				t.Errorf("no-fencing: acknowledged_present_once = %s, want false", got)
+			}
+		})
+	}
+}

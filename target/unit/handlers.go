@@ -296,17 +296,33 @@ func (s *server) handleAudit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, auditResponse{Chains: chains})
 		return
 	}
-	fig, err := s.db.Figures(r.Context())
-	if err == nil {
-		var chains map[int64]string
-		chains, err = s.db.ChainsAt(r.Context(), seqs)
-		v := s.view()
-		fig.Unit, fig.Replica, fig.Role, fig.Epoch = s.cfg.Unit, s.cfg.Replica, v.Role, v.Epoch
-		fig.StaleWritesRefused = max(fig.StaleWritesRefused, s.staleRefused.Load())
-		if err == nil {
-			writeJSON(w, http.StatusOK, auditResponse{Replica: fig, Chains: chains})
-			return
+	resp, err := s.auditFigures(r.Context(), seqs)
+	if err != nil {
+		writeError(w, fmt.Errorf("gather audit figures: %w", err), true, replicateResponse{})
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// auditFigures gathers this replica's figures, with its live view and acknowledged head.
+func (s *server) auditFigures(ctx context.Context, seqs []int64) (auditResponse, error) {
+	fig, err := s.db.Figures(ctx)
+	if err != nil {
+		return auditResponse{}, err
+	}
+	chains, err := s.db.ChainsAt(ctx, seqs)
+	if err != nil {
+		return auditResponse{}, err
+	}
+	v := s.view()
+	fig.Unit, fig.Replica, fig.Role, fig.Epoch = s.cfg.Unit, s.cfg.Replica, v.Role, v.Epoch
+	fig.StaleWritesRefused = max(fig.StaleWritesRefused, s.staleRefused.Load())
+	if head := s.replicated.head(); v.Role == ledger.RolePrimary && head > fig.AckedSeq {
+		// The persisted acknowledged seq trails by a batch; the live one is exact.
+		fig.AckedSeq = head
+		if fig.AckedChain, err = s.db.ChainAt(ctx, head); err != nil {
+			return auditResponse{}, err
 		}
 	}
-	writeError(w, fmt.Errorf("gather audit figures: %w", err), true, replicateResponse{})
+	return auditResponse{Replica: fig, Chains: chains}, nil
 }

@@ -94,7 +94,7 @@ func (s *server) shipBatch(ctx context.Context, b *batch) {
 			s.metrics.replicated(time.Since(t0), len(b.bodies))
 			s.replicated.to(b.lastSeq)
 			return
-		case errors.Is(err, ErrStaleEpoch):
+		case errors.Is(err, ErrStaleEpoch) && !s.cfg.has(DefectNoFencing):
 			s.stepDown(ctx, v, err)
 			return
 		case errors.As(err, &gap):
@@ -109,6 +109,10 @@ func (s *server) shipBatch(ctx context.Context, b *batch) {
 		}
 		s.log.Warn("standby cannot take the batch; dropping it", "standby", v.StandbyAddr, "err", err)
 		if err := s.dropStandby(ctx, v); err != nil {
+			if errors.Is(err, ErrStaleEpoch) && s.cfg.has(DefectNoFencing) {
+				s.goAlone(v, err) // the defect: a replaced primary ignores that it was replaced
+				continue
+			}
 			if errors.Is(err, ErrStaleEpoch) {
 				s.stepDown(ctx, v, err)
 				return
@@ -258,6 +262,17 @@ func (s *server) dropStandby(ctx context.Context, v view) error {
 	s.metrics.setView(s.view())
 	s.log.Warn("standby dropped; continuing alone", "epoch", epoch)
 	return nil
+}
+
+// goAlone drops the standby locally without the core zone's consent: only the no-fencing defect
+// does this (a zombie primary that keeps acknowledging).
+func (s *server) goAlone(v view, cause error) {
+	s.mu.Lock()
+	if s.v.Role == ledger.RolePrimary && s.v.Epoch == v.Epoch {
+		s.v.StandbyAddr = ""
+	}
+	s.mu.Unlock()
+	s.log.Warn("no-fencing: continuing alone under a stale epoch", "epoch", v.Epoch, "cause", cause)
 }
 
 // unitConfig is a unit's entry in the core zone's routing state.
