@@ -5,6 +5,10 @@
 // The control side calls it: the admin API's GET /admin/audit (Online) and
 // `redline target audit --data DIR` (Offline). A report with any false invariant is a failed
 // audit (exit 3 at the command line).
+//
+// Offline, a primary's acknowledged seq is the one stored with its last batch, which trails its
+// acknowledgements by at most one batch (a running replica reports the exact one): a payment
+// lost in that last window shows in the client's read-back, not in an offline audit.
 package audit
 
 import (
