@@ -22,15 +22,6 @@ const (
 // EpochHeader carries the routing epoch the router forwarded a request under.
 const EpochHeader = "X-Redline-Epoch"
 
-// Client errors of the HTTP layer.
-var (
-	errBadJSON      = errors.New("malformed JSON")
-	errMissingField = errors.New("missing field")
-	errBodyTooLarge = errors.New("body too large")
-	errBadEpoch     = errors.New("malformed epoch header")
-	errBadPath      = errors.New("malformed path parameter")
-)
-
 // apiError is a refusal as it travels between processes:
 // {"error": {"code": ..., "message": ...}} with the refusing replica's head beside it.
 type apiError struct {

@@ -50,6 +50,13 @@ var (
 	ErrSeqGap        = errors.New("replication gap")
 	ErrDiverged      = errors.New("replica history diverged")
 	ErrStopped       = errors.New("unit stopped")
+
+	// Client errors of the HTTP layer.
+	errBadJSON      = errors.New("malformed JSON")
+	errMissingField = errors.New("missing field")
+	errBodyTooLarge = errors.New("body too large")
+	errBadEpoch     = errors.New("malformed epoch header")
+	errBadPath      = errors.New("malformed path parameter")
 )
 
 // Config is what a unit replica needs to start. The supervisor builds it from the flags of
