@@ -1,0 +1,137 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestReadJournal(t *testing.T) {
+	tests := []struct {
+		name    string
+		text    string
+		pending []string
+		wantErr error
+	}{
+		{"recovered", `{"op":"open","pid":1}
+{"op":"inject","id":"a","undo":{"op":"none"}}
+{"op":"recover","id":"a"}
+`, nil, nil},
+		{"pending in order", `{"op":"open","pid":1}
+{"op":"inject","id":"a","undo":{"op":"none"}}
+{"op":"inject","id":"b","undo":{"op":"sigcont","pid":5}}
+{"op":"recover","id":"a"}
+{"op":"inject","id":"c","undo":{"op":"none"}}
+`, []string{"b", "c"}, nil},
+		{"torn last line is ignored", `{"op":"inject","id":"a","undo":{"op":"none"}}
+{"op":"inject","id":"b","un`, []string{"a"}, nil},
+		{"bad line in the middle", `{"op":"inject","id":"a","undo":{"op":"none"}}
+{"op":"inject","id":"b","un
+{"op":"recover","id":"a"}
+`, nil, ErrBadJournal},
+		{"unknown op", `{"op":"explode"}`, nil, ErrBadJournal},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := ReadJournal(strings.NewReader(tt.text))
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			var ids []string
+			for _, e := range p.Injected {
+				ids = append(ids, e.ID)
+			}
+			if diff := cmp.Diff(tt.pending, ids); diff != "" {
+				t.Errorf("pending (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRecoverJournalContinuesStoppedProcess(t *testing.T) {
+	cmds := startSleeps(t, 1)
+	pid := cmds[0].Process.Pid
+	start, err := ProcessStart(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), JournalFile)
+	j, err := OpenJournal(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := Undo{Op: OpContinue, Pid: pid, PidStart: start}
+	if err := j.Inject("stop@p#1", "stop", "p", "p", u); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Inject("toxic@l#2", "slow", "p", "l", Undo{Op: OpRemoveToxic, Link: "l", Toxic: "slow", InProcess: true}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Second); !ProcessStopped(pid) && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	// The journal's owner is this process: a crashed run's would be gone; recover proceeds.
+	res, err := RecoverJournal(context.Background(), path, AdminExecutor{}, ConsumerExecutor{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 || !res[0].Done || !res[1].Done {
+		t.Fatalf("results %+v", res)
+	}
+	if ProcessStopped(pid) {
+		t.Error("the process is still stopped")
+	}
+	f, _ := os.Open(path)
+	defer f.Close()
+	if p, err := ReadJournal(f); err != nil || len(p.Injected) != 0 {
+		t.Errorf("after recover the journal lists %v (%v)", p.Injected, err)
+	}
+}
+
+func TestRecoverJournalRefusesWhileOwnerRuns(t *testing.T) {
+	cmds := startSleeps(t, 1)
+	owner := cmds[0].Process.Pid
+	start, _ := ProcessStart(owner)
+	path := filepath.Join(t.TempDir(), JournalFile)
+	text := `{"op":"open","pid":` + itoa(owner) + `,"pid_start":` + itoa(int(start)) + `}
+{"op":"inject","id":"a","undo":{"op":"none"}}
+`
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RecoverJournal(context.Background(), path, AdminExecutor{}, ConsumerExecutor{}); !errors.Is(err, ErrOwnerAlive) {
+		t.Fatalf("err = %v, want ErrOwnerAlive", err)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestStressor(t *testing.T) {
+	s := NewStressor()
+	o := New(Options{Executors: map[Via]Executor{ViaHost: s}, Inventory: staticInventory([]Target{{Name: "p", Via: ViaProcess, Labels: map[string]string{"a": "b"}}})})
+	recs := o.RunPhase(context.Background(), time.Now(), []Fault{{Name: "cpu", Phase: "p", Kind: KindStress, Action: ActionStress,
+		Duration: 400 * time.Millisecond, Selector: Selector{Mode: ModeAll}, Params: Params{CPUWorkers: 1, CPULoadPercent: 80, MemoryBytes: 1 << 20}}})
+	if len(recs) != 1 || recs[0].Phase != PhaseRecovered || !recs[0].Evidence.Observed() {
+		t.Fatalf("records %+v", recs)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.running) != 0 {
+		t.Errorf("stressors still running: %v", s.running)
+	}
+}
