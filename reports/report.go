@@ -39,7 +39,7 @@ type Report struct {
 	Abort         string         `json:"abort,omitempty"`
 	Phases        []PhaseReport  `json:"phases"`
 	Capacity      *Capacity      `json:"capacity"`
-	Audit         *run.Audit     `json:"audit"` // the target's audit after the run; null for a URL target
+	Audit         *run.Audit     `json:"audit"`  // the target's audit after the run; null for a URL target
 	Faults        []FaultReport  `json:"faults"` // every fault on every target, with its evidence
 	Verdict       verify.Verdict `json:"verdict"`
 }
