@@ -39,6 +39,11 @@ const (
 	noRowid = " WITHOUT ROWID"
 )
 
+// param is the i-th placeholder of a statement built at run time (the multi-row inserts).
+// SQLite resolves "$i" by name, a scan per parameter that makes an 800-parameter insert
+// quadratic; "?" is positional. PostgreSQL will say "$i".
+func param(int) string { return "?" }
+
 // SchemaVersion is the schema version this program writes.
 func SchemaVersion() int { return len(migrations) }
 

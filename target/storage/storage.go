@@ -66,7 +66,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
-	for _, q := range writerQueries {
+	for _, q := range append(writerQueries, insertQueries()...) {
 		st, err := w.PrepareContext(ctx, q)
 		if err != nil {
 			db.Close()

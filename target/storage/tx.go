@@ -11,15 +11,10 @@ import (
 
 // The writer's statements, prepared once at Open.
 const (
-	qAccount        = `SELECT balance_minor, opened_minor FROM accounts WHERE uid = $1`
-	qInsertAccount  = `INSERT INTO accounts (uid, balance_minor, opened_minor, seq) VALUES ($1, $2, $2, $3) ON CONFLICT (uid) DO NOTHING`
-	qBalance        = `SELECT balance_minor FROM accounts WHERE uid = $1`
-	qAddBalance     = `UPDATE accounts SET balance_minor = balance_minor + $1 WHERE uid = $2`
-	qInsertPostings = `INSERT INTO postings (seq, leg, idem_key, uid, amount_minor)
-		VALUES ($1, 0, $2, $3, $4), ($1, 1, $2, $5, $6)`
-	qInsertPayment = `INSERT INTO payments (idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (idem_key) DO NOTHING`
-	qInsertHistory = `INSERT INTO history (seq, epoch, stale, chain, body) VALUES ($1, $2, $3, $4, $5)`
+	qAccount       = `SELECT balance_minor, opened_minor FROM accounts WHERE uid = $1`
+	qInsertAccount = `INSERT INTO accounts (uid, balance_minor, opened_minor, seq) VALUES ($1, $2, $2, $3) ON CONFLICT (uid) DO NOTHING`
+	qBalance       = `SELECT balance_minor FROM accounts WHERE uid = $1`
+	qAddBalance    = `UPDATE accounts SET balance_minor = balance_minor + $1 WHERE uid = $2`
 	qTrimEntries   = `UPDATE history SET body = NULL WHERE seq >= $1 AND seq < $2`
 	qSetMeta       = `INSERT INTO meta (name, num, txt) VALUES ($1, $2, $3)
 		ON CONFLICT (name) DO UPDATE SET num = excluded.num, txt = excluded.txt`
@@ -27,7 +22,7 @@ const (
 
 // writerQueries are prepared at Open.
 var writerQueries = []string{
-	qAccount, qInsertAccount, qBalance, qAddBalance, qInsertPostings, qInsertPayment, qInsertHistory,
+	qAccount, qInsertAccount, qBalance, qAddBalance,
 	qTrimEntries, qSetMeta, paymentQuery,
 }
 
@@ -37,10 +32,14 @@ type Tx struct {
 	db    *DB
 	bound map[string]*sql.Stmt // prepared statements bound to tx, made on first use
 	imp   *importStmts         // during ImportSnapshot
+	pend  pending              // rows inserted at commit
 }
 
 // Commit makes the transaction durable (synchronous=FULL: fsynced before it returns).
 func (t *Tx) Commit() error {
+	if err := t.flush(context.Background()); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
 	if err := t.tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -150,8 +149,10 @@ func (t *Tx) PostPayment(ctx context.Context, seq int64, key string, legs []ledg
 			return err
 		}
 	}
-	return t.exec(ctx, "insert postings", qInsertPostings,
-		seq, key, legs[0].UID, legs[0].AmountMinor, legs[1].UID, legs[1].AmountMinor)
+	for i, leg := range legs {
+		t.pend.postings = append(t.pend.postings, postingRow{seq: seq, leg: int64(i), uid: leg.UID, amountMinor: leg.AmountMinor, key: key})
+	}
+	return nil
 }
 
 // Recorded is a payment's outcome as recorded, with where it sits in the history.
@@ -163,6 +164,9 @@ type Recorded struct {
 
 // Payment returns the recorded outcome of a key.
 func (t *Tx) Payment(ctx context.Context, key string) (Recorded, error) {
+	if r, ok := t.pend.payment(key); ok {
+		return r, nil
+	}
 	return scanPayment(t.queryRow(ctx, paymentQuery, key), key)
 }
 
@@ -184,10 +188,9 @@ func scanPayment(row *sql.Row, key string) (Recorded, error) {
 }
 
 // InsertPayment records an outcome; a key already recorded keeps its first record.
-func (t *Tx) InsertPayment(ctx context.Context, r Recorded) error {
-	return t.exec(ctx, "insert payment",
-		qInsertPayment,
-		r.Key, r.FromUID, r.ToUID, r.AmountMinor, string(r.Status), string(r.Reason), r.Seq, r.Epoch)
+func (t *Tx) InsertPayment(_ context.Context, r Recorded) error {
+	t.pend.addPayment(r)
+	return nil
 }
 
 // Append records one replicated entry: its history row (kept forever) and its body (kept for a
@@ -197,11 +200,15 @@ func (t *Tx) Append(ctx context.Context, seq, epoch int64, stale bool, chain str
 	if stale {
 		staleFlag = 1
 	}
-	return t.exec(ctx, "insert history", qInsertHistory, seq, epoch, staleFlag, chain, string(body))
+	t.pend.history = append(t.pend.history, historyRow{seq: seq, epoch: epoch, stale: int64(staleFlag), chain: chain, body: string(body)})
+	return nil
 }
 
 // TrimEntries drops the bodies of the entries in [fromSeq, belowSeq); their history rows stay.
 func (t *Tx) TrimEntries(ctx context.Context, fromSeq, belowSeq int64) error {
+	if err := t.flush(ctx); err != nil {
+		return err
+	}
 	return t.exec(ctx, "trim entries", qTrimEntries, fromSeq, belowSeq)
 }
 
