@@ -190,12 +190,7 @@ func (v *values) draw(r *arrivalRand, vars *Vars, uses varSet, seq int64) {
 		u := r.below(span)
 		v.uid = vars.UIDMin + int64(u)
 		if uses&usesUID2 != 0 {
-			// Another uid, never the same: draw among the span-1 others.
-			u2 := r.below(span - 1)
-			if u2 >= u {
-				u2++
-			}
-			v.uid2 = vars.UIDMin + int64(u2)
+			v.uid2 = drawUID2(r, vars, v.uid, span)
 		}
 	}
 	if uses&usesAmount != 0 {
@@ -210,6 +205,25 @@ func (v *values) draw(r *arrivalRand, vars *Vars, uses varSet, seq int64) {
 		v.uuid[6] = v.uuid[6]&0x0f | 0x40 // version 4
 		v.uuid[8] = v.uuid[8]&0x3f | 0x80 // RFC 9562 variant
 	}
+}
+
+// drawUID2 draws another uid than uid, never the same; with a stride over 1, among the uids
+// uid + k·stride (k ≠ 0) inside the bounds, which Validate guarantees exist.
+func drawUID2(r *arrivalRand, vars *Vars, uid int64, span uint64) int64 {
+	if vars.UID2Stride <= 1 {
+		u2 := r.below(span - 1)
+		if u2 >= uint64(uid-vars.UIDMin) {
+			u2++
+		}
+		return vars.UIDMin + int64(u2)
+	}
+	s := vars.UID2Stride
+	kmin, kmax := -(uid-vars.UIDMin)/s, (vars.UIDMax-uid)/s
+	k := kmin + int64(r.below(uint64(kmax-kmin))) // kmax-kmin choices: every k but 0
+	if k >= 0 {
+		k++
+	}
+	return uid + k*s
 }
 
 const hexDigits = "0123456789abcdef"

@@ -243,6 +243,13 @@ func (c Config) validateVars(p *problems, used varSet) {
 		p.add("Vars.UIDMin", ErrBadVars, "uids %d..%d, want 0 ≤ min ≤ max ≤ %d", v.UIDMin, v.UIDMax, int64(VarMax))
 	} else if used&usesUID2 != 0 && v.UIDMin == v.UIDMax {
 		p.add("Vars.UIDMax", ErrBadVars, "{{uid2}} needs two uids at least, got %d..%d", v.UIDMin, v.UIDMax)
+	} else if used&usesUID2 != 0 && v.UID2Stride > 1 && (v.UIDMax-v.UIDMin+1)/2 < v.UID2Stride {
+		// Every uid has a partner at ±stride only when the range spans two strides.
+		p.add("Vars.UID2Stride", ErrBadVars, "a {{uid2}} stride of %d needs at least %d uids, got %d..%d",
+			v.UID2Stride, 2*v.UID2Stride, v.UIDMin, v.UIDMax)
+	}
+	if v.UID2Stride < 0 || v.UID2Stride > VarMax {
+		p.add("Vars.UID2Stride", ErrBadVars, "stride %d, want 0 ≤ stride ≤ %d", v.UID2Stride, int64(VarMax))
 	}
 	if used&usesAmount != 0 && (v.AmountMinorMin < 0 || v.AmountMinorMin > v.AmountMinorMax || v.AmountMinorMax > VarMax) {
 		p.add("Vars.AmountMinorMin", ErrBadVars, "amounts %d..%d, want 0 ≤ min ≤ max ≤ %d", v.AmountMinorMin, v.AmountMinorMax, int64(VarMax))

@@ -328,6 +328,13 @@ func (c *compiler) vars(f *varsFile, t Target) load.Vars {
 	if f.seed != nil {
 		v.Seed, _ = c.integer(f.seed, "vars.seed", math.MinInt64, math.MaxInt64)
 	}
+	if n := f.uid2Stride; n != nil {
+		stride, ok := c.integer(n, "vars.uid2.stride", 1, uidMax)
+		if ok && (v.UIDMax-v.UIDMin+1)/2 < stride {
+			c.r.at(n, "vars.uid2.stride", "a stride of %d needs at least %d uids, the range has %d..%d", stride, 2*stride, v.UIDMin, v.UIDMax)
+		}
+		v.UID2Stride = stride
+	}
 	return v
 }
 

@@ -54,6 +54,7 @@ type peakFile struct{ node, rate *yaml.Node }
 type varsFile struct {
 	node        *yaml.Node
 	uid, amount *boundsFile
+	uid2Stride  *yaml.Node // vars.uid2.stride
 	seed        *yaml.Node
 }
 
@@ -385,8 +386,11 @@ func (d *decoder) target(n *yaml.Node) *targetFile {
 }
 
 func (d *decoder) vars(n *yaml.Node) *varsFile {
-	m := d.fields(n, "vars", "uid", "amount", "seed")
+	m := d.fields(n, "vars", "uid", "uid2", "amount", "seed")
 	v := &varsFile{node: n, seed: m["seed"]}
+	if u2 := m["uid2"]; u2 != nil {
+		v.uid2Stride = d.fields(u2, "vars.uid2", "stride")["stride"]
+	}
 	bounds := func(key string) *boundsFile {
 		b := m[key]
 		if b == nil {

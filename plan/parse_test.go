@@ -223,6 +223,11 @@ func TestParseUID2(t *testing.T) {
 		{"one account", withUID2(`target: {url: "http://127.0.0.1:8080"}`, `target: {builtin: {accounts: 1}}`),
 			[]string{"plan.yaml:4:30: target.builtin.accounts: {{uid2}} needs two uids at least, got 1..1"}},
 		{"one uid, no uid2", mutate(t, "peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {uid: {min: 7, max: 7}}"), nil},
+		{"stride within range", withUID2("peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {uid: {min: 1, max: 200}, uid2: {stride: 100}}"), nil},
+		{"stride over half the range", withUID2("peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {uid: {min: 1, max: 150}, uid2: {stride: 100}}"),
+			[]string{"plan.yaml:6:48: vars.uid2.stride: a stride of 100 needs at least 200 uids, the range has 1..150"}},
+		{"stride zero", withUID2("peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {uid2: {stride: 0}}"),
+			[]string{"plan.yaml:6:23: vars.uid2.stride: 0 is out of range [1, 9007199254740991]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
