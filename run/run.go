@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -185,6 +186,8 @@ func (r *runner) runPhase(ctx context.Context, i, n int) error {
 	ph := r.plan.Phases()[i]
 	cfg := *ph.Load
 	cfg.Segment = r.opts.Segment
+	cfg.Vars.RunID = r.opts.RunID // {{run}}: the run id, unique per run
+	cfg.Vars.Seed = phaseSeed(cfg.Vars.Seed, ph.Name)
 	gen, err := load.NewGenerator(cfg, r.collector)
 	if err != nil {
 		return fmt.Errorf("start phase %s: %w", ph.Name, err)
@@ -310,4 +313,20 @@ func segmentShare(s load.Segment) float64 {
 		return 1
 	}
 	return s.Share()
+}
+
+// phaseSeed gives each phase its own stream of template values: a plan's seed alone would draw
+// the same {{uuid}}s in every phase (idempotency keys that collide across phases). Every agent
+// derives the same seed, so segments still split one run's requests exactly. 0 stays 0: the
+// generator picks a random seed.
+func phaseSeed(seed int64, phase string) int64 {
+	if seed == 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(phase))
+	if s := seed ^ int64(h.Sum64()); s != 0 {
+		return s
+	}
+	return seed
 }
