@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin/redline
 PKGS     := ./...
 
-.PHONY: help build test check fmt vet staticcheck test-race bench bench-load bench-target tools
+.PHONY: help build test check fmt vet staticcheck test-race bench bench-load bench-soak bench-target tools
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -31,7 +31,7 @@ test-race: ## go test -race, short tier
 tools: ## install the pinned developer tools
 	@test -x $$($(GO) env GOPATH)/bin/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-bench: bench-load ## every benchmark, printed as ratios against the peers
+bench: bench-load bench-target ## every benchmark, printed as ratios against the peers
 
 bench-load: ## load engine against wrk and vegeta, side by side
 	./scripts/bench-load.sh
