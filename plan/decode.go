@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/redline-dev/redline/internal/nearest"
 )
 
 // The file structs mirror the YAML shape and hold its nodes, not their meaning: decoding
@@ -279,34 +281,10 @@ func (d *decoder) fields(n *yaml.Node, path string, want ...string) map[string]*
 
 // suggestKey says "did you mean" for a near miss, else lists the keys wanted.
 func suggestKey(got string, want []string) string {
-	for _, w := range want {
-		if editDistance(strings.ToLower(got), strings.ToLower(w)) <= 2 {
-			return fmt.Sprintf("did you mean %s?", w)
-		}
+	if near := nearest.Name(got, want); near != "" {
+		return fmt.Sprintf("did you mean %s?", near)
 	}
 	return "want one of: " + strings.Join(want, ", ")
-}
-
-func editDistance(a, b string) int {
-	if len(a) > NameBytesMax || len(b) > NameBytesMax {
-		return NameBytesMax
-	}
-	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // list checks that n is a sequence of at most limit items and returns them, aliases resolved.

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/redline-dev/redline/internal/nearest"
 )
 
 // Errors of this package.
@@ -57,41 +59,13 @@ func (c Criterion) AppliesTo(phase string, judged bool) bool {
 	return judged && (c.Key.Phase == "" || c.Key.Phase == phase)
 }
 
-// Suggest returns the catalogue's metric nearest to name by edit distance, or "" when none is
-// close: for "did you mean" messages.
+// Suggest returns the catalogue's metric nearest to name, at most two edits away, or "" when
+// none is close: for "did you mean" messages.
 func Suggest(name string) Metric {
-	best, bestDist := Metric(""), 3 // at most two edits away
-	for _, m := range Catalogue() {
-		if d := editDistance(name, string(m.Name)); d < bestDist {
-			best, bestDist = m.Name, d
-		}
+	infos := Catalogue()
+	names := make([]string, len(infos))
+	for i, m := range infos {
+		names[i] = string(m.Name)
 	}
-	return best
+	return Metric(nearest.Name(name, names))
 }
-
-// editDistance is Levenshtein's distance, bounded by the short names it compares.
-func editDistance(a, b string) int {
-	if len(a) > metricNameBytesMax || len(b) > metricNameBytesMax {
-		return metricNameBytesMax
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
-// metricNameBytesMax bounds the names Suggest compares.
-const metricNameBytesMax = 64
