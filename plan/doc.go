@@ -16,6 +16,7 @@
 //	peak: {rate: 2000/s}                   # the expected peak; relative rates are percents of it
 //	vars:                                  # bounds of the request template values
 //	  uid: {min: 1, max: 100000}           # {{uid}}, {{uid2}}; default 1..accounts or 1..10000
+//	  uid2: {stride: 100}                  # {{uid2}} = {{uid}} ± k·100: the same bucket (shard)
 //	  amount: {min: 100, max: 50000}       # {{amount}}, integer minor units
 //	  seed: 42                             # fixes the random values; default: random
 //	sla:                                   # k6 thresholds, judged on each judged phase
