@@ -64,6 +64,9 @@ type PhaseReport struct {
 	PeakRPS     float64          `json:"peak_rps"`
 	Figures
 	Ops map[string]Figures `json:"ops,omitempty"`
+	// Gauges are the target's sampled gauges in the phase (consumer_lag.<group>, ...): samples,
+	// min, max and the last value.
+	Gauges map[string]*run.GaugeStats `json:"gauges,omitempty"`
 }
 
 // Figures are the measurements of a phase or of one operation in it.
@@ -141,6 +144,7 @@ func phaseReport(p run.Phase) PhaseReport {
 	started, ended := p.Started, p.Ended
 	pr.Started, pr.Ended = &started, &ended
 	pr.Figures = figures(p.All, p.Scheduled)
+	pr.Gauges = p.Gauges
 	pr.Ops = make(map[string]Figures, len(p.ByOp))
 	for op, s := range p.ByOp {
 		pr.Ops[op] = figures(s, p.Scheduled)

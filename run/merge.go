@@ -132,8 +132,9 @@ func writeMerged(out string, m *Record, dirs []string) error {
 			return err
 		}
 	}
-	for _, d := range dirs {
-		if err := copyWindows(w, d); err != nil {
+	for i, d := range dirs {
+		// Every agent samples the same target's gauges: one agent's samples are the gauges.
+		if err := copyWindows(w, d, i == 0); err != nil {
 			return err
 		}
 	}
@@ -151,15 +152,16 @@ func writeMerged(out string, m *Record, dirs []string) error {
 	return f.Close()
 }
 
-// copyWindows streams one agent's windows into w: memory stays bounded by one line.
-func copyWindows(w *metrics.TimelineWriter, dir string) error {
+// copyWindows streams one agent's windows (and gauges, when asked) into w: memory stays
+// bounded by one line.
+func copyWindows(w *metrics.TimelineWriter, dir string, gauges bool) error {
 	f, err := os.Open(filepath.Join(dir, TimelineFile))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
 	return metrics.ReadTimeline(f, func(e metrics.Entry) error {
-		if e.Window == nil && e.Gauge == nil {
+		if e.Window == nil && (e.Gauge == nil || !gauges) {
 			return nil
 		}
 		return w.Write(e)

@@ -73,6 +73,10 @@ func (b *recordBuilder) add(e metrics.Entry) error {
 	switch {
 	case e.Window != nil:
 		return b.addWindow(e.Window)
+	case e.Gauge != nil:
+		if i, ok := b.phases[e.Gauge.Phase]; ok {
+			b.rec.Phases[i].foldGauge(*e.Gauge)
+		}
 	case e.Mark != nil:
 		return b.addMark(*e.Mark)
 	}

@@ -1,6 +1,8 @@
 package run
 
 import (
+	"maps"
+	"strings"
 	"time"
 
 	"github.com/redline-dev/redline/chaos"
@@ -52,7 +54,51 @@ type Phase struct {
 	// All and ByOp are the phase's totals: every operation merged, and per operation.
 	All  *metrics.Stats            `json:"-"`
 	ByOp map[string]*metrics.Stats `json:"-"`
+	// Gauges fold the target's sampled gauges by name (consumer_lag.settlement, ...).
+	Gauges map[string]*GaugeStats `json:"-"`
 }
+
+// GaugeStats folds the samples of one gauge in one phase.
+type GaugeStats struct {
+	Samples int64   `json:"samples"`
+	Min     float64 `json:"min"`
+	Max     float64 `json:"max"`
+	Last    float64 `json:"last"` // the value at the phase's last sample: k6's gauge "value"
+}
+
+func (g *GaugeStats) add(v float64) {
+	if g.Samples == 0 || v < g.Min {
+		g.Min = v
+	}
+	if g.Samples == 0 || v > g.Max {
+		g.Max = v
+	}
+	g.Last = v
+	g.Samples++
+}
+
+// foldGauge adds one sample to the phase's gauges.
+func (p *Phase) foldGauge(g metrics.Gauge) {
+	if p.Gauges == nil {
+		p.Gauges = map[string]*GaugeStats{}
+	}
+	s, ok := p.Gauges[g.Name]
+	if !ok {
+		if len(p.Gauges) >= gaugesMax {
+			return
+		}
+		s = &GaugeStats{}
+		p.Gauges[g.Name] = s
+	}
+	s.add(g.Value)
+}
+
+// gaugesMax bounds the distinct gauges a phase keeps.
+const gaugesMax = 64
+
+// ConsumerLagGauge prefixes the gauges of consumer lag, one per consumer group; their sum at a
+// phase's last sample is the phase's consumer_lag value.
+const ConsumerLagGauge = "consumer_lag."
 
 // Ran reports whether the phase started.
 func (p Phase) Ran() bool { return !p.Started.IsZero() }
@@ -101,9 +147,17 @@ func Judge(p *plan.Plan, rec *Record) verify.Verdict {
 		}
 		inputs = append(inputs, in)
 	}
-	if rec.Audit != nil {
-		ext := rec.Audit.external()
-		for i := range inputs {
+	for i, in := range inputs {
+		ext := map[verify.Metric]float64{}
+		if rec.Audit != nil {
+			maps.Copy(ext, rec.Audit.external())
+		}
+		if r, ok := ran[in.Name]; ok {
+			if lag, ok := consumerLag(r.Gauges); ok {
+				ext[verify.ConsumerLag] = lag
+			}
+		}
+		if len(ext) > 0 {
 			inputs[i].External = ext
 		}
 	}
@@ -115,4 +169,17 @@ func Judge(p *plan.Plan, rec *Record) verify.Verdict {
 		v = v.WithAbort(rec.Abort)
 	}
 	return v
+}
+
+// consumerLag sums the consumer groups' lag at the phase's last sample; false when the target
+// reported none.
+func consumerLag(gauges map[string]*GaugeStats) (float64, bool) {
+	total, found := 0.0, false
+	for name, g := range gauges {
+		if strings.HasPrefix(name, ConsumerLagGauge) {
+			total += g.Last
+			found = true
+		}
+	}
+	return total, found
 }

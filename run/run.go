@@ -52,6 +52,9 @@ type Options struct {
 	Segment load.Segment
 	// PlanSource is the plan file's text, echoed into the record.
 	PlanSource []byte
+	// Gauges, when set, samples the target's gauges (consumer lag, ...) once a second; the
+	// runner stamps each with the time and phase and bounds the call with gaugeTimeout.
+	Gauges func(ctx context.Context) ([]metrics.Gauge, error)
 	// Started is called once the metrics server listens, with its address ("" without one).
 	Started func(metricsAddr string)
 	// TargetAdmin reaches the built-in target's admin API: its topology is then the faults'
@@ -216,6 +219,12 @@ loop:
 		case genErr = <-done:
 			break loop
 		case now := <-tick.C:
+			if err := r.sampleGauges(ctx, rec, now); err != nil {
+				cancel()
+				<-done
+				r.record.Faults = append(r.record.Faults, <-faultsDone...)
+				return err
+			}
 			if err := r.tick(ph, rec, gen, now, now.Sub(last), i, n, cancel); err != nil {
 				cancel()
 				<-done
@@ -228,6 +237,10 @@ loop:
 	cancel() // the load ended: faults still in place are recovered now
 	r.record.Faults = append(r.record.Faults, <-faultsDone...)
 	rec.Ended = time.Now()
+	// A last sample, after the faults' recovery: what the phase left behind (lag drained or not).
+	if err := r.sampleGauges(context.WithoutCancel(ctx), rec, rec.Ended); err != nil {
+		return err
+	}
 	if ctx.Err() != nil && r.record.Abort == "" {
 		r.record.Abort = AbortInterrupted
 	}

@@ -11,8 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/redline-dev/redline/metrics"
 	"github.com/redline-dev/redline/plan"
 	"github.com/redline-dev/redline/run"
 	"github.com/redline-dev/redline/target/supervisor"
@@ -38,6 +40,40 @@ type builtinTarget struct {
 	dataDir   string
 	cancel    context.CancelFunc
 	done      chan error
+	// noConsumers is set once the admin API answered 404 for the consumer groups: a target
+	// without consumers is not asked again every second.
+	noConsumers atomic.Bool
+}
+
+// consumerGroups are the built-in target's event consumer groups (target/PROTOCOL.md).
+var consumerGroups = []string{"ledger", "settlement", "notification"}
+
+// consumerLag samples each consumer group's lag through the admin API: run.Options.Gauges.
+func (t *builtinTarget) consumerLag(ctx context.Context) ([]metrics.Gauge, error) {
+	if t.noConsumers.Load() {
+		return nil, nil
+	}
+	var out []metrics.Gauge
+	for _, g := range consumerGroups {
+		data, status, err := t.do(ctx, http.MethodGet, t.adminURL+"/admin/consumers/"+g, nil, 64<<10)
+		switch {
+		case err != nil:
+			return out, err
+		case status == http.StatusNotFound:
+			t.noConsumers.Store(true)
+			return nil, nil
+		case status/100 != 2:
+			return out, fmt.Errorf("consumer %s: status %d", g, status)
+		}
+		var c struct {
+			Lag *float64 `json:"lag"`
+		}
+		if err := json.Unmarshal(data, &c); err != nil || c.Lag == nil {
+			return out, fmt.Errorf("consumer %s: no lag in %q", g, data)
+		}
+		out = append(out, metrics.Gauge{Name: run.ConsumerLagGauge + g, Value: *c.Lag})
+	}
+	return out, nil
 }
 
 // startBuiltin starts the built-in target's processes under dir, waits until every one serves,
@@ -129,9 +165,22 @@ func (t *builtinTarget) audit(ctx context.Context) (*run.Audit, error) {
 // call sends one request and returns the body of a 2xx answer (an audit that found a false
 // invariant answers 200 too: its verdict is in the body).
 func (t *builtinTarget) call(ctx context.Context, method, url string, body []byte, bytesMax int64) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	data, status, err := t.do(ctx, method, url, body, bytesMax)
 	if err != nil {
 		return nil, err
+	}
+	if status/100 != 2 {
+		return nil, fmt.Errorf("%s %s: status %d: %s", method, url, status, bytes.TrimSpace(data))
+	}
+	return data, nil
+}
+
+// do sends one request, with the admin token to the admin API, and reads at most bytesMax of
+// the answer.
+func (t *builtinTarget) do(ctx context.Context, method, url string, body []byte, bytesMax int64) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if strings.HasPrefix(url, t.adminURL) {
@@ -139,17 +188,11 @@ func (t *builtinTarget) call(ctx context.Context, method, url string, body []byt
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, bytesMax))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode/100 != 2 {
-		return nil, fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, bytes.TrimSpace(data))
-	}
-	return data, nil
+	return data, resp.StatusCode, err
 }
 
 // stop stops every process of the target and waits for them.

@@ -123,6 +123,9 @@ func executePlan(ctx context.Context, streams IO, p *plan.Plan, source []byte, e
 	if !eo.Quiet {
 		ro.Progress, ro.Terminal = streams.ErrOut, isTerminal(streams.ErrOut)
 	}
+	if target != nil {
+		ro.Gauges = target.consumerLag
+	}
 	if target != nil { // its topology is what the plan's faults select from
 		ro.TargetAdmin = &chaos.AdminRef{URL: target.adminURL, TokenFile: filepath.Join(target.dataDir, "admin.token")}
 	}
