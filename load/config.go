@@ -71,11 +71,11 @@ type Request struct {
 // of Seed and the arrival's number, so a run is reproducible and agents running segments of the
 // same plan send the very requests one agent would have sent.
 type Vars struct {
-	UIDMin, UIDMax                 int64  // {{uid}} and {{uid2}}: uniform in [UIDMin, UIDMax]
+	UIDMin, UIDMax int64 // {{uid}} and {{uid2}}: uniform in [UIDMin, UIDMax]
 	// UID2Stride, when over 1, makes {{uid2}} differ from {{uid}} by a non-zero multiple of it:
 	// with 100, both share uid % 100, the bucket a sharded target routes by, so a payment
 	// between them stays inside one shard. 0 or 1: any other uid.
-	UID2Stride int64
+	UID2Stride                     int64
 	AmountMinorMin, AmountMinorMax int64  // {{amount}}: uniform in [min, max], integer minor units
 	RunID                          string // {{run}}
 	Seed                           int64  // seeds the random values; 0 picks one
