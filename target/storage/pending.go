@@ -29,6 +29,7 @@ type pending struct {
 	keys     map[string]int // key → index in payments
 	postings []postingRow
 	history  []historyRow
+	outbox   []OutboxRow
 }
 
 func (p *pending) payment(key string) (Recorded, bool) {
@@ -58,7 +59,12 @@ var (
 		` ON CONFLICT (idem_key) DO NOTHING`, 8}
 	postingsInsert = insertShape{`INSERT INTO postings (seq, leg, idem_key, uid, amount_minor) VALUES `, ``, 5}
 	historyInsert  = insertShape{`INSERT INTO history (seq, epoch, stale, chain, body) VALUES `, ``, 5}
+	outboxInsert   = insertShape{`INSERT INTO outbox (seq, idem_key, from_uid, to_uid, amount_minor) VALUES `,
+		` ON CONFLICT (seq) DO NOTHING`, 5}
 )
+
+// shapes are every buffered table's insert.
+var shapes = []insertShape{paymentsInsert, postingsInsert, historyInsert, outboxInsert}
 
 // chunkRows are the row counts of the prepared multi-row inserts: n rows go as few statements
 // as these sizes allow (parsing a long statement costs more than executing it, so none is built
@@ -87,7 +93,7 @@ type chunkKey struct {
 // chunkSQL holds the prepared sizes' statements, built at package start and read-only after.
 var chunkSQL = func() map[chunkKey]string {
 	m := map[chunkKey]string{}
-	for _, s := range []insertShape{paymentsInsert, postingsInsert, historyInsert} {
+	for _, s := range shapes {
 		for _, n := range chunkRows {
 			m[chunkKey{s.head, n}] = s.build(n)
 		}
@@ -120,7 +126,7 @@ func (s insertShape) build(rows int) string {
 // insertQueries are the multi-row inserts prepared at Open.
 func insertQueries() []string {
 	var out []string
-	for _, s := range []insertShape{paymentsInsert, postingsInsert, historyInsert} {
+	for _, s := range shapes {
 		for _, n := range chunkRows {
 			out = append(out, s.sql(n))
 		}
@@ -145,6 +151,12 @@ func (t *Tx) flush(ctx context.Context) error {
 		err = insertRows(ctx, t, "history", historyInsert, len(p.history), func(i int) []any {
 			r := p.history[i]
 			return []any{r.seq, r.epoch, r.stale, r.chain, r.body}
+		})
+	}
+	if err == nil {
+		err = insertRows(ctx, t, "outbox", outboxInsert, len(p.outbox), func(i int) []any {
+			r := p.outbox[i]
+			return []any{r.Seq, r.Key, r.FromUID, r.ToUID, r.AmountMinor}
 		})
 	}
 	t.pend = pending{}

@@ -28,6 +28,13 @@ var migrations = [][]string{
 			chain TEXT NOT NULL, body TEXT)`,
 		`CREATE TABLE lost (idem_key TEXT NOT NULL, seq BIGINT NOT NULL, status TEXT NOT NULL)`,
 	},
+	// The transactional outbox: one row per committed payment, written in the payment's own
+	// transaction on every replica (the same apply path), so a failover loses no event. The
+	// event id is "<unit>-<seq>"; the relay publishes rows in seq order.
+	{
+		`CREATE TABLE outbox (seq ` + intKey + `, idem_key TEXT NOT NULL, from_uid BIGINT NOT NULL,
+			to_uid BIGINT NOT NULL, amount_minor BIGINT NOT NULL)`,
+	},
 }
 
 // The only dialect-specific words of the schema (the statements are shared). In SQLite an

@@ -278,6 +278,10 @@ func (t *Tx) finishImport(ctx context.Context) (int64, error) {
 		`INSERT INTO payments (idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch)
 			SELECT idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch FROM snap_payments`,
 		`DROP TABLE snap_payments`,
+		// The outbox follows from the committed payments: rebuilt, not shipped.
+		`DELETE FROM outbox`,
+		`INSERT INTO outbox (seq, idem_key, from_uid, to_uid, amount_minor)
+			SELECT seq, idem_key, from_uid, to_uid, amount_minor FROM payments WHERE status = 'committed'`,
 	} {
 		if err := t.execOnce(ctx, "swap payments", q); err != nil {
 			return 0, err

@@ -58,6 +58,8 @@ func apply(ctx context.Context, tx *storage.Tx, e *entry, body []byte, stale boo
 			if err := tx.PostPayment(ctx, e.Seq, e.Payment.Key, legs); err != nil {
 				return err
 			}
+			p := e.Payment
+			tx.AddOutbox(storage.OutboxRow{Seq: e.Seq, Key: p.Key, FromUID: p.FromUID, ToUID: p.ToUID, AmountMinor: p.AmountMinor})
 		}
 	default:
 		return fmt.Errorf("apply entry %d of kind %q: %w", e.Seq, e.Kind, ErrDiverged)

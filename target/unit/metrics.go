@@ -23,6 +23,8 @@ type metrics struct {
 	epoch        prometheus.Gauge
 	role         *prometheus.GaugeVec
 	lastSeq      prometheus.Gauge
+
+	eventsPublished prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -48,9 +50,11 @@ func newMetrics() *metrics {
 		role: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "paycell_role", Help: "1 for the replica's current role."}, []string{"role"}),
 		lastSeq: prometheus.NewGauge(prometheus.GaugeOpts{Name: "paycell_last_seq", Help: "Last seq of the replica's history."}),
+		eventsPublished: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "paycell_events_published_total", Help: "Outbox events the relay published and JetStream acknowledged."}),
 	}
 	m.reg.MustRegister(m.payments, m.batchOps, m.replicateSec, m.entriesSent, m.entriesApply,
-		m.staleRefused, m.fenced, m.epoch, m.role, m.lastSeq,
+		m.staleRefused, m.fenced, m.epoch, m.role, m.lastSeq, m.eventsPublished,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -81,6 +81,9 @@ type server struct {
 	staleRefused atomic.Int64 // writes refused under a stale epoch
 
 	bg sync.WaitGroup // catch-up goroutines, waited for by run
+
+	js        jsRef        // the relay's JetStream handle, nil while disconnected
+	published atomic.Int64 // the relay's cursor: the last seq published
 }
 
 func newServer(ctx context.Context, cfg Config) (*server, error) {
@@ -201,6 +204,10 @@ func (s *server) run(ctx context.Context) error {
 	wg.Add(3)
 	go func() { defer wg.Done(); s.write(ctx) }()     // ends with ctx
 	go func() { defer wg.Done(); s.replicate(ctx) }() // ends with ctx
+	if s.cfg.NATS != "" {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.relay(ctx) }() // ends with ctx
+	}
 	errc := make(chan error, 1)
 	go func() { // ends when srv is shut down below
 		defer wg.Done()

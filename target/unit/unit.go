@@ -33,11 +33,13 @@ const (
 	// DefectForgetfulDedup stops consulting idempotency records written before this process
 	// started or was promoted, so a retry after a restart or failover charges again.
 	DefectForgetfulDedup Defect = "forgetful-dedup"
+	// DefectPublishBeforeCommit publishes a batch's events before its transaction commits.
+	DefectPublishBeforeCommit Defect = "publish-before-commit"
 )
 
 // Defects lists every defect a unit knows, for flags and docs.
 func Defects() []Defect {
-	return []Defect{DefectAsyncReplication, DefectNoFencing, DefectForgetfulDedup}
+	return []Defect{DefectAsyncReplication, DefectNoFencing, DefectForgetfulDedup, DefectPublishBeforeCommit}
 }
 
 // Errors of the unit.
@@ -88,6 +90,9 @@ type Config struct {
 	// BatchMax bounds the business writes of one group commit: 0 is the default (4,096), 1
 	// turns group commit off (for the benchmark that shows what it buys).
 	BatchMax int
+	// NATS is the broker's URL; the primary's relay publishes the outbox there. Empty: no relay
+	// (the outbox still fills).
+	NATS string
 }
 
 // Validate reports every problem of c at once.

@@ -171,6 +171,7 @@ func (s *server) commitTx(ctx context.Context, v view, ops []*op) ([]result, *ba
 	b := &batch{epoch: v.Epoch, fromSeq: s.lastSeq + 1, prevChain: s.chain}
 	seq, chain := s.lastSeq, s.chain
 	results := make([]result, len(ops))
+	var early []storage.OutboxRow // publish-before-commit
 	for i, o := range ops {
 		e, res, err := s.decide(ctx, tx, v, o, seq+1)
 		if err != nil {
@@ -190,6 +191,9 @@ func (s *server) commitTx(ctx context.Context, v view, ops []*op) ([]result, *ba
 		}
 		seq++
 		b.bodies = append(b.bodies, body)
+		if p := e.Payment; p != nil && p.Status == ledger.StatusCommitted && s.cfg.has(DefectPublishBeforeCommit) {
+			early = append(early, storage.OutboxRow{Seq: e.Seq, Key: p.Key, FromUID: p.FromUID, ToUID: p.ToUID, AmountMinor: p.AmountMinor})
+		}
 	}
 	b.lastSeq = seq
 	acked := s.replicated.head()
@@ -198,6 +202,9 @@ func (s *server) commitTx(ctx context.Context, v view, ops []*op) ([]result, *ba
 	}
 	if err := s.persistBatch(ctx, tx, acked, seq); err != nil {
 		return nil, nil, err
+	}
+	if s.cfg.has(DefectPublishBeforeCommit) {
+		s.publishEarly(early)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, nil, err

@@ -34,6 +34,8 @@ type Options struct {
 	BatchMax int
 	// NoLink points the primary straight at the standby (benchmarks: no proxy hop).
 	NoLink bool
+	// NATS is the broker the primary's relay publishes to ("": no relay).
+	NATS string
 }
 
 // Replica is one in-process unit replica that a test can kill and start again.
@@ -72,7 +74,7 @@ func (r *Replica) startOn(ln net.Listener, role string, epoch int64, standbyAddr
 	cfg := unit.Config{
 		Unit: r.opts.Unit, Replica: r.Name, DataDir: r.Dir, Listener: ln, Role: role, Epoch: epoch,
 		StandbyAddr: standbyAddr, PrimaryAddr: primaryAddr, CoreAddrs: []string{r.core.Addr()},
-		Defects: r.opts.Defects, Logger: r.opts.Logger, BatchMax: r.opts.BatchMax,
+		Defects: r.opts.Defects, Logger: r.opts.Logger, BatchMax: r.opts.BatchMax, NATS: r.opts.NATS,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -1,0 +1,315 @@
+// Package consumer is one consumer group of paycell's events (ledger, settlement,
+// notification) as its own process: a durable JetStream pull consumer that applies every event
+// exactly once (the inbox row and the effect in one SQLite transaction, the ack after the
+// commit), exposes its lag and rate, and obeys a throttle set through its HTTP API (the
+// supervisor's admin API forwards /admin/consumers/{group}/... here). The payment path never
+// waits on it: the relay publishes to the broker, never to a consumer.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/redline-dev/redline/target/events"
+)
+
+// Defect is a seeded defect of a consumer.
+type Defect string
+
+// DefectAckBeforeApply acknowledges a batch before applying it: a kill in between loses events.
+const DefectAckBeforeApply Defect = "consumer-ack-before-apply"
+
+// Defects lists the consumer's defects.
+func Defects() []Defect { return []Defect{DefectAckBeforeApply} }
+
+// Limits of a consumer.
+const (
+	fetchMax     = 256                    // messages per fetch
+	fetchWait    = 100 * time.Millisecond // a fetch's wait for its first message
+	ackWait      = 30 * time.Second       // JetStream redelivers an unacked message after this
+	ackPendMax   = 4 * fetchMax
+	pollInterval = 250 * time.Millisecond // lag and rate sampling
+	retryWait    = 200 * time.Millisecond
+	stopWait     = 2 * time.Second
+	// drainedLagMax is the lag under which a group counts as drained after a throttle (under
+	// load a few batches are always in flight).
+	drainedLagMax = 2 * fetchMax
+)
+
+// Errors of a consumer.
+var (
+	ErrInvalidConfig = errors.New("invalid consumer config")
+)
+
+// Config configures one consumer group's process.
+type Config struct {
+	Group    string
+	DataDir  string
+	NATS     string
+	Listener net.Listener // or Listen
+	Listen   string
+	Defects  []Defect
+	Logger   *slog.Logger
+
+	// killPoint, when set, runs between the two steps of a batch (apply and ack, in the order
+	// the defect decides): a test cancels the context there, as a SIGKILL at the wrong moment.
+	killPoint func()
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	if !slices.Contains(events.Groups(), c.Group) {
+		errs = append(errs, fmt.Errorf("group %q: want one of %v", c.Group, events.Groups()))
+	}
+	if c.DataDir == "" || c.NATS == "" {
+		errs = append(errs, errors.New("a data dir and a broker URL are required"))
+	}
+	if c.Listener == nil && c.Listen == "" {
+		errs = append(errs, errors.New("a listen address or a listener is required"))
+	}
+	for _, d := range c.Defects {
+		if !slices.Contains(Defects(), d) {
+			errs = append(errs, fmt.Errorf("unknown defect %q", d))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
+}
+
+// consumer is one running group.
+type consumer struct {
+	cfg   Config
+	log   *slog.Logger
+	store *store
+	thr   *throttle
+	m     *metrics
+
+	applied atomic.Int64
+	lag     atomic.Int64
+	maxLag  atomic.Int64
+	rate    atomic.Int64 // events applied in the last second
+	drainMS atomic.Int64
+
+	mu       sync.Mutex
+	released time.Time // when the last throttle was released, zero once drained
+}
+
+// Run serves the group until ctx is cancelled, then stops at once (like a kill).
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	st, err := openStore(ctx, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	c := &consumer{cfg: cfg, log: log.With("group", cfg.Group), store: st, thr: newThrottle(), m: newMetrics(cfg.Group)}
+	n, err := st.applied(ctx)
+	if err != nil {
+		return err
+	}
+	c.applied.Store(n)
+	ln := cfg.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := &http.Server{Handler: c.routes(), ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.consume(ctx) }() // ends with ctx
+	go func() {                                     // ends when the server is shut down below
+		defer wg.Done()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			c.log.Error("serve", "err", err)
+		}
+		cancel()
+	}()
+	<-ctx.Done()
+	stopCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), stopWait)
+	defer stop()
+	if err := srv.Shutdown(stopCtx); err != nil {
+		srv.Close()
+	}
+	wg.Wait()
+	return nil
+}
+
+// consume connects and applies until ctx ends, reconnecting after a failure.
+func (c *consumer) consume(ctx context.Context) {
+	for ctx.Err() == nil {
+		nc, js, _, err := events.Connect(ctx, c.cfg.NATS, "consumer-"+c.cfg.Group)
+		if err != nil {
+			c.log.Warn("connect", "err", err)
+			sleep(ctx, retryWait)
+			continue
+		}
+		if err := c.consumeOn(ctx, js); err != nil && ctx.Err() == nil {
+			c.log.Warn("consume", "err", err)
+			sleep(ctx, retryWait)
+		}
+		nc.Close()
+	}
+}
+
+func (c *consumer) consumeOn(ctx context.Context, js jetstream.JetStream) error {
+	cons, err := js.CreateOrUpdateConsumer(ctx, events.Stream, jetstream.ConsumerConfig{
+		Durable: c.cfg.Group, AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait,
+		MaxAckPending: ackPendMax, DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("create consumer %s: %w", c.cfg.Group, err)
+	}
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); c.poll(pctx, cons) }() // ends with stop
+	defer wg.Wait()
+	for ctx.Err() == nil {
+		n, err := c.thr.admit(ctx, fetchMax)
+		if err != nil {
+			return nil // cancelled
+		}
+		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(fetchWait))
+		if err != nil {
+			return fmt.Errorf("fetch: %w", err)
+		}
+		var msgs []jetstream.Msg
+		for m := range batch.Messages() {
+			msgs = append(msgs, m)
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		c.thr.took(ctx, len(msgs))
+		if err := c.handle(ctx, msgs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// handle applies a batch then acks it (or, with the defect, the other way round).
+func (c *consumer) handle(ctx context.Context, msgs []jetstream.Msg) error {
+	batch := make([]delivered, 0, len(msgs))
+	for _, m := range msgs {
+		e, err := events.Decode(m.Data())
+		if err != nil {
+			c.log.Error("drop undecodable event", "err", err)
+			_ = m.Term()
+			continue
+		}
+		md, err := m.Metadata()
+		if err != nil {
+			return fmt.Errorf("read metadata: %w", err)
+		}
+		batch = append(batch, delivered{e: e, streamSeq: md.Sequence.Stream})
+	}
+	if slices.Contains(c.cfg.Defects, DefectAckBeforeApply) {
+		for _, m := range msgs {
+			if err := m.DoubleAck(ctx); err != nil {
+				return fmt.Errorf("ack: %w", err)
+			}
+		}
+		c.between()
+	}
+	fresh, err := c.store.apply(ctx, c.cfg.Group, batch)
+	if err != nil {
+		return err
+	}
+	c.applied.Add(int64(fresh))
+	c.m.applied.Add(float64(fresh))
+	if slices.Contains(c.cfg.Defects, DefectAckBeforeApply) {
+		return nil
+	}
+	c.between()
+	if ctx.Err() != nil {
+		return nil // killed after the commit: the broker redelivers, the inbox skips
+	}
+	for _, m := range msgs {
+		if err := m.Ack(); err != nil {
+			return fmt.Errorf("ack: %w", err)
+		}
+	}
+	return nil
+}
+
+func (c *consumer) between() {
+	if c.cfg.killPoint != nil {
+		c.cfg.killPoint()
+	}
+}
+
+// poll samples the lag (messages not yet delivered plus delivered and not acked) and the rate.
+func (c *consumer) poll(ctx context.Context, cons jetstream.Consumer) {
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	last, lastAt := c.applied.Load(), time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if info, err := cons.Info(ctx); err == nil {
+			lag := int64(info.NumPending) + int64(info.NumAckPending)
+			c.lag.Store(lag)
+			c.m.lag.Set(float64(lag))
+			if lag > c.maxLag.Load() {
+				c.maxLag.Store(lag)
+			}
+			c.noteDrain(lag)
+		}
+		if now := time.Since(lastAt); now >= time.Second {
+			n := c.applied.Load()
+			r := int64(float64(n-last) / now.Seconds())
+			c.rate.Store(r)
+			c.m.rate.Set(float64(r))
+			c.thr.observe(r)
+			last, lastAt = n, time.Now()
+		}
+	}
+}
+
+// noteDrain records how long the lag took to drain after the last release.
+func (c *consumer) noteDrain(lag int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.released.IsZero() && lag <= drainedLagMax {
+		c.drainMS.Store(time.Since(c.released).Milliseconds())
+		c.released = time.Time{}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

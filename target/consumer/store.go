@@ -1,0 +1,171 @@
+package consumer
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/redline-dev/redline/target/events"
+	"github.com/redline-dev/redline/target/ledger"
+)
+
+// migrations of a consumer's database: migrations[i] takes it from version i to i+1.
+var migrations = [][]string{{
+	`CREATE TABLE inbox (event_id TEXT PRIMARY KEY, idem_key TEXT NOT NULL, stream_seq BIGINT NOT NULL) WITHOUT ROWID`,
+	`CREATE TABLE effects (name TEXT PRIMARY KEY, num BIGINT NOT NULL) WITHOUT ROWID`,
+}}
+
+// store is a consumer group's own SQLite database: the inbox and the effects, written together.
+type store struct{ db *sql.DB }
+
+func openStore(ctx context.Context, dir string) (*store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "busy_timeout(5000)")
+	q.Add("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "consumer.db")+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open consumer database: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	s := &store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *store) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	var v int
+	if err := s.db.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&v); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for ; v < len(migrations); v++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migrate to %d: %w", v+1, err)
+		}
+		for _, q := range append(migrations[v], `DELETE FROM schema_version`) {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("migrate to %d: %w", v+1, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, v+1); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate to %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate to %d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
+func (s *store) close() error { return s.db.Close() }
+
+// delivered is one message to apply: its event and its stream seq.
+type delivered struct {
+	e         events.Event
+	streamSeq uint64
+}
+
+// apply records each event in the inbox and applies its effect, in one transaction; an event
+// already in the inbox is skipped (a redelivery). It returns how many were new.
+func (s *store) apply(ctx context.Context, group string, batch []delivered) (int, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("begin apply: %w", err)
+	}
+	defer tx.Rollback()
+	fresh := 0
+	for _, d := range batch {
+		res, err := tx.ExecContext(ctx, `INSERT INTO inbox (event_id, idem_key, stream_seq) VALUES ($1, $2, $3)
+			ON CONFLICT (event_id) DO NOTHING`, d.e.ID, d.e.Key, int64(d.streamSeq))
+		if err != nil {
+			return 0, fmt.Errorf("insert inbox: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			continue
+		}
+		fresh++
+		for name, v := range effects(group, d.e) {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO effects (name, num) VALUES ($1, $2)
+				ON CONFLICT (name) DO UPDATE SET num = effects.num + excluded.num`, name, v); err != nil {
+				return 0, fmt.Errorf("apply effect: %w", err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("commit apply: %w", err)
+	}
+	return fresh, nil
+}
+
+// effectApplied counts effects applied: one per event applied.
+const effectApplied = "applied"
+
+// effects are what an event does to a group's books: the ledger group keeps balances by uid,
+// settlement the sum per unit, notification a count of notices. Every group counts the event.
+func effects(group string, e events.Event) map[string]int64 {
+	m := map[string]int64{effectApplied: 1}
+	switch group {
+	case "ledger":
+		m["uid:"+strconv.FormatInt(e.FromUID, 10)] = -e.AmountMinor
+		m["uid:"+strconv.FormatInt(e.ToUID, 10)] += e.AmountMinor
+	case "settlement":
+		m["unit:"+e.Unit] = e.AmountMinor
+	default:
+		m["notices"] = 1
+	}
+	return m
+}
+
+// applied returns the count of applied effects.
+func (s *store) applied(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `SELECT coalesce(sum(num), 0) FROM effects WHERE name = $1`, effectApplied).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("read applied: %w", err)
+	}
+	return n, nil
+}
+
+// figures are the audit's: the inbox's digest and the applied count, in one read.
+func (s *store) figures(ctx context.Context, g *ledger.Group) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("read figures: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT event_id, idem_key FROM inbox`)
+	if err != nil {
+		return fmt.Errorf("read inbox: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, key string
+		if err := rows.Scan(&id, &key); err != nil {
+			return fmt.Errorf("read inbox: %w", err)
+		}
+		g.Inbox.Add(id, key)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read inbox: %w", err)
+	}
+	return tx.QueryRowContext(ctx, `SELECT coalesce(sum(num), 0) FROM effects WHERE name = $1`, effectApplied).Scan(&g.Applied)
+}

@@ -1,0 +1,151 @@
+package unit
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/redline-dev/redline/target/events"
+	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/storage"
+)
+
+// Limits of the relay.
+const (
+	// relayBatchMax bounds the events published before waiting for their acks; a relay that
+	// died mid-batch can leave a gap only inside one batch, so it resumes that far back.
+	relayBatchMax = 1_024
+	// relayIdle is how long the relay sleeps when it has nothing to publish.
+	relayIdle = 20 * time.Millisecond
+	// relayAckWait bounds the wait for one batch's acks (SyncAlways: each is an fsync).
+	relayAckWait = 10 * time.Second
+	// relayRetry is the pause after a failure (broker down, not primary).
+	relayRetry = 200 * time.Millisecond
+)
+
+// relay publishes the outbox to the broker while this replica is the primary: events of
+// acknowledged (replicated) payments only, in seq order, each with Nats-Msg-Id = event id, and
+// advances past a batch only when JetStream acknowledged all of it. It never holds the writer:
+// it reads the outbox through the read pool, so the payment path never waits on it. It ends
+// when ctx is cancelled.
+func (s *server) relay(ctx context.Context) {
+	for ctx.Err() == nil {
+		nc, js, st, err := events.Connect(ctx, s.cfg.NATS, "relay-"+s.cfg.Unit+"-"+s.cfg.Replica)
+		if err != nil {
+			s.log.Warn("relay: connect", "err", err)
+			sleepCtx(ctx, relayRetry)
+			continue
+		}
+		s.js.Store(&js)
+		err = s.relayOn(ctx, js, st)
+		s.js.Store(nil)
+		nc.Close()
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("relay", "err", err)
+			sleepCtx(ctx, relayRetry)
+		}
+	}
+}
+
+// relayOn publishes until ctx ends or the broker fails.
+func (s *server) relayOn(ctx context.Context, js jetstream.JetStream, st jetstream.Stream) error {
+	cursor := int64(-1) // unknown: read from the stream when primary
+	for ctx.Err() == nil {
+		if s.view().Role != ledger.RolePrimary {
+			cursor = -1
+			sleepCtx(ctx, relayRetry)
+			continue
+		}
+		if cursor < 0 {
+			last, err := events.LastSeq(ctx, st, s.cfg.Unit)
+			if err != nil {
+				return err
+			}
+			cursor = max(0, last-relayBatchMax)
+		}
+		rows, err := s.db.Outbox(ctx, cursor, s.replicated.head(), relayBatchMax)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			sleepCtx(ctx, relayIdle)
+			continue
+		}
+		if err := s.publish(ctx, js, rows); err != nil {
+			return err
+		}
+		cursor = rows[len(rows)-1].Seq
+		s.published.Store(cursor)
+	}
+	return nil
+}
+
+// publish sends rows asynchronously and waits until every one is acknowledged.
+func (s *server) publish(ctx context.Context, js jetstream.JetStream, rows []storage.OutboxRow) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(rows))
+	for _, r := range rows {
+		m, err := events.Message(s.event(r))
+		if err != nil {
+			return err
+		}
+		f, err := js.PublishMsgAsync(m, jetstream.WithStallWait(relayAckWait))
+		if err != nil {
+			return fmt.Errorf("publish event %s: %w", m.Header.Get(jetstream.MsgIDHeader), err)
+		}
+		futures = append(futures, f)
+	}
+	timeout := time.NewTimer(relayAckWait)
+	defer timeout.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish event %s: %w", f.Msg().Header.Get(jetstream.MsgIDHeader), err)
+		case <-timeout.C:
+			return fmt.Errorf("publish events: no ack within %v", relayAckWait)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.metrics.eventsPublished.Add(float64(len(rows)))
+	return nil
+}
+
+func (s *server) event(r storage.OutboxRow) events.Event {
+	return events.Event{ID: events.ID(s.cfg.Unit, r.Seq), Unit: s.cfg.Unit, Seq: r.Seq, Key: r.Key,
+		FromUID: r.FromUID, ToUID: r.ToUID, AmountMinor: r.AmountMinor}
+}
+
+// publishEarly is the publish-before-commit defect: the batch's events go to the broker before
+// its transaction commits (fire and forget), so a kill before the commit or its replication
+// leaves events of payments that never happened.
+func (s *server) publishEarly(rows []storage.OutboxRow) {
+	p := s.js.Load()
+	if p == nil {
+		return
+	}
+	for _, r := range rows {
+		if m, err := events.Message(s.event(r)); err == nil {
+			_, _ = (*p).PublishMsgAsync(m)
+		}
+	}
+	select {
+	case <-(*p).PublishAsyncComplete():
+	case <-time.After(relayAckWait):
+	}
+}
+
+// jsRef is the relay's JetStream handle, shared with the writer for the defect.
+type jsRef = atomic.Pointer[jetstream.JetStream]
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
