@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/redline-dev/redline/target/consumer"
 	"github.com/redline-dev/redline/target/corezone"
+	"github.com/redline-dev/redline/target/events"
 	"github.com/redline-dev/redline/target/router"
 	"github.com/redline-dev/redline/target/unit"
 )
@@ -21,7 +23,8 @@ func NewCmdTargetProc(streams IO) *cobra.Command {
 		Hidden: true,
 		Args:   targetNoArgs,
 	}
-	cmd.AddCommand(newCmdProcCore(streams), newCmdProcUnit(streams), newCmdProcRouter(streams))
+	cmd.AddCommand(newCmdProcCore(streams), newCmdProcUnit(streams), newCmdProcRouter(streams),
+		newCmdProcBroker(), newCmdProcConsumer(streams))
 	return cmd
 }
 
@@ -95,6 +98,7 @@ type procUnitOptions struct {
 	StandbyAddr, PrimaryAddr             string
 	Core                                 []string
 	Defects                              []string
+	NATS                                 string
 }
 
 func newCmdProcUnit(streams IO) *cobra.Command {
@@ -106,7 +110,7 @@ func newCmdProcUnit(streams IO) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := unit.Config{
 				Unit: opts.Unit, Replica: opts.Replica, DataDir: opts.DataDir, Listen: opts.Listen, Role: opts.Role,
-				Epoch: opts.Epoch, StandbyAddr: opts.StandbyAddr, PrimaryAddr: opts.PrimaryAddr, CoreAddrs: opts.Core,
+				Epoch: opts.Epoch, StandbyAddr: opts.StandbyAddr, PrimaryAddr: opts.PrimaryAddr, CoreAddrs: opts.Core, NATS: opts.NATS,
 				Logger: slog.New(slog.NewTextHandler(streams.ErrOut, nil)),
 			}
 			for _, d := range opts.Defects {
@@ -129,6 +133,52 @@ func newCmdProcUnit(streams IO) *cobra.Command {
 	f.StringVar(&opts.PrimaryAddr, "primary-addr", "", "the primary a catching-up replica copies")
 	f.StringSliceVar(&opts.Core, "core", nil, "the core zone replicas' HTTP addresses, comma-separated")
 	f.StringArrayVar(&opts.Defects, "defect", nil, "a seeded defect (repeatable)")
+	f.StringVar(&opts.NATS, "nats", "", "the broker's URL the primary's relay publishes the outbox to")
+	return cmd
+}
+
+func newCmdProcBroker() *cobra.Command {
+	cfg := events.BrokerConfig{}
+	cmd := &cobra.Command{
+		Use:   "broker --data DIR --listen ADDR",
+		Short: "The embedded NATS JetStream broker",
+		Args:  targetNoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.DataDir == "" || cfg.Listen == "" {
+				return fmt.Errorf("%w: --data and --listen are required", ErrInvalid)
+			}
+			return procExit("broker", events.RunBroker(cmd.Context(), cfg))
+		},
+	}
+	cmd.Flags().StringVar(&cfg.DataDir, "data", "", "JetStream's data directory")
+	cmd.Flags().StringVar(&cfg.Listen, "listen", "", "the client address")
+	return cmd
+}
+
+func newCmdProcConsumer(streams IO) *cobra.Command {
+	cfg := consumer.Config{}
+	var defects []string
+	cmd := &cobra.Command{
+		Use:   "consumer --group NAME --data DIR --listen ADDR --nats URL",
+		Short: "One consumer group",
+		Args:  targetNoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Logger = slog.New(slog.NewTextHandler(streams.ErrOut, nil))
+			for _, d := range defects {
+				cfg.Defects = append(cfg.Defects, consumer.Defect(d))
+			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalid, err)
+			}
+			return procExit("consumer", consumer.Run(cmd.Context(), cfg))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Group, "group", "", "the consumer group: ledger, settlement or notification")
+	f.StringVar(&cfg.DataDir, "data", "", "the group's data directory")
+	f.StringVar(&cfg.Listen, "listen", "", "the group's HTTP address")
+	f.StringVar(&cfg.NATS, "nats", "", "the broker's URL")
+	f.StringArrayVar(&defects, "defect", nil, "a seeded defect (repeatable)")
 	return cmd
 }
 

@@ -19,6 +19,7 @@ type TargetUpOptions struct {
 	Listen  string
 	Admin   string
 	Defects []string
+	NATS    string
 }
 
 // NewCmdTargetUp returns `redline target up`.
@@ -49,13 +50,14 @@ Seeded defects break one guarantee each, so the audit can prove it catches them:
 	f.StringVar(&opts.Listen, "listen", "127.0.0.1:8080", "the router's (business API) address; port 0 picks a free one")
 	f.StringVar(&opts.Admin, "admin", "127.0.0.1:8081", "the admin API's address, loopback only; port 0 picks a free one")
 	f.StringArrayVar(&opts.Defects, "defect", nil, "switch a seeded defect on (repeatable)")
+	f.StringVar(&opts.NATS, "nats", "", "an external NATS JetStream server's URL (default: an embedded broker process, SyncAlways)")
 	return cmd
 }
 
 func targetUpRun(ctx context.Context, opts *TargetUpOptions) error {
 	start := time.Now()
 	cfg := supervisor.Config{
-		Units: opts.Units, DataDir: opts.DataDir, Listen: opts.Listen, Admin: opts.Admin, Defects: opts.Defects,
+		Units: opts.Units, DataDir: opts.DataDir, Listen: opts.Listen, Admin: opts.Admin, Defects: opts.Defects, NATS: opts.NATS,
 		Ready: func(t supervisor.Topology) {
 			fmt.Fprintf(opts.IO.Out, "redline target: %d units, %d processes, ready in %v\n", opts.Units, len(t.Processes), time.Since(start).Round(time.Millisecond))
 			fmt.Fprintf(opts.IO.Out, "router  http://%s\n", t.Router)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sort"
@@ -69,6 +70,9 @@ func (s *supervisor) adminRoutes() http.Handler {
 	mux.HandleFunc("GET /admin/routing", s.handleRouting)
 	mux.HandleFunc("POST /admin/processes/{role}/{unit}/{replica}/{action}", s.handleProcess)
 	mux.HandleFunc("GET /admin/audit", s.handleAudit)
+	mux.HandleFunc("GET /admin/consumers/{group}", s.handleConsumer)
+	mux.HandleFunc("POST /admin/consumers/{group}/throttle", s.handleConsumer)
+	mux.HandleFunc("DELETE /admin/consumers/{group}/throttle", s.handleConsumer)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -235,4 +239,33 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// handleConsumer forwards a consumer group's state and throttle calls to its process
+// (GET /v1/state, POST and DELETE /v1/throttle).
+func (s *supervisor) handleConsumer(w http.ResponseWriter, r *http.Request) {
+	p := s.find(RoleConsumer, r.PathValue("group"), "-")
+	if p == nil {
+		http.Error(w, `{"error": {"code": "unknown_group", "message": "no such consumer group"}}`, http.StatusNotFound)
+		return
+	}
+	path := "/v1/state"
+	if r.Method != http.MethodGet {
+		path = "/v1/throttle"
+	}
+	req, err := http.NewRequestWithContext(r.Context(), r.Method, "http://"+p.snapshot().Addr+path, io.LimitReader(r.Body, replyMax))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.http.Do(req)
+	if err != nil {
+		http.Error(w, `{"error": {"code": "consumer_down", "message": "the consumer process does not answer"}}`, http.StatusServiceUnavailable)
+		return
+	}
+	defer resp.Body.Close()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, io.LimitReader(resp.Body, replyMax))
 }

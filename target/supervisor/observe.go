@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -79,6 +80,13 @@ func (s *supervisor) probe(ctx context.Context, p *proc) probe {
 		pr.err = s.getJSON(ctx, "http://"+p.addr+"/v1/status", &pr.core)
 	case RoleUnit:
 		pr.err = s.getJSON(ctx, "http://"+p.addr+"/internal/state", &pr.unit)
+	case RoleBroker:
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", p.addr)
+		if err == nil {
+			conn.Close()
+		}
+		pr.err = err
 	default:
 		pr.err = s.getJSON(ctx, "http://"+p.addr+"/healthz", nil)
 	}

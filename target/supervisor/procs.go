@@ -9,13 +9,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/redline-dev/redline/target/consumer"
 	"github.com/redline-dev/redline/target/corezone"
+	"github.com/redline-dev/redline/target/events"
 	"github.com/redline-dev/redline/target/unit"
 )
 
@@ -37,7 +40,18 @@ func Defects() []string {
 	for _, d := range unit.Defects() {
 		names = append(names, string(d))
 	}
+	for _, d := range consumer.Defects() {
+		names = append(names, string(d))
+	}
 	return names
+}
+
+// natsURL is the broker the relays and consumers connect to.
+func (s *supervisor) natsURL() string {
+	if s.cfg.NATS != "" {
+		return s.cfg.NATS
+	}
+	return "nats://" + s.broker.addr
 }
 
 // proc is one process of the topology and its supervision state.
@@ -108,6 +122,13 @@ func (s *supervisor) layout() error {
 			}
 		}
 	}
+	if s.cfg.NATS == "" {
+		s.broker = newProc(RoleBroker, "-", "-", filepath.Join(s.cfg.DataDir, "broker"))
+		s.procs = append(s.procs, s.broker)
+	}
+	for _, g := range events.Groups() {
+		s.procs = append(s.procs, newProc(RoleConsumer, g, "-", filepath.Join(s.cfg.DataDir, "consumers", g)))
+	}
 	s.router = newProc(RoleRouter, "-", "-", "")
 	s.router.addr = s.cfg.Listen
 	if s.router.addr == "" {
@@ -118,7 +139,7 @@ func (s *supervisor) layout() error {
 		return err
 	}
 	for i, p := range s.procs {
-		if p.role == RoleUnit && p.replica == "r1" && s.procs[i+1].seed != nil {
+		if p.role == RoleUnit && p.replica == "r1" && i+1 < len(s.procs) && s.procs[i+1].seed != nil {
 			p.seed = &startArgs{role: corezone.RolePrimary, epoch: 1, standbyAddr: s.procs[i+1].addr}
 		}
 	}
@@ -340,6 +361,16 @@ func (s *supervisor) args(ctx context.Context, p *proc) ([]string, error) {
 			args = append(args, "--unit", seed.Name+"="+strings.Join(parts, ","))
 		}
 		return args, nil
+	case RoleBroker:
+		return []string{"target", "proc", "broker", "--data", p.dataDir, "--listen", p.addr}, nil
+	case RoleConsumer:
+		args := []string{"target", "proc", "consumer", "--group", p.unit, "--data", p.dataDir, "--listen", p.addr, "--nats", s.natsURL()}
+		for _, d := range s.cfg.Defects {
+			if slices.Contains(consumer.Defects(), consumer.Defect(d)) {
+				args = append(args, "--defect", d)
+			}
+		}
+		return args, nil
 	case RoleRouter:
 		return []string{"target", "proc", "router", "--listen", p.addr, "--core", strings.Join(coreAddrs, ",")}, nil
 	case RoleUnit:
@@ -365,9 +396,11 @@ func (s *supervisor) args(ctx context.Context, p *proc) ([]string, error) {
 			args = append(args, "--primary-addr", st.primaryAddr)
 		}
 		for _, d := range s.cfg.Defects {
-			args = append(args, "--defect", d)
+			if slices.Contains(unit.Defects(), unit.Defect(d)) {
+				args = append(args, "--defect", d)
+			}
 		}
-		return args, nil
+		return append(args, "--nats", s.natsURL()), nil
 	default:
 		return nil, fmt.Errorf("%w: role %q", ErrUnknownProc, p.role)
 	}

@@ -61,6 +61,8 @@ type Config struct {
 	// Log also receives the supervisor's own log lines, which always go to
 	// DATA/logs/supervisor.log. Each process logs to DATA/logs/<role>-<unit>-<replica>.log.
 	Log io.Writer
+	// NATS is an external broker's URL; empty starts the embedded broker as its own process.
+	NATS string
 	// Ready, when set, is called once with the topology when every process serves.
 	Ready func(Topology)
 }
@@ -123,6 +125,7 @@ type supervisor struct {
 	procs  []*proc // cores, then units (a/r1, a/r2, b/r1, ...), then the router
 	cores  []*proc
 	router *proc
+	broker *proc // nil with an external broker
 	admin  string
 	core   *corezone.Client
 	http   *http.Client

@@ -16,6 +16,10 @@ const (
 	RoleCore   = "core"
 	RoleUnit   = "unit"
 	RoleRouter = "router"
+	// RoleBroker is the embedded NATS JetStream server (absent with an external --nats).
+	RoleBroker = "broker"
+	// RoleConsumer is one consumer group; its Unit field names the group.
+	RoleConsumer = "consumer"
 )
 
 // Topology is DATA/topology.json: every process of the target, kept current.

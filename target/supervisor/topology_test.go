@@ -49,8 +49,8 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(top.Processes) != 3+4*2+1 {
-		t.Errorf("%d processes, want 12", len(top.Processes))
+	if want := 3 + 4*2 + 1 + 1 + 3; len(top.Processes) != want { // core, units, router, broker, consumers
+		t.Errorf("%d processes, want %d", len(top.Processes), want)
 	}
 	var pids []int
 	for _, p := range top.Processes {
