@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -203,7 +204,7 @@ func (tg *Target) Admin(ctx context.Context, method, path string, out any) error
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: status %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
+		return &StatusError{Method: method, Path: path, Status: resp.StatusCode, Body: string(bytes.TrimSpace(b))}
 	}
 	if out == nil {
 		return nil
@@ -234,14 +235,38 @@ func (tg *Target) Topology(t testing.TB) supervisor.Topology {
 	return top
 }
 
-// Routing returns the core zone's routing table (GET /admin/routing).
+// StatusError is an admin API answer other than 200.
+type StatusError struct {
+	Method, Path string
+	Status       int
+	Body         string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s %s: status %d: %s", e.Method, e.Path, e.Status, e.Body)
+}
+
+// routingWait bounds how long Routing waits out a core zone election.
+const routingWait = 15 * time.Second
+
+// Routing returns the core zone's routing table (GET /admin/routing). A core zone between
+// leaders answers 503 for a moment, under load or after a kill: that is waited out, within
+// routingWait.
 func (tg *Target) Routing(t testing.TB) corezone.State {
 	t.Helper()
-	var st corezone.State
-	if err := tg.Admin(context.Background(), http.MethodGet, "/admin/routing", &st); err != nil {
-		t.Fatal(err)
+	deadline := time.Now().Add(routingWait)
+	for {
+		var st corezone.State
+		err := tg.Admin(context.Background(), http.MethodGet, "/admin/routing", &st)
+		if err == nil {
+			return st
+		}
+		var se *StatusError
+		if !errors.As(err, &se) || se.Status != http.StatusServiceUnavailable || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return st
 }
 
 // Signal kills, pauses or resumes a process (action kill|pause|resume); for a core replica unit
