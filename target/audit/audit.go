@@ -58,6 +58,8 @@ type Report struct {
 	Verdict ledger.Verdict `json:"verdict"`
 	Checks  []ledger.Check `json:"checks"`
 	Units   []ledger.Unit  `json:"units"`
+	// Events are the event pipeline's figures, absent when the audit did not look at them.
+	Events *ledger.Events `json:"events,omitempty"`
 }
 
 // Failed reports whether any invariant is false.
@@ -131,6 +133,7 @@ func addrOf(targets []Target, r ledger.Replica) string {
 type auditAnswer struct {
 	Replica ledger.Replica   `json:"replica"`
 	Chains  map[int64]string `json:"chains"`
+	Outbox  *ledger.Digest   `json:"outbox,omitempty"`
 }
 
 func fetchFigures(ctx context.Context, client *http.Client, t Target) ledger.Replica {
@@ -203,7 +206,8 @@ func group(replicas []ledger.Replica) []ledger.Unit {
 	return out
 }
 
-// Offline audits the databases under dataDir (DATA/units/<unit>/<replica>/unit.db), read-only.
+// Offline audits the databases under dataDir (DATA/units/<unit>/<replica>/unit.db), read-only,
+// and the event pipeline's files when the target ran one (see offlineEvents).
 // Run it on a stopped target: a running one may be between two writes.
 func Offline(ctx context.Context, dataDir string) (Report, error) {
 	dirs, err := filepath.Glob(filepath.Join(dataDir, "units", "*", "*", storage.FileName))
@@ -238,7 +242,11 @@ func Offline(ctx context.Context, dataDir string) (Report, error) {
 			units[i].PrimaryChains = chains
 		}
 	}
-	return Judge(units), nil
+	rep := Judge(units)
+	if ev, ok := offlineEvents(ctx, dataDir, rep.Units, dbs); ok {
+		rep = rep.withEvents(ev)
+	}
+	return rep, nil
 }
 
 // offlineFigures reads one replica's figures from its database in dir; the unit and replica

@@ -169,3 +169,22 @@ func (s *store) figures(ctx context.Context, g *ledger.Group) error {
 	}
 	return tx.QueryRowContext(ctx, `SELECT coalesce(sum(num), 0) FROM effects WHERE name = $1`, effectApplied).Scan(&g.Applied)
 }
+
+// ReadFigures reads a stopped (or running: WAL readers) group's audit figures from its
+// database in dir, read-only: the inbox's digest and the applied count. Lag, max lag and
+// drain time live in the running process and are left zero.
+func ReadFigures(ctx context.Context, dir string) (ledger.Group, error) {
+	g := ledger.Group{Name: filepath.Base(dir)}
+	path := filepath.Join(dir, "consumer.db")
+	if _, err := os.Stat(path); err != nil {
+		return g, fmt.Errorf("open consumer database: %w", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return g, fmt.Errorf("open consumer database: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	err = (&store{db: db}).figures(ctx, &g)
+	return g, err
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 )
 
 // brokerReadyWait bounds the embedded server's start.
@@ -79,4 +80,33 @@ func RunBroker(ctx context.Context, cfg BrokerConfig) error {
 	defer b.Close()
 	<-ctx.Done()
 	return nil
+}
+
+// OpenStore starts the embedded server over a stopped broker's files without a listener, for
+// an offline read of the stream (the audit); connect with ConnectInProcess. JetStream recovers
+// the store as at any start, so the files are not byte for byte as they were.
+func OpenStore(dataDir string) (*Broker, error) {
+	opts := &server.Options{
+		ServerName: "paycell-audit", DontListen: true, NoSigs: true, NoLog: true,
+		JetStream: true, StoreDir: dataDir, MaxPayload: 64 << 10,
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open broker store %s: %w", dataDir, err)
+	}
+	go srv.Start() // returns once started; Close ends what it runs
+	if !srv.ReadyForConnections(brokerReadyWait) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("open broker store %s: %w", dataDir, ErrBrokerStart)
+	}
+	return &Broker{srv: srv}, nil
+}
+
+// ConnectInProcess connects to the server without the network.
+func (b *Broker) ConnectInProcess() (*nats.Conn, error) {
+	nc, err := nats.Connect("", nats.InProcessServer(b.srv), nats.Name("paycell-audit"))
+	if err != nil {
+		return nil, fmt.Errorf("connect in process: %w", err)
+	}
+	return nc, nil
 }

@@ -3,6 +3,9 @@ package storage
 import (
 	"context"
 	"fmt"
+
+	"github.com/redline-dev/redline/target/events"
+	"github.com/redline-dev/redline/target/ledger"
 )
 
 // OutboxRow is one event of the transactional outbox: a committed payment, keyed by its seq.
@@ -68,4 +71,12 @@ func (db *DB) ScanOutbox(ctx context.Context, uptoSeq int64, fn func(OutboxRow))
 		return fmt.Errorf("scan outbox: %w", err)
 	}
 	return nil
+}
+
+// OutboxDigest folds every outbox row of unit into a digest of event ids and payment keys, the
+// audit's fingerprint of the events a unit's committed payments must emit.
+func (db *DB) OutboxDigest(ctx context.Context, unit string) (ledger.Digest, error) {
+	var d ledger.Digest
+	err := db.ScanOutbox(ctx, 0, func(r OutboxRow) { d.Add(events.ID(unit, r.Seq), r.Key) })
+	return d, err
 }

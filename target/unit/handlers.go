@@ -270,6 +270,8 @@ func (s *server) handleReplicate(w http.ResponseWriter, r *http.Request) {
 type auditResponse struct {
 	Replica ledger.Replica   `json:"replica"`
 	Chains  map[int64]string `json:"chains"`
+	// Outbox is the digest of this replica's outbox, answered alone with ?outbox_only=1.
+	Outbox *ledger.Digest `json:"outbox,omitempty"`
 }
 
 // chainSeqsMax bounds the seqs one audit request may ask chains for.
@@ -286,6 +288,15 @@ func (s *server) handleAudit(w http.ResponseWriter, r *http.Request) {
 			}
 			seqs = append(seqs, n)
 		}
+	}
+	if r.URL.Query().Get("outbox_only") == "1" {
+		d, err := s.db.OutboxDigest(r.Context(), s.cfg.Unit)
+		if err != nil {
+			writeError(w, fmt.Errorf("read outbox: %w", err), true, replicateResponse{})
+			return
+		}
+		writeJSON(w, http.StatusOK, auditResponse{Outbox: &d})
+		return
 	}
 	if r.URL.Query().Get("chains_only") == "1" {
 		chains, err := s.db.ChainsAt(r.Context(), seqs)
