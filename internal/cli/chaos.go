@@ -22,7 +22,7 @@ func NewCmdChaos(streams IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "chaos",
 		Short: "Export a plan's faults to Chaos Mesh, or recover what a crashed run left injected",
-		Args:  targetNoArgs,
+		Args:  exactArgs(0),
 	}
 	cmd.AddCommand(NewCmdChaosExport(streams, nil), NewCmdChaosRecover(streams, nil))
 	return cmd
@@ -162,7 +162,7 @@ without a recovery: continue stopped processes, resume paused ones through the b
 target's admin API, unthrottle consumer groups. Proxy toxics and stressors lived in the
 crashed process and ended with it. Without --data, the newest run under runs/ is used.
 Refused while the run that wrote the journal still runs.`,
-		Args: targetNoArgs,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if runF != nil {
 				return runF(cmd.Context(), opts)

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 )
 
@@ -18,7 +16,7 @@ func NewCmdTarget(streams IO) *cobra.Command {
 units of a primary and a synchronous standby, and a 3-replica core zone on Raft, each a
 separate process. 'redline target up' runs it in the foreground; 'redline target audit'
 checks its books.`,
-		Args: targetNoArgs,
+		Args: exactArgs(0),
 	}
 	cmd.AddCommand(
 		NewCmdTargetUp(streams, nil),
@@ -26,12 +24,4 @@ checks its books.`,
 		NewCmdTargetProc(streams),
 	)
 	return cmd
-}
-
-// targetNoArgs refuses positional arguments as invalid input (exit 2).
-func targetNoArgs(cmd *cobra.Command, args []string) error {
-	if err := cobra.NoArgs(cmd, args); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
-	}
-	return nil
 }

@@ -46,7 +46,7 @@ are audited directly. With --url (the admin API's base URL), the token comes fro
 $` + adminTokenEnv + `.`,
 		Example: `  redline target audit --data /tmp/paycell
   REDLINE_ADMIN_TOKEN=$(cat /tmp/paycell/admin.token) redline target audit --url http://127.0.0.1:8081`,
-		Args: targetNoArgs,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if opts.DataDir != "" && opts.URL != "" {
 				return fmt.Errorf("%w: --data and --url exclude each other", ErrInvalid)

@@ -21,7 +21,7 @@ func NewCmdTargetProc(streams IO) *cobra.Command {
 		Use:    "proc core|unit|router [flags]",
 		Short:  "Run one process of the built-in target (started by 'redline target up')",
 		Hidden: true,
-		Args:   targetNoArgs,
+		Args:   exactArgs(0),
 	}
 	cmd.AddCommand(newCmdProcCore(streams), newCmdProcUnit(streams), newCmdProcRouter(streams),
 		newCmdProcBroker(), newCmdProcConsumer(streams))
@@ -39,7 +39,7 @@ func newCmdProcCore(streams IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "core --id N --data DIR --http ADDR --raft ADDR --peer ID=RAFT,HTTP... --unit NAME=R@ADDR,R@ADDR...",
 		Short: "One core zone replica",
-		Args:  targetNoArgs,
+		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := opts.config()
 			if err != nil {
@@ -106,7 +106,7 @@ func newCmdProcUnit(streams IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "unit --unit NAME --replica R --data DIR --listen ADDR --role ROLE --epoch E --core ADDRS [...]",
 		Short: "One replica of a unit",
-		Args:  targetNoArgs,
+		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := unit.Config{
 				Unit: opts.Unit, Replica: opts.Replica, DataDir: opts.DataDir, Listen: opts.Listen, Role: opts.Role,
@@ -142,7 +142,7 @@ func newCmdProcBroker() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "broker --data DIR --listen ADDR",
 		Short: "The embedded NATS JetStream broker",
-		Args:  targetNoArgs,
+		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.DataDir == "" || cfg.Listen == "" {
 				return fmt.Errorf("%w: --data and --listen are required", ErrInvalid)
@@ -161,7 +161,7 @@ func newCmdProcConsumer(streams IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "consumer --group NAME --data DIR --listen ADDR --nats URL",
 		Short: "One consumer group",
-		Args:  targetNoArgs,
+		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Logger = slog.New(slog.NewTextHandler(streams.ErrOut, nil))
 			for _, d := range defects {
@@ -187,7 +187,7 @@ func newCmdProcRouter(streams IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "router --listen ADDR --core ADDRS",
 		Short: "The router (business API)",
-		Args:  targetNoArgs,
+		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.Listen == "" || len(cfg.CoreAddrs) == 0 {
 				return fmt.Errorf("%w: --listen and --core are required", ErrInvalid)

@@ -36,7 +36,7 @@ address); DIR/admin.token (mode 0600) is the admin API's bearer token.
 Seeded defects break one guarantee each, so the audit can prove it catches them: %v.`, supervisor.Defects()),
 		Example: `  redline target up --units 4 --data /tmp/paycell
   redline target up --defect async-replication --listen 127.0.0.1:0 --admin 127.0.0.1:0`,
-		Args: targetNoArgs,
+		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
 				return runF(cmd.Context(), opts)
