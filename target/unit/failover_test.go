@@ -71,11 +71,7 @@ func verdictOf(t *testing.T, rep auditReport, name string) ledger.Verdict {
 func TestPrimaryKillAsyncReplication(t *testing.T) {
 	for _, defect := range []bool{false, true} {
 		t.Run(fmt.Sprintf("defect=%v", defect), func(t *testing.T) {
-			opts := unittest.Options{}
-			if defect {
-				opts.Defects = []unit.Defect{unit.DefectAsyncReplication}
-			}
-			p := unittest.StartPair(t, opts)
+			p := pairWith(t, unit.DefectAsyncReplication, defect)
 			seed(t, p, 8, 1_000)
 			w := unittest.NewWitness()
 			old := p.Primary()
@@ -127,11 +123,7 @@ func TestPrimaryKillAsyncReplication(t *testing.T) {
 func TestZombiePrimary(t *testing.T) {
 	for _, defect := range []bool{false, true} {
 		t.Run(fmt.Sprintf("defect=%v", defect), func(t *testing.T) {
-			opts := unittest.Options{}
-			if defect {
-				opts.Defects = []unit.Defect{unit.DefectNoFencing}
-			}
-			p := unittest.StartPair(t, opts)
+			p := pairWith(t, unit.DefectNoFencing, defect)
 			seed(t, p, 8, 1_000)
 			w := unittest.NewWitness()
 			zombie := p.Primary()
@@ -181,11 +173,7 @@ func TestZombiePrimary(t *testing.T) {
 func TestRetryAfterFailover(t *testing.T) {
 	for _, defect := range []bool{false, true} {
 		t.Run(fmt.Sprintf("defect=%v", defect), func(t *testing.T) {
-			opts := unittest.Options{}
-			if defect {
-				opts.Defects = []unit.Defect{unit.DefectForgetfulDedup}
-			}
-			p := unittest.StartPair(t, opts)
+			p := pairWith(t, unit.DefectForgetfulDedup, defect)
 			seed(t, p, 2, 1_000)
 			model := ledger.New()
 			for uid := range int64(2) {
@@ -231,11 +219,7 @@ func TestRetryAfterFailover(t *testing.T) {
 func TestZombieAfterNewWrites(t *testing.T) {
 	for _, defect := range []bool{false, true} {
 		t.Run(fmt.Sprintf("defect=%v", defect), func(t *testing.T) {
-			opts := unittest.Options{}
-			if defect {
-				opts.Defects = []unit.Defect{unit.DefectNoFencing}
-			}
-			p := unittest.StartPair(t, opts)
+			p := pairWith(t, unit.DefectNoFencing, defect)
 			seed(t, p, 8, 1_000)
 			w := unittest.NewWitness()
 			zombie := p.Primary()
