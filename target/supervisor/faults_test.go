@@ -219,18 +219,24 @@ func TestSeededDefectsAreCaught(t *testing.T) {
 func faults(t *testing.T, l *loaded) (staleRefused int) {
 	t.Helper()
 	ctx := context.Background()
+	// heal waits for the target to be whole again and replays the payments acknowledged just
+	// before the fault: those the replaced primary wrote, which a forgetful dedup on its
+	// successor would apply a second time.
+	var mark int
 	heal := func(what string) {
 		if err := l.tg.AwaitHealthy(healMax); err != nil {
 			t.Logf("after %s: %v", what, err)
 		}
-		l.w.Replay(ctx, 200)
+		l.w.ReplayBefore(ctx, mark, 200)
 	}
 	time.Sleep(time.Second)
+	mark = l.w.Mark()
 	_, unit, replica := unitPrimary("a")(t, l.tg)
 	l.tg.Signal(t, "kill", supervisor.RoleUnit, unit, replica)
 	heal("kill of a's primary")
 
 	time.Sleep(500 * time.Millisecond)
+	mark = l.w.Mark()
 	_, unit, replica = unitPrimary("b")(t, l.tg)
 	l.tg.Signal(t, "pause", supervisor.RoleUnit, unit, replica)
 	// Longer than the core zone takes to replace it (3 × (poll + timeout) and a promotion),
@@ -255,6 +261,7 @@ func faults(t *testing.T, l *loaded) (staleRefused int) {
 	t.Logf("payments under a stale epoch: %d of %d refused", refused, staleWrites)
 
 	time.Sleep(500 * time.Millisecond)
+	mark = l.w.Mark()
 	_, unit, replica = unitPrimary("c")(t, l.tg)
 	l.tg.Signal(t, "kill", supervisor.RoleUnit, unit, replica)
 	heal(fmt.Sprintf("kill of %s's primary", unit))

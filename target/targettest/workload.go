@@ -198,8 +198,22 @@ func (w *Workload) send(ctx context.Context, p Payment) string {
 // Replay sends the last n acknowledged payments again, with their keys and fields: a client
 // that lost the answers. Each must answer its first outcome.
 func (w *Workload) Replay(ctx context.Context, n int) {
+	w.ReplayBefore(ctx, w.Mark(), n)
+}
+
+// Mark is a point in the sequence of acknowledged payments, for ReplayBefore: take it before a
+// fault to replay, after the fault, payments that the replica which then served them wrote.
+func (w *Workload) Mark() int {
 	w.mu.Lock()
-	keys := append([]string(nil), w.acked[max(0, len(w.acked)-n):]...)
+	defer w.mu.Unlock()
+	return len(w.acked)
+}
+
+// ReplayBefore is Replay of the n payments acknowledged last before mark.
+func (w *Workload) ReplayBefore(ctx context.Context, mark, n int) {
+	w.mu.Lock()
+	mark = min(mark, len(w.acked))
+	keys := append([]string(nil), w.acked[max(0, mark-n):mark]...)
 	recs := make([]record, len(keys))
 	for i, k := range keys {
 		recs[i] = *w.records[k]
