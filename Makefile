@@ -39,5 +39,6 @@ bench-load: ## load engine against wrk and vegeta, side by side
 bench-soak: ## ten minutes of load at 5,000/s: resident memory at minute 1 and minute 10
 	./scripts/bench-load.sh soak
 
-bench-target: ## built-in target: payments/s against pgbench TPC-B tps, failover p99 over 10 kills
+bench-target: ## built-in target: payments/s vs pgbench TPC-B tps, failover p99, a throttled consumer
 	./scripts/bench-target.sh
+	./scripts/bench-consumer-lag.sh
