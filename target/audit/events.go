@@ -25,8 +25,9 @@ const (
 	// load, the relays and consumers are still catching up, which is not a defect.
 	SettleMax = 15 * time.Second
 	// settleStill ends the wait early: a pipeline whose figures did not move for that long is
-	// stuck (a part down, a defect), not draining.
-	settleStill = 2 * time.Second
+	// stuck (a part down, a defect), not draining. It outlasts a consumer's ack wait: the events
+	// a killed consumer had fetched come back only then.
+	settleStill = consumer.AckWait + 2*time.Second
 	// settleEvery is the pause between two looks at an unsettled pipeline.
 	settleEvery = 500 * time.Millisecond
 	// streamEventsMax bounds the distinct event ids one stream scan remembers.

@@ -33,11 +33,16 @@ const DefectAckBeforeApply Defect = "consumer-ack-before-apply"
 // Defects lists the consumer's defects.
 func Defects() []Defect { return []Defect{DefectAckBeforeApply} }
 
+// AckWait is how long the broker waits for a delivered event's ack before it delivers the event
+// again: what a consumer killed between fetch and ack costs its group in delay. A batch is applied
+// in one transaction well under it; one that takes longer is delivered twice and the inbox skips
+// the second copy.
+const AckWait = 3 * time.Second
+
 // Limits of a consumer.
 const (
 	fetchMax     = 256                    // messages per fetch
 	fetchWait    = 100 * time.Millisecond // a fetch's wait for its first message
-	ackWait      = 30 * time.Second       // JetStream redelivers an unacked message after this
 	ackPendMax   = 4 * fetchMax
 	pollInterval = 250 * time.Millisecond // lag and rate sampling
 	retryWait    = 200 * time.Millisecond
@@ -177,7 +182,7 @@ func (c *consumer) consume(ctx context.Context) {
 
 func (c *consumer) consumeOn(ctx context.Context, js jetstream.JetStream) error {
 	cons, err := js.CreateOrUpdateConsumer(ctx, events.Stream, jetstream.ConsumerConfig{
-		Durable: c.cfg.Group, AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait,
+		Durable: c.cfg.Group, AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait,
 		MaxAckPending: ackPendMax, DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {

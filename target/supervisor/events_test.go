@@ -1,0 +1,91 @@
+package supervisor_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/redline-dev/redline/target/consumer"
+	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/supervisor"
+	"github.com/redline-dev/redline/target/targettest"
+	"github.com/redline-dev/redline/target/unit"
+)
+
+// TestEventDefectsAreCaught runs the event pipeline's faults under load on the whole topology:
+// every consumer group's process killed twice and two unit primaries killed, each a real SIGKILL.
+// The sound target's audit must find every committed payment's events published once and
+// applied once by every group; with a seeded event defect the audit must call its invariant
+// false.
+func TestEventDefectsAreCaught(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: the event defects under load with kills of consumers and primaries")
+	}
+	tests := []struct {
+		defect string // "" is the sound target
+		check  string // the invariant the defect breaks
+	}{
+		{"", ""},
+		{string(consumer.DefectAckBeforeApply), ledger.CheckEventsAppliedOnce},
+		{string(unit.DefectPublishBeforeCommit), ledger.CheckEventsPublishedOnce},
+	}
+	for _, tt := range tests {
+		name := tt.defect
+		if name == "" {
+			name = "none"
+		}
+		t.Run(name, func(t *testing.T) {
+			var opts targettest.Options
+			if tt.defect != "" {
+				opts.Defects = []string{tt.defect}
+			}
+			l := underLoad(t, opts, 8)
+			eventFaults(t, l)
+			l.stop()
+			if err := l.tg.AwaitHealthy(healMax); err != nil {
+				t.Logf("after the load: %v", err)
+			}
+			rep := l.tg.Audit(t)
+			verdicts := map[string]ledger.Verdict{}
+			for _, c := range rep.Checks {
+				verdicts[c.Name] = c.Verdict
+			}
+			t.Logf("audit %s %v; events %+v", rep.Verdict, auditFalse(rep), rep.Events)
+			if tt.defect == "" {
+				if rep.Verdict != ledger.True {
+					t.Errorf("sound target: audit %s, want true", rep.Verdict)
+				}
+				return
+			}
+			if got := verdicts[tt.check]; got != ledger.False {
+				t.Errorf("%s: %s is %q, want false", tt.defect, tt.check, got)
+			}
+		})
+	}
+}
+
+// eventFaults kills each consumer group's process twice, then the primaries of units a and b,
+// under load: a consumer that acknowledges before it applies loses what it acknowledged, a
+// primary that publishes before it commits has published payments that its successor never saw.
+func eventFaults(t *testing.T, l *loaded) {
+	t.Helper()
+	time.Sleep(time.Second)
+	for round := range 2 {
+		for _, g := range []string{"ledger", "settlement", "notification"} {
+			a := l.tg.Signal(t, "kill", supervisor.RoleConsumer, g, "-")
+			t.Logf("round %d: killed consumer %s pid %d", round, g, a.Pid)
+			time.Sleep(300 * time.Millisecond)
+		}
+		if err := l.tg.AwaitHealthy(healMax); err != nil {
+			t.Logf("after round %d of consumer kills: %v", round, err)
+		}
+	}
+	for _, u := range []string{"a", "b"} {
+		time.Sleep(700 * time.Millisecond)
+		_, unitName, replica := unitPrimary(u)(t, l.tg)
+		l.tg.Signal(t, "kill", supervisor.RoleUnit, unitName, replica)
+		if err := l.tg.AwaitHealthy(healMax); err != nil {
+			t.Logf("after the kill of %s's primary: %v", u, err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+}
