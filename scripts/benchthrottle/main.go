@@ -3,11 +3,13 @@
 //
 //   - payment p99 (from the intended send time) in the baseline phase and in the throttled phase,
 //     and their ratio (goal: within 10%, a ratio of at most 1.10);
+//
 //   - the consumer lag at the release of the throttle and the time from the release until the
 //     lag is back to the baseline phase's level (goal: within 60 s);
+//
 //   - the audit's event figures: events published, applied per group, lost or applied twice.
 //
-//	benchthrottle -run DIR
+//     benchthrottle -run DIR
 //
 // The last line of output is a JSON summary.
 package main
