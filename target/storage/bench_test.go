@@ -3,19 +3,39 @@ package storage
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb"
+	"github.com/redline-dev/redline/target/sqldb/sqldbtest"
 )
 
 // BenchmarkApplyPayments measures the SQL of one payment as the primary applies it (read the
 // key, read both accounts, record, post, append to the history), 100 payments per
-// transaction: the storage share of a group-committed payment.
+// transaction: the storage share of a group-committed payment. It runs on SQLite and then on
+// PostgreSQL ($REDLINE_TEST_DSN; skipped without it), which reports its time per payment
+// over SQLite's as the metric x-sqlite.
 func BenchmarkApplyPayments(b *testing.B) {
+	var sqlite time.Duration
+	for _, be := range sqldbtest.Backends() {
+		b.Run(be.Name, func(b *testing.B) {
+			benchApplyPayments(b, be.Server(b))
+			perPayment := b.Elapsed() / time.Duration(b.N)
+			if be.Name == "sqlite" {
+				sqlite = perPayment
+			} else if sqlite > 0 {
+				b.ReportMetric(float64(perPayment)/float64(sqlite), "x-sqlite")
+			}
+		})
+	}
+}
+
+func benchApplyPayments(b *testing.B, srv sqldb.Server) {
 	ctx := context.Background()
-	db, err := Open(ctx, b.TempDir())
+	db, err := OpenAt(ctx, srv.Place(b.TempDir(), FileName, "bench", "apply"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -30,6 +50,9 @@ func BenchmarkApplyPayments(b *testing.B) {
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
 	}
+	// Keys are unique across the runs of one database (the benchmark function runs with
+	// growing b.N on the same schema).
+	run := keyRuns.Add(1)
 	b.ResetTimer()
 	cpu0 := cpuTime()
 	defer func() { b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/payment") }()
@@ -40,7 +63,7 @@ func BenchmarkApplyPayments(b *testing.B) {
 		}
 		for end := min(i+100, b.N); i < end; i++ {
 			seq := int64(i + 2)
-			p := ledger.Payment{Key: fmt.Sprintf("k%d", i), FromUID: int64(i % accounts), ToUID: int64((i + 1) % accounts), AmountMinor: 1}
+			p := ledger.Payment{Key: fmt.Sprintf("k%d-%d", run, i), FromUID: int64(i % accounts), ToUID: int64((i + 1) % accounts), AmountMinor: 1}
 			if _, err := tx.Payment(ctx, p.Key); err == nil {
 				b.Fatal("key exists")
 			}
@@ -64,6 +87,8 @@ func BenchmarkApplyPayments(b *testing.B) {
 		}
 	}
 }
+
+var keyRuns atomic.Int64
 
 func cpuTime() time.Duration {
 	var ru syscall.Rusage

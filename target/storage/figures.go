@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb"
 )
 
 // The audit's queries. Each is one aggregate over a table; all run in one read transaction so
@@ -37,7 +38,7 @@ const (
 
 // Figures gathers everything the audit needs from this replica's tables.
 func (db *DB) Figures(ctx context.Context) (ledger.Replica, error) {
-	tx, err := db.r.BeginTx(ctx, nil)
+	tx, err := db.r.BeginTx(ctx, sqldb.ReadTx)
 	if err != nil {
 		return ledger.Replica{}, fmt.Errorf("begin figures: %w", err)
 	}

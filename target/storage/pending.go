@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"strings"
+
+	"github.com/redline-dev/redline/target/sqldb"
 )
 
 // A transaction buffers its payment, posting and history rows and inserts them at commit, many
@@ -76,16 +78,17 @@ type insertShape struct {
 	width      int
 }
 
-// sql returns the statement inserting rows rows (built once per shape and size).
-func (s insertShape) sql(rows int) string {
-	key := chunkKey{s.head, rows}
+// sql returns the statement inserting rows rows (built once per dialect, shape and size).
+func (s insertShape) sql(d sqldb.Dialect, rows int) string {
+	key := chunkKey{d, s.head, rows}
 	if q, ok := chunkSQL[key]; ok {
 		return q
 	}
-	return s.build(rows)
+	return s.build(d, rows)
 }
 
 type chunkKey struct {
+	d    sqldb.Dialect
 	head string
 	rows int
 }
@@ -93,15 +96,17 @@ type chunkKey struct {
 // chunkSQL holds the prepared sizes' statements, built at package start and read-only after.
 var chunkSQL = func() map[chunkKey]string {
 	m := map[chunkKey]string{}
-	for _, s := range shapes {
-		for _, n := range chunkRows {
-			m[chunkKey{s.head, n}] = s.build(n)
+	for _, d := range sqldb.Dialects() {
+		for _, s := range shapes {
+			for _, n := range chunkRows {
+				m[chunkKey{d, s.head, n}] = s.build(d, n)
+			}
 		}
 	}
 	return m
 }()
 
-func (s insertShape) build(rows int) string {
+func (s insertShape) build(d sqldb.Dialect, rows int) string {
 	var q strings.Builder
 	q.WriteString(s.head)
 	n := 0
@@ -115,7 +120,7 @@ func (s insertShape) build(rows int) string {
 				q.WriteString(", ")
 			}
 			n++
-			q.WriteString(param(n))
+			q.WriteString(d.Param(n))
 		}
 		q.WriteByte(')')
 	}
@@ -124,11 +129,11 @@ func (s insertShape) build(rows int) string {
 }
 
 // insertQueries are the multi-row inserts prepared at Open.
-func insertQueries() []string {
+func insertQueries(d sqldb.Dialect) []string {
 	var out []string
 	for _, s := range shapes {
 		for _, n := range chunkRows {
-			out = append(out, s.sql(n))
+			out = append(out, s.sql(d, n))
 		}
 	}
 	return out
@@ -177,7 +182,7 @@ func insertRows(ctx context.Context, t *Tx, what string, shape insertShape, n in
 		for r := i; r < i+size; r++ {
 			args = append(args, row(r)...)
 		}
-		if err := t.exec(ctx, "insert "+what, shape.sql(size), args...); err != nil {
+		if err := t.exec(ctx, "insert "+what, shape.sql(t.db.d, size), args...); err != nil {
 			return err
 		}
 		i += size

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/redline-dev/redline/target/sqldb"
 )
 
 // migrations are the schema's versions in order: migrations[i] takes a database from version i
@@ -37,24 +39,19 @@ var migrations = [][]string{
 	},
 }
 
-// The only dialect-specific words of the schema (the statements are shared). In SQLite an
-// INTEGER PRIMARY KEY is the table's rowid (a 64-bit integer, one b-tree instead of two), and a
-// table keyed otherwise is stored by its key (WITHOUT ROWID). PostgreSQL will say
-// "BIGINT PRIMARY KEY" and nothing.
+// The SQLite words of the schema that sqldb.Dialect.Schema translates for PostgreSQL (the rest
+// of every statement is shared). In SQLite an INTEGER PRIMARY KEY is the table's rowid (a
+// 64-bit integer, one b-tree instead of two), and a table keyed otherwise is stored by its key
+// (WITHOUT ROWID); PostgreSQL says BIGINT PRIMARY KEY and nothing.
 const (
 	intKey  = "INTEGER PRIMARY KEY"
 	noRowid = " WITHOUT ROWID"
 )
 
-// param is the i-th placeholder of a statement built at run time (the multi-row inserts).
-// SQLite resolves "$i" by name, a scan per parameter that makes an 800-parameter insert
-// quadratic; "?" is positional. PostgreSQL will say "$i".
-func param(int) string { return "?" }
-
 // SchemaVersion is the schema version this program writes.
 func SchemaVersion() int { return len(migrations) }
 
-func migrate(ctx context.Context, w *sql.DB) error {
+func migrate(ctx context.Context, w *sql.DB, d sqldb.Dialect) error {
 	if _, err := w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)`); err != nil {
 		return fmt.Errorf("create schema_version: %w", err)
 	}
@@ -66,7 +63,7 @@ func migrate(ctx context.Context, w *sql.DB) error {
 		return fmt.Errorf("schema %d > %d: %w", v, len(migrations), ErrSchemaTooNew)
 	}
 	for ; v < len(migrations); v++ {
-		if err := step(ctx, w, v); err != nil {
+		if err := step(ctx, w, d, v); err != nil {
 			return err
 		}
 	}
@@ -74,14 +71,14 @@ func migrate(ctx context.Context, w *sql.DB) error {
 }
 
 // step applies migration v in one transaction with the version bump.
-func step(ctx context.Context, w *sql.DB, v int) error {
+func step(ctx context.Context, w *sql.DB, d sqldb.Dialect, v int) error {
 	tx, err := w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin migration %d: %w", v+1, err)
 	}
 	defer tx.Rollback()
 	for _, stmt := range migrations[v] {
-		if _, err := tx.ExecContext(ctx, stmt); err != nil {
+		if _, err := tx.ExecContext(ctx, d.Schema(stmt)); err != nil {
 			return fmt.Errorf("migrate to %d: %w", v+1, err)
 		}
 	}

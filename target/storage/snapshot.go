@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/redline-dev/redline/target/sqldb"
 )
 
 // A snapshot is a consistent copy of a replica's books and history (without entry bodies), as
@@ -64,7 +66,7 @@ const snapshotVersion = 1
 
 // ExportSnapshot writes a consistent snapshot (one read transaction) to w.
 func (db *DB) ExportSnapshot(ctx context.Context, w io.Writer, unit string, epoch int64) (SnapshotHeader, error) {
-	tx, err := db.r.BeginTx(ctx, nil)
+	tx, err := db.r.BeginTx(ctx, sqldb.ReadTx)
 	if err != nil {
 		return SnapshotHeader{}, fmt.Errorf("begin snapshot: %w", err)
 	}

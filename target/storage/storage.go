@@ -1,10 +1,11 @@
-// Package storage keeps one replica's books in SQLite (the pure Go driver, WAL,
-// synchronous=FULL): the schema and its versioned migrations, the statements the unit runs
-// inside its transactions, the audit figures and the catch-up snapshot.
+// Package storage keeps one replica's books: the schema and its versioned migrations, the
+// statements the unit runs inside its transactions, the audit figures and the catch-up
+// snapshot. The database is a SQLite file (WAL, synchronous=FULL) by default, or a schema on a
+// PostgreSQL server (synchronous_commit=on): package sqldb says where, and the same SQL serves
+// both ($N placeholders, BIGINT, ON CONFLICT; the few dialect words are sqldb.Dialect's).
 //
 // A database has exactly one writer connection, owned by the unit's writer goroutine; readers
-// use a separate read-only pool and see committed snapshots (WAL). The SQL is kept portable
-// ($N placeholders, BIGINT, ON CONFLICT) because PostgreSQL will run the same statements.
+// use a separate read-only pool and see committed snapshots.
 package storage
 
 import (
@@ -12,23 +13,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
-	"path/filepath"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"github.com/redline-dev/redline/target/sqldb"
 )
 
 // Limits of a database.
 const (
 	// readersMax bounds the read-only pool (GETs, audit, snapshot, log reads).
 	readersMax = 4
-	// busyTimeoutMS lets a reader wait out a WAL checkpoint instead of failing.
-	busyTimeoutMS = 5_000
-	// cacheKiB is the page cache of each connection (SQLite's default, 2 MiB, rereads the
-	// accounts of a 100k-account unit from the OS on every payment).
-	cacheKiB = 16 << 10
-	// FileName is the database file inside a replica's data directory.
+	// FileName is the SQLite database file inside a replica's data directory.
 	FileName = "unit.db"
 )
 
@@ -41,32 +34,33 @@ var (
 
 // DB is one replica's database: a single writer connection and a read-only pool.
 type DB struct {
-	w    *sql.DB
-	r    *sql.DB
-	path string
+	w     *sql.DB
+	r     *sql.DB
+	place sqldb.Place
+	d     sqldb.Dialect
 
 	stmts map[string]*sql.Stmt // the writer's prepared statements, by SQL; fixed after Open
 }
 
-// Open opens (creating if needed) the database in dir and migrates it to the current schema.
+// Open opens (creating if needed) the SQLite database in dir and migrates it to the current
+// schema.
 func Open(ctx context.Context, dir string) (*DB, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
-	}
-	path := filepath.Join(dir, FileName)
-	w, err := sql.Open("sqlite", dsn(path, false))
+	return OpenAt(ctx, sqldb.SQLite(dir, FileName))
+}
+
+// OpenAt opens (creating if needed) the database at p and migrates it to the current schema.
+// A second, separate database of the same replica (its shadow) is OpenAt(ctx, p.Named(name)).
+func OpenAt(ctx context.Context, p sqldb.Place) (*DB, error) {
+	w, err := sqldb.OpenWriter(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("open writer: %w", err)
 	}
-	w.SetMaxOpenConns(1) // the one writer connection
-	w.SetMaxIdleConns(1)
-	w.SetConnMaxLifetime(0)
-	db := &DB{w: w, path: path, stmts: map[string]*sql.Stmt{}}
-	if err := migrate(ctx, w); err != nil {
+	db := &DB{w: w, place: p, d: p.Dialect(), stmts: map[string]*sql.Stmt{}}
+	if err := migrate(ctx, w, db.d); err != nil {
 		w.Close()
-		return nil, fmt.Errorf("migrate %s: %w", path, err)
+		return nil, fmt.Errorf("migrate %s: %w", p, err)
 	}
-	for _, q := range append(writerQueries, insertQueries()...) {
+	for _, q := range append(writerQueries, insertQueries(db.d)...) {
 		st, err := w.PrepareContext(ctx, q)
 		if err != nil {
 			db.Close()
@@ -74,52 +68,38 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 		}
 		db.stmts[q] = st
 	}
-	r, err := sql.Open("sqlite", dsn(path, true))
+	r, err := sqldb.OpenReaders(ctx, p, readersMax)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open readers: %w", err)
 	}
-	r.SetMaxOpenConns(readersMax)
-	r.SetMaxIdleConns(readersMax)
 	db.r = r
 	return db, nil
 }
 
-// OpenReadOnly opens an existing database for the offline audit, without migrating or writing.
+// OpenReadOnly opens an existing SQLite database in dir for the offline audit, without
+// migrating or writing.
 func OpenReadOnly(ctx context.Context, dir string) (*DB, error) {
-	path := filepath.Join(dir, FileName)
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("stat database: %w", err)
-	}
-	r, err := sql.Open("sqlite", dsn(path, true))
+	return OpenReadOnlyAt(ctx, sqldb.SQLite(dir, FileName))
+}
+
+// OpenReadOnlyAt opens the existing database at p for the offline audit, without migrating or
+// writing.
+func OpenReadOnlyAt(ctx context.Context, p sqldb.Place) (*DB, error) {
+	r, err := sqldb.OpenReaders(ctx, p, readersMax)
 	if err != nil {
-		return nil, fmt.Errorf("open readers: %w", err)
+		return nil, err
 	}
-	r.SetMaxOpenConns(readersMax)
 	v, err := version(ctx, r)
 	if err != nil {
 		r.Close()
-		return nil, fmt.Errorf("read schema version of %s: %w", path, err)
+		return nil, fmt.Errorf("read schema version of %s: %w", p, err)
 	}
 	if v != len(migrations) {
 		r.Close()
-		return nil, fmt.Errorf("open %s at schema %d (want %d): %w", path, v, len(migrations), ErrSchemaTooNew)
+		return nil, fmt.Errorf("open %s at schema %d (want %d): %w", p, v, len(migrations), ErrSchemaTooNew)
 	}
-	return &DB{r: r, path: path}, nil
-}
-
-func dsn(path string, readOnly bool) string {
-	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
-	q.Add("_pragma", fmt.Sprintf("cache_size(%d)", -cacheKiB))
-	if readOnly {
-		q.Add("_pragma", "query_only(1)")
-	} else {
-		q.Add("_txlock", "immediate")
-	}
-	return "file:" + path + "?" + q.Encode()
+	return &DB{r: r, place: p, d: p.Dialect()}, nil
 }
 
 // Close closes both pools.
@@ -137,8 +117,9 @@ func (db *DB) Close() error {
 	return errors.Join(errs...)
 }
 
-// Path returns the database file.
-func (db *DB) Path() string { return db.path }
+// Path describes where the database lives (a file, or a schema on a server without the DSN's
+// password).
+func (db *DB) Path() string { return db.place.String() }
 
 // Begin starts the writer's transaction. Only the writer goroutine calls it.
 func (db *DB) Begin(ctx context.Context) (*Tx, error) {

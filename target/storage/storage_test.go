@@ -5,16 +5,36 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb"
+	"github.com/redline-dev/redline/target/sqldb/sqldbtest"
 )
 
-func open(t *testing.T, dir string) *DB {
+// onBackends runs f once per storage backend (PostgreSQL skips without a test server).
+func onBackends(t *testing.T, f func(t *testing.T, srv sqldb.Server)) {
+	for _, b := range sqldbtest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { f(t, b.Server(t)) })
+	}
+}
+
+// places numbers the tests' databases: one server prefix serves every subtest of a backend.
+var places atomic.Int64
+
+// place is where the test's database named name lives on srv.
+func place(t testing.TB, srv sqldb.Server, name string) sqldb.Place {
+	name = fmt.Sprintf("%s%d", name, places.Add(1))
+	return srv.Place(filepath.Join(t.TempDir(), name), FileName, "unit", name)
+}
+
+func open(t *testing.T, p sqldb.Place) *DB {
 	t.Helper()
-	db, err := Open(context.Background(), dir)
+	db, err := OpenAt(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,32 +42,39 @@ func open(t *testing.T, dir string) *DB {
 	return db
 }
 
-func TestOpenPragmasAndMigrations(t *testing.T) {
-	ctx, dir := context.Background(), t.TempDir()
-	db := open(t, dir)
-	var mode string
-	var sync int
-	if err := db.w.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
-		t.Errorf("journal_mode = %q %v, want wal", mode, err)
-	}
-	if err := db.w.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&sync); err != nil || sync != 2 {
-		t.Errorf("synchronous = %d %v, want 2 (FULL)", sync, err)
-	}
-	if v, err := version(ctx, db.w); err != nil || v != SchemaVersion() {
-		t.Errorf("schema version = %d %v, want %d", v, err, SchemaVersion())
-	}
-	db.Close()
-	db = open(t, dir) // migrating again is a no-op
-	if _, err := db.w.ExecContext(ctx, `UPDATE schema_version SET version = 99`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	if _, err := Open(ctx, dir); !errors.Is(err, ErrSchemaTooNew) {
-		t.Errorf("open a newer schema: %v, want ErrSchemaTooNew", err)
-	}
-	if _, err := OpenReadOnly(ctx, t.TempDir()); err == nil {
-		t.Error("read-only open of a missing database succeeded")
-	}
+func TestOpenDurabilityAndMigrations(t *testing.T) {
+	onBackends(t, func(t *testing.T, srv sqldb.Server) {
+		ctx, p := context.Background(), place(t, srv, "a")
+		db := open(t, p)
+		settings := map[string]string{`PRAGMA journal_mode`: "wal", `PRAGMA synchronous`: "2"} // 2: FULL
+		if srv.Postgres() {
+			settings = map[string]string{`SHOW synchronous_commit`: "on", `SHOW search_path`: p.Schema}
+		}
+		for q, want := range settings {
+			var got string
+			if err := db.w.QueryRowContext(ctx, q).Scan(&got); err != nil || got != want {
+				t.Errorf("%s = %q %v, want %q", q, got, err, want)
+			}
+		}
+		if v, err := version(ctx, db.w); err != nil || v != SchemaVersion() {
+			t.Errorf("schema version = %d %v, want %d", v, err, SchemaVersion())
+		}
+		db.Close()
+		db = open(t, p) // migrating again is a no-op
+		if _, err := db.w.ExecContext(ctx, `UPDATE schema_version SET version = 99`); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		if _, err := OpenAt(ctx, p); !errors.Is(err, ErrSchemaTooNew) {
+			t.Errorf("open a newer schema: %v, want ErrSchemaTooNew", err)
+		}
+		if _, err := OpenReadOnlyAt(ctx, p); !errors.Is(err, ErrSchemaTooNew) {
+			t.Errorf("read-only open of a newer schema: %v, want ErrSchemaTooNew", err)
+		}
+		if _, err := OpenReadOnlyAt(ctx, place(t, srv, "missing")); !errors.Is(err, sqldb.ErrNoDatabase) {
+			t.Errorf("read-only open of a missing database: %v, want ErrNoDatabase", err)
+		}
+	})
 }
 
 // fill opens two accounts and records n committed payments and one failed one, as the unit does.
@@ -112,34 +139,40 @@ func TestFiguresSeeCorruption(t *testing.T) {
 		{"committed without postings", `DELETE FROM postings WHERE idem_key = 'k1'`,
 			func(b *ledger.Books) { b.CommittedNotOnce = 1; b.BalanceMismatches = 2 }},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			db := open(t, t.TempDir())
-			fill(t, db, 3)
-			if tt.sql != "" {
-				if _, err := db.w.Exec(tt.sql); err != nil {
+	onBackends(t, func(t *testing.T, srv sqldb.Server) {
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				db := open(t, place(t, srv, "a"))
+				fill(t, db, 3)
+				if tt.sql != "" {
+					if _, err := db.w.Exec(tt.sql); err != nil {
+						t.Fatal(err)
+					}
+				}
+				r, err := db.Figures(context.Background())
+				if err != nil {
 					t.Fatal(err)
 				}
-			}
-			r, err := db.Figures(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := ledger.Books{Accounts: 2, BalanceSumMinor: 1_000, OpenedSumMinor: 1_000, PaymentsCommitted: 3, PaymentsFailed: 1}
-			tt.want(&want)
-			if diff := cmp.Diff(r.Books, want); diff != "" {
-				t.Errorf("books (-got +want):\n%s", diff)
-			}
-			if r.LastSeq != 5 || r.Chain != "c5" {
-				t.Errorf("head = %d %q, want 5 c5", r.LastSeq, r.Chain)
-			}
-		})
-	}
+				want := ledger.Books{Accounts: 2, BalanceSumMinor: 1_000, OpenedSumMinor: 1_000, PaymentsCommitted: 3, PaymentsFailed: 1}
+				tt.want(&want)
+				if diff := cmp.Diff(r.Books, want); diff != "" {
+					t.Errorf("books (-got +want):\n%s", diff)
+				}
+				if r.LastSeq != 5 || r.Chain != "c5" {
+					t.Errorf("head = %d %q, want 5 c5", r.LastSeq, r.Chain)
+				}
+			})
+		}
+	})
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
+	onBackends(t, testSnapshotRoundTrip)
+}
+
+func testSnapshotRoundTrip(t *testing.T, srv sqldb.Server) {
 	ctx := context.Background()
-	src, dst := open(t, t.TempDir()), open(t, t.TempDir())
+	src, dst := open(t, place(t, srv, "src")), open(t, place(t, srv, "dst"))
 	fill(t, src, 4)
 	// dst acknowledged, as a primary, payments the snapshot lacks (and one it holds).
 	tx, err := dst.Begin(ctx)
@@ -192,8 +225,12 @@ func TestSnapshotRoundTrip(t *testing.T) {
 }
 
 func TestEntriesWindow(t *testing.T) {
+	onBackends(t, testEntriesWindow)
+}
+
+func testEntriesWindow(t *testing.T, srv sqldb.Server) {
 	ctx := context.Background()
-	db := open(t, t.TempDir())
+	db := open(t, place(t, srv, "a"))
 	fill(t, db, 4) // entries 2..6
 	got, err := db.Entries(ctx, 3, 2)
 	if err != nil || len(got) != 2 || got[0].Seq != 3 || got[1].Seq != 4 {
