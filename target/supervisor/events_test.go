@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/redline-dev/redline/target/consumer"
+	"github.com/redline-dev/redline/target/events"
 	"github.com/redline-dev/redline/target/ledger"
 	"github.com/redline-dev/redline/target/supervisor"
 	"github.com/redline-dev/redline/target/targettest"
@@ -88,4 +89,31 @@ func eventFaults(t *testing.T, l *loaded) {
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
+}
+
+// TestExternalBroker runs the target on a NATS JetStream server it did not start (redline target
+// up --nats URL): no broker process of its own, and every committed payment's events still
+// published once and applied once by every group.
+func TestExternalBroker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: the whole topology on an external broker")
+	}
+	broker, err := events.StartBroker(events.BrokerConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close() // after the target's cleanup: deferred calls run before t.Cleanup's
+	l := underLoad(t, targettest.Options{NATS: broker.URL()}, 4)
+	for _, p := range l.tg.Topology(t).Processes {
+		if p.Role == supervisor.RoleBroker {
+			t.Errorf("a broker process (pid %d) beside the external broker %s", p.Pid, broker.URL())
+		}
+	}
+	time.Sleep(2 * time.Second)
+	l.stop()
+	rep := l.tg.Audit(t)
+	t.Logf("audit %s %v; events %+v", rep.Verdict, auditFalse(rep), rep.Events)
+	if rep.Verdict != ledger.True || rep.Events == nil || rep.Events.Outbox.Count == 0 {
+		t.Errorf("audit %s with %+v, want true over some events", rep.Verdict, rep.Events)
+	}
 }

@@ -109,6 +109,8 @@ type Options struct {
 	Units int
 	// Defects are seeded defects to switch on.
 	Defects []string
+	// NATS is an external broker's URL (redline target up --nats); empty starts the embedded one.
+	NATS string
 }
 
 // Target is a running built-in target.
@@ -143,7 +145,7 @@ func Start(t testing.TB, opts Options) *Target {
 	var logBuf syncBuffer
 	cfg := supervisor.Config{
 		Units: opts.Units, DataDir: dir, Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Defects: opts.Defects,
-		Exe: bin, Log: &logBuf, Ready: func(top supervisor.Topology) { ready <- top },
+		NATS: opts.NATS, Exe: bin, Log: &logBuf, Ready: func(top supervisor.Topology) { ready <- top },
 	}
 	began := time.Now()
 	// The supervisor runs until stop cancels it; stop waits for it.
