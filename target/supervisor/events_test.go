@@ -64,9 +64,10 @@ func TestEventDefectsAreCaught(t *testing.T) {
 	}
 }
 
-// eventFaults kills each consumer group's process twice, then the primaries of units a and b,
-// under load: a consumer that acknowledges before it applies loses what it acknowledged, a
-// primary that publishes before it commits has published payments that its successor never saw.
+// eventFaults kills each consumer group's process twice, then the primary of unit a while its
+// standby is paused, then the primary of unit b, under load. A consumer that acknowledges before
+// it applies loses what it acknowledged. A primary that publishes before it commits has, with
+// its standby paused, published batches that only it held: its successor never saw them.
 func eventFaults(t *testing.T, l *loaded) {
 	t.Helper()
 	time.Sleep(time.Second)
@@ -80,15 +81,32 @@ func eventFaults(t *testing.T, l *loaded) {
 			t.Logf("after round %d of consumer kills: %v", round, err)
 		}
 	}
-	for _, u := range []string{"a", "b"} {
-		time.Sleep(700 * time.Millisecond)
-		_, unitName, replica := unitPrimary(u)(t, l.tg)
-		l.tg.Signal(t, "kill", supervisor.RoleUnit, unitName, replica)
-		if err := l.tg.AwaitHealthy(healMax); err != nil {
-			t.Logf("after the kill of %s's primary: %v", u, err)
-		}
+	killBehindPausedStandby(t, l, "a")
+	if err := l.tg.AwaitHealthy(healMax); err != nil {
+		t.Logf("after the kill of a's primary: %v", err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	_, unitName, primary := unitPrimary("b")(t, l.tg)
+	l.tg.Signal(t, "kill", supervisor.RoleUnit, unitName, primary)
+	if err := l.tg.AwaitHealthy(healMax); err != nil {
+		t.Logf("after the kill of b's primary: %v", err)
 	}
 	time.Sleep(500 * time.Millisecond)
+}
+
+// killBehindPausedStandby pauses the standby of unit u, kills its primary after a while and
+// resumes the standby: what the primary did in that while, only it held. A sound primary
+// acknowledged and published none of it; the standby takes over with everything acknowledged.
+func killBehindPausedStandby(t *testing.T, l *loaded, u string) {
+	t.Helper()
+	// Shorter than the primary's replication timeout (2 s), which would drop the standby.
+	const pausedFor = 500 * time.Millisecond
+	_, unitName, standby := unitStandby(u)(t, l.tg)
+	_, _, primary := unitPrimary(u)(t, l.tg)
+	l.tg.Signal(t, "pause", supervisor.RoleUnit, unitName, standby)
+	time.Sleep(pausedFor)
+	l.tg.Signal(t, "kill", supervisor.RoleUnit, unitName, primary)
+	l.tg.Signal(t, "resume", supervisor.RoleUnit, unitName, standby)
 }
 
 // TestExternalBroker runs the target on a NATS JetStream server it did not start (redline target

@@ -213,7 +213,8 @@ func TestSeededDefectsAreCaught(t *testing.T) {
 	}
 }
 
-// faults is the schedule of the defect test: a primary killed, a primary paused long enough to
+// faults is the schedule of the defect test: a primary killed behind its paused standby (what
+// an asynchronous replica acknowledged then is lost), a primary paused long enough to
 // be replaced and then resumed (a zombie with requests in flight), another primary killed; after
 // each, the client sends its recent payments again, as one that lost the answers would.
 func faults(t *testing.T, l *loaded) (staleRefused int) {
@@ -231,13 +232,12 @@ func faults(t *testing.T, l *loaded) (staleRefused int) {
 	}
 	time.Sleep(time.Second)
 	mark = l.w.Mark()
-	_, unit, replica := unitPrimary("a")(t, l.tg)
-	l.tg.Signal(t, "kill", supervisor.RoleUnit, unit, replica)
-	heal("kill of a's primary")
+	killBehindPausedStandby(t, l, "a")
+	heal("kill of a's primary behind its paused standby")
 
 	time.Sleep(500 * time.Millisecond)
 	mark = l.w.Mark()
-	_, unit, replica = unitPrimary("b")(t, l.tg)
+	_, unit, replica := unitPrimary("b")(t, l.tg)
 	l.tg.Signal(t, "pause", supervisor.RoleUnit, unit, replica)
 	// Longer than the core zone takes to replace it (3 × (poll + timeout) and a promotion),
 	// shorter than its replication timeout (2 s): when it resumes, it still ships what the
@@ -246,19 +246,24 @@ func faults(t *testing.T, l *loaded) (staleRefused int) {
 	l.tg.Signal(t, "resume", supervisor.RoleUnit, unit, replica)
 	heal("pause of b's primary")
 
-	// A router with an out-of-date table: payments under the previous epoch, straight to the
-	// primary. Fencing refuses every one (421).
+	// A router with an out-of-date table: payments under the epoch before unit a's failover,
+	// straight to its primary. Fencing refuses every one (421).
 	st := l.tg.Routing(t)
-	b := st.Units["b"]
-	bucket := int64(slices.Index(st.Buckets, "b"))
+	a := st.Units["a"]
+	if a.Epoch < 2 {
+		t.Fatalf("unit a at epoch %d after its primary was killed: no failover to be stale against", a.Epoch)
+	}
+	bucket := int64(slices.Index(st.Buckets, "a"))
 	refused := 0
+	statuses := map[int]int{}
 	for i := range staleWrites {
-		status, err := l.w.PayStale(ctx, b.PrimaryAddr(), b.Epoch-1, bucket, bucket+100*int64(1+i%5), 1)
+		status, err := l.w.PayStale(ctx, a.PrimaryAddr(), a.Epoch-1, bucket, bucket+100*int64(1+i%5), 1)
+		statuses[status]++
 		if err == nil && status == http.StatusMisdirectedRequest {
 			refused++
 		}
 	}
-	t.Logf("payments under a stale epoch: %d of %d refused", refused, staleWrites)
+	t.Logf("payments under a stale epoch: %d of %d refused (statuses %v)", refused, staleWrites, statuses)
 
 	time.Sleep(500 * time.Millisecond)
 	mark = l.w.Mark()
