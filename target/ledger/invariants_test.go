@@ -33,6 +33,7 @@ func allTrue() map[string]Verdict {
 	return map[string]Verdict{
 		CheckMoneyConserved: True, CheckNoNegativeBalance: True, CheckAcknowledgedOnce: True,
 		CheckFailedNoEffect: True, CheckReplicasConverged: True, CheckNoStaleEpochWrites: True,
+		CheckCrossUnitAtomic: True,
 	}
 }
 
@@ -56,10 +57,21 @@ func TestEvaluate(t *testing.T) {
 		{"dropped standby ignored", func(u *Unit) { u.Replicas[2].Epoch = 2; u.Replicas[2].Chain = "zzz" }, nil},
 		{"stale write accepted", func(u *Unit) { u.Replicas[2].StaleWritesAccepted = 1 }, map[string]Verdict{CheckNoStaleEpochWrites: False}},
 		{"stale write refused is fine", func(u *Unit) { u.Replicas[0].StaleWritesRefused = 4 }, nil},
-		{"split brain", func(u *Unit) { u.Replicas[2].Role = RolePrimary }, map[string]Verdict{CheckAcknowledgedOnce: False, CheckReplicasConverged: False}},
+		{"split brain", func(u *Unit) { u.Replicas[2].Role = RolePrimary }, map[string]Verdict{CheckAcknowledgedOnce: False, CheckReplicasConverged: False, CheckCrossUnitAtomic: Unknown}},
 		{"primary unreachable", func(u *Unit) { u.Replicas[1] = Replica{Unit: "a", Replica: "r2", Error: "connection refused"} }, map[string]Verdict{
 			CheckMoneyConserved: Unknown, CheckNoNegativeBalance: Unknown, CheckAcknowledgedOnce: Unknown,
 			CheckFailedNoEffect: Unknown, CheckReplicasConverged: Unknown, CheckNoStaleEpochWrites: Unknown,
+			CheckCrossUnitAtomic: Unknown,
+		}},
+		{"reservation held, books balanced", func(u *Unit) {
+			for i := range u.Replicas {
+				u.Replicas[i].Cross.AddLeg("k1", LegDebit, LegTried, 7)
+				u.Replicas[i].Books.BalanceSumMinor -= 7
+				u.Replicas[i].Books.PostingSumMinor -= 7
+			}
+		}, map[string]Verdict{CheckCrossUnitAtomic: False}},
+		{"cross-unit leg off the books", func(u *Unit) { u.Replicas[1].Cross.AddLeg("k1", LegCredit, LegConfirmed, 7) }, map[string]Verdict{
+			CheckMoneyConserved: False, CheckCrossUnitAtomic: False,
 		}},
 		{"chain not gathered", func(u *Unit) { delete(u.PrimaryChains, 15) }, map[string]Verdict{CheckReplicasConverged: Unknown}},
 	}
@@ -105,6 +117,65 @@ func TestOverall(t *testing.T) {
 			}
 			if got := Overall(checks); got != tt.want {
 				t.Errorf("Overall = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestEvaluateCross pairs the legs of two units' primaries with each other and with the core
+// zone's decisions.
+func TestEvaluateCross(t *testing.T) {
+	type xleg struct{ key, leg, state string }
+	type legs struct{ a, b []xleg }
+	l := func(key, leg, state string) xleg { return xleg{key, leg, state} }
+	decided := func() *CoreTransfers {
+		c := &CoreTransfers{Begun: 2}
+		c.Confirmed.AddLeg("k1", 5)
+		c.Cancelled.AddLeg("k2", 5)
+		return c
+	}
+	tests := []struct {
+		name string
+		legs legs
+		core *CoreTransfers
+		want Verdict
+	}{
+		{"confirmed and cancelled on both sides", legs{
+			a: []xleg{l("k1", LegDebit, LegConfirmed), l("k2", LegDebit, LegCancelled)},
+			b: []xleg{l("k1", LegCredit, LegConfirmed), l("k2", LegCredit, LegCancelled)}}, decided(), True},
+		{"without the core zone", legs{
+			a: []xleg{l("k1", LegDebit, LegConfirmed), l("k2", LegDebit, LegCancelled)},
+			b: []xleg{l("k1", LegCredit, LegConfirmed), l("k2", LegCredit, LegCancelled)}}, nil, True},
+		{"credit never applied", legs{
+			a: []xleg{l("k1", LegDebit, LegConfirmed), l("k2", LegDebit, LegCancelled)},
+			b: []xleg{l("k1", LegCredit, LegTried), l("k2", LegCredit, LegCancelled)}}, decided(), False},
+		{"cancelled on one side only", legs{
+			a: []xleg{l("k1", LegDebit, LegConfirmed), l("k2", LegDebit, LegCancelled)},
+			b: []xleg{l("k1", LegCredit, LegConfirmed)}}, decided(), False},
+		{"confirmed against a cancel decision", legs{
+			a: []xleg{l("k1", LegDebit, LegConfirmed), l("k2", LegDebit, LegConfirmed)},
+			b: []xleg{l("k1", LegCredit, LegConfirmed), l("k2", LegCredit, LegConfirmed)}}, decided(), False},
+		{"core zone unfinished", legs{
+			a: []xleg{l("k1", LegDebit, LegConfirmed), l("k2", LegDebit, LegCancelled)},
+			b: []xleg{l("k1", LegCredit, LegConfirmed), l("k2", LegCredit, LegCancelled)}},
+			func() *CoreTransfers { c := decided(); c.Unfinished = 1; return c }(), False},
+		{"core zone unreadable", legs{
+			a: []xleg{l("k1", LegDebit, LegConfirmed), l("k2", LegDebit, LegCancelled)},
+			b: []xleg{l("k1", LegCredit, LegConfirmed), l("k2", LegCredit, LegCancelled)}}, &CoreTransfers{Error: "no leader"}, Unknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var units []Unit
+			for name, ls := range map[string][]xleg{"a": tt.legs.a, "b": tt.legs.b} {
+				r := Replica{Unit: name, Replica: "r1", Role: RolePrimary, Epoch: 1}
+				for _, x := range ls {
+					r.Cross.AddLeg(x.key, x.leg, x.state, 5)
+				}
+				units = append(units, Unit{Name: name, Replicas: []Replica{r}})
+			}
+			got := EvaluateCross(units, tt.core)
+			if got.Verdict != tt.want {
+				t.Errorf("verdict %s (%s), want %s", got.Verdict, got.Detail, tt.want)
 			}
 		})
 	}

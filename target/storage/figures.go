@@ -70,6 +70,9 @@ func (db *DB) Figures(ctx context.Context) (ledger.Replica, error) {
 			return ledger.Replica{}, fmt.Errorf("read figures: %w", err)
 		}
 	}
+	if r.Cross, err = crossFigures(ctx, tx); err != nil {
+		return ledger.Replica{}, err
+	}
 	if r.AckedSeq > 0 {
 		if err := tx.QueryRowContext(ctx, `SELECT chain FROM history WHERE seq = $1`, r.AckedSeq).Scan(&r.AckedChain); err != nil {
 			return ledger.Replica{}, fmt.Errorf("read acknowledged chain at %d: %w", r.AckedSeq, err)

@@ -37,6 +37,9 @@ var migrations = [][]string{
 		`CREATE TABLE outbox (seq ` + intKey + `, idem_key TEXT NOT NULL, from_uid BIGINT NOT NULL,
 			to_uid BIGINT NOT NULL, amount_minor BIGINT NOT NULL)`,
 	},
+	// The legs of cross-unit transfers this unit takes part in (tcc.go): one row per key and
+	// leg, its state tried, confirmed or cancelled; the index finds the pending ones.
+	tccMigration,
 }
 
 // The SQLite words of the schema that sqldb.Dialect.Schema translates for PostgreSQL (the rest

@@ -32,6 +32,7 @@ type snapLine struct {
 	Payment *snapPayment    `json:"p,omitempty"`
 	Posting *snapPosting    `json:"x,omitempty"`
 	History *snapHistory    `json:"h,omitempty"`
+	TCC     *snapTCC        `json:"c,omitempty"`
 	End     *int64          `json:"end,omitempty"` // rows written
 }
 
@@ -90,6 +91,7 @@ func (db *DB) ExportSnapshot(ctx context.Context, w io.Writer, unit string, epoc
 		{`SELECT idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch FROM payments ORDER BY idem_key`, paymentLine},
 		{`SELECT seq, leg, idem_key, uid, amount_minor FROM postings ORDER BY idem_key, seq, leg`, postingLine},
 		{`SELECT seq, epoch, stale, chain FROM history ORDER BY seq`, historyLine},
+		{qSnapTCC, tccLine},
 	}
 	for _, t := range tables {
 		n, err := exportTable(ctx, tx, enc, t.q, t.line)
@@ -191,7 +193,7 @@ func (t *Tx) ImportSnapshot(ctx context.Context, r io.Reader) (SnapshotHeader, i
 
 // importStmts are the prepared inserts of one import.
 type importStmts struct {
-	account, payment, posting, history *sql.Stmt
+	account, payment, posting, history, tcc *sql.Stmt
 	ackedSeq                           int64
 }
 
@@ -206,7 +208,7 @@ func (t *Tx) prepareImport(ctx context.Context) error {
 			to_uid BIGINT NOT NULL, amount_minor BIGINT NOT NULL, status TEXT NOT NULL, reason TEXT NOT NULL,
 			seq BIGINT NOT NULL, epoch BIGINT NOT NULL)`,
 		`DELETE FROM snap_payments`,
-		`DELETE FROM accounts`, `DELETE FROM postings`, `DELETE FROM history`,
+		`DELETE FROM accounts`, `DELETE FROM postings`, `DELETE FROM history`, `DELETE FROM tcc`,
 	} {
 		if err := t.execOnce(ctx, "prepare import", q); err != nil {
 			return err
@@ -222,6 +224,7 @@ func (t *Tx) prepareImport(ctx context.Context) error {
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`},
 		{&st.posting, `INSERT INTO postings (seq, leg, idem_key, uid, amount_minor) VALUES ($1, $2, $3, $4, $5)`},
 		{&st.history, `INSERT INTO history (seq, epoch, stale, chain) VALUES ($1, $2, $3, $4)`},
+		{&st.tcc, qImportTCC},
 	} {
 		s, err := t.tx.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -249,6 +252,8 @@ func (t *Tx) importLine(ctx context.Context, l snapLine) error {
 	case l.History != nil:
 		h := l.History
 		_, err = st.history.ExecContext(ctx, h.Seq, h.Epoch, h.Stale, h.Chain)
+	case l.TCC != nil:
+		err = importTCC(ctx, st.tcc, l.TCC)
 	default:
 		return fmt.Errorf("import snapshot line: %w", ErrSnapshotShape)
 	}
@@ -262,7 +267,7 @@ func (t *Tx) importLine(ctx context.Context, l snapLine) error {
 func (t *Tx) finishImport(ctx context.Context) (int64, error) {
 	st := t.imp
 	t.imp = nil
-	for _, s := range []*sql.Stmt{st.account, st.payment, st.posting, st.history} {
+	for _, s := range []*sql.Stmt{st.account, st.payment, st.posting, st.history, st.tcc} {
 		s.Close()
 	}
 	res, err := t.tx.ExecContext(ctx, `INSERT INTO lost (idem_key, seq, status)
@@ -284,6 +289,7 @@ func (t *Tx) finishImport(ctx context.Context) (int64, error) {
 		`DELETE FROM outbox`,
 		`INSERT INTO outbox (seq, idem_key, from_uid, to_uid, amount_minor)
 			SELECT seq, idem_key, from_uid, to_uid, amount_minor FROM payments WHERE status = 'committed'`,
+		qRebuildTCCOutbox,
 	} {
 		if err := t.execOnce(ctx, "swap payments", q); err != nil {
 			return 0, err

@@ -60,7 +60,7 @@ func OpenAt(ctx context.Context, p sqldb.Place) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("migrate %s: %w", p, err)
 	}
-	for _, q := range append(writerQueries, insertQueries(db.d)...) {
+	for _, q := range append(append(writerQueries, tccQueries...), insertQueries(db.d)...) {
 		st, err := w.PrepareContext(ctx, q)
 		if err != nil {
 			db.Close()

@@ -15,6 +15,7 @@ import (
 const (
 	kindOpen = "open"
 	kindPay  = "pay"
+	kindTCC  = "tcc" // a step of a cross-unit transfer
 )
 
 // entry is one change of the books, decided by a primary and applied the same way on every
@@ -26,6 +27,7 @@ type entry struct {
 	Kind     string           `json:"kind"`
 	Accounts []ledger.Account `json:"accounts,omitempty"`
 	Payment  *ledger.Outcome  `json:"payment,omitempty"`
+	TCC      *tccStep         `json:"tcc,omitempty"`
 }
 
 // chainNext extends the history's hash chain by one entry body.
@@ -60,6 +62,10 @@ func apply(ctx context.Context, tx *storage.Tx, e *entry, body []byte, stale boo
 			}
 			p := e.Payment
 			tx.AddOutbox(storage.OutboxRow{Seq: e.Seq, Key: p.Key, FromUID: p.FromUID, ToUID: p.ToUID, AmountMinor: p.AmountMinor})
+		}
+	case kindTCC:
+		if err := applyTCC(ctx, tx, e); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("apply entry %d of kind %q: %w", e.Seq, e.Kind, ErrDiverged)

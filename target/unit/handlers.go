@@ -25,6 +25,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /internal/state", s.handleState)
 	mux.HandleFunc("POST /internal/config", s.handleConfig)
 	mux.HandleFunc("GET /internal/audit", s.handleAudit)
+	mux.HandleFunc("POST /internal/tcc/{step}", s.handleTCC)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -25,6 +25,7 @@ type metrics struct {
 	lastSeq      prometheus.Gauge
 
 	eventsPublished prometheus.Counter
+	tccSteps        *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -52,9 +53,11 @@ func newMetrics() *metrics {
 		lastSeq: prometheus.NewGauge(prometheus.GaugeOpts{Name: "paycell_last_seq", Help: "Last seq of the replica's history."}),
 		eventsPublished: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "paycell_events_published_total", Help: "Outbox events the relay published and JetStream acknowledged."}),
+		tccSteps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paycell_tcc_steps_total", Help: "Cross-unit transfer steps answered, by step and the leg's state."}, []string{"step", "state"}),
 	}
 	m.reg.MustRegister(m.payments, m.batchOps, m.replicateSec, m.entriesSent, m.entriesApply,
-		m.staleRefused, m.fenced, m.epoch, m.role, m.lastSeq, m.eventsPublished,
+		m.staleRefused, m.fenced, m.epoch, m.role, m.lastSeq, m.eventsPublished, m.tccSteps,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -204,6 +204,8 @@ func (s *server) run(ctx context.Context) error {
 	wg.Add(3)
 	go func() { defer wg.Done(); s.write(ctx) }()     // ends with ctx
 	go func() { defer wg.Done(); s.replicate(ctx) }() // ends with ctx
+	wg.Add(1)
+	go func() { defer wg.Done(); s.resolveTCC(ctx) }() // ends with ctx
 	if s.cfg.NATS != "" {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.relay(ctx) }() // ends with ctx

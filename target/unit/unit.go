@@ -35,11 +35,15 @@ const (
 	DefectForgetfulDedup Defect = "forgetful-dedup"
 	// DefectPublishBeforeCommit publishes a batch's events before its transaction commits.
 	DefectPublishBeforeCommit Defect = "publish-before-commit"
+	// DefectTCCNoFencing accepts the steps of cross-unit transfers (try, confirm, cancel) under a
+	// stale epoch: a core zone leader with an out-of-date view moves money on a replica that
+	// has already seen a newer configuration.
+	DefectTCCNoFencing Defect = "tcc-no-fencing"
 )
 
 // Defects lists every defect a unit knows, for flags and docs.
 func Defects() []Defect {
-	return []Defect{DefectAsyncReplication, DefectNoFencing, DefectForgetfulDedup, DefectPublishBeforeCommit}
+	return []Defect{DefectAsyncReplication, DefectNoFencing, DefectForgetfulDedup, DefectPublishBeforeCommit, DefectTCCNoFencing}
 }
 
 // Errors of the unit.

@@ -19,6 +19,7 @@ const (
 	opConfig
 	opInstall
 	opCatchUpLog
+	opTCC // a step of a cross-unit transfer (tcc.go)
 )
 
 // op is a request to the writer goroutine; done receives exactly one result.
@@ -30,10 +31,11 @@ type op struct {
 	repl     *replicateRequest
 	cfg      *configRequest
 	install  *snapshot
+	tcc      *tccRequest
 	done     chan result
 }
 
-func (o *op) business() bool { return o.kind == opPay || o.kind == opOpen }
+func (o *op) business() bool { return o.kind == opPay || o.kind == opOpen || o.kind == opTCC }
 
 func (o *op) weight() int {
 	if o.kind == opOpen {
@@ -50,6 +52,7 @@ type result struct {
 	created int
 	seq     int64
 	last    replicateResponse
+	tcc     tccAnswer
 }
 
 // batch is a group of committed entries on their way to the standby.
@@ -239,6 +242,9 @@ func (s *server) trim(ctx context.Context, tx *storage.Tx, seq int64) error {
 // decide turns one business op into an entry (nil when it changes nothing) and its result.
 // The error is an operating error that fails the whole batch; business errors go in the result.
 func (s *server) decide(ctx context.Context, tx *storage.Tx, v view, o *op, seq int64) (*entry, result, error) {
+	if o.kind == opTCC {
+		return s.decideTCC(ctx, tx, v, o, seq)
+	}
 	stale, err := s.fenceWrite(v, o.epoch)
 	if err != nil {
 		return nil, result{err: err}, nil
@@ -259,6 +265,11 @@ func (s *server) decide(ctx context.Context, tx *storage.Tx, v view, o *op, seq 
 		return nil, result{outcome: rec.Outcome, seq: rec.Seq}, nil
 	case err != nil && !errors.Is(err, storage.ErrNotFound):
 		return nil, result{}, err
+	}
+	if known, err := tx.TCCKnown(ctx, o.pay.Key); err != nil {
+		return nil, result{}, err
+	} else if known {
+		return nil, result{err: fmt.Errorf("pay %q: a cross-unit transfer has the key: %w", o.pay.Key, ledger.ErrIdempotencyConflict)}, nil
 	}
 	fromMinor, _, fromOK, toOK, err := tx.Pair(ctx, o.pay.FromUID, o.pay.ToUID)
 	if err != nil {

@@ -1,0 +1,145 @@
+package unit_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/unit"
+	"github.com/redline-dev/redline/target/unit/unittest"
+)
+
+// leg is a transfer step's body; one unit plays both participants here (the unit does not know
+// which unit holds the other leg).
+type leg struct {
+	Key         string `json:"key"`
+	Leg         string `json:"leg"`
+	FromUID     int64  `json:"from_uid"`
+	ToUID       int64  `json:"to_uid"`
+	AmountMinor int64  `json:"amount_minor"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+type legAnswer struct {
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+	Empty  bool   `json:"empty"`
+}
+
+func step(t *testing.T, p *unittest.Pair, addr, name string, epoch int64, l leg) (int, legAnswer) {
+	t.Helper()
+	var a legAnswer
+	status, raw, err := p.Client.Do(context.Background(), http.MethodPost, "http://"+addr+"/internal/tcc/"+name, l, &a, epoch)
+	if err != nil {
+		t.Fatalf("%s %+v: %v (%s)", name, l, err, raw)
+	}
+	return status, a
+}
+
+func balances(t *testing.T, p *unittest.Pair, uids ...int64) []int64 {
+	t.Helper()
+	var out []int64
+	for _, uid := range uids {
+		_, a, err := p.Client.Account(context.Background(), p.Primary().Addr(), uid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, a.BalanceMinor)
+	}
+	return out
+}
+
+// TestTCCSteps walks every step of both legs: idempotent retries, the reservation, empty
+// rollback, a try after its cancel, refusals, and the audit of the legs.
+func TestTCCSteps(t *testing.T) {
+	p := unittest.StartPair(t, unittest.Options{})
+	seed(t, p, 2, 1_000)
+	addr, e := p.Primary().Addr(), p.Epoch()
+	debit := func(key string, amount int64) leg { return leg{Key: key, Leg: ledger.LegDebit, FromUID: 0, ToUID: 1, AmountMinor: amount} }
+	credit := func(key string, amount int64) leg { return leg{Key: key, Leg: ledger.LegCredit, FromUID: 0, ToUID: 1, AmountMinor: amount} }
+	steps := []struct {
+		name       string
+		step       string
+		leg        leg
+		wantStatus int
+		wantState  string
+		wantBal    []int64 // balances of 0 and 1 after the step
+	}{
+		{"try reserves the payer's funds", "try", debit("k1", 300), 200, "tried", []int64{700, 1_000}},
+		{"try again: the same reservation", "try", debit("k1", 300), 200, "tried", []int64{700, 1_000}},
+		{"pending credit", "try", credit("k1", 300), 200, "tried", []int64{700, 1_000}},
+		{"confirm the debit", "confirm", debit("k1", 300), 200, "confirmed", []int64{700, 1_000}},
+		{"confirm the credit applies it", "confirm", credit("k1", 300), 200, "confirmed", []int64{700, 1_300}},
+		{"confirm again", "confirm", credit("k1", 300), 200, "confirmed", []int64{700, 1_300}},
+		{"cancel after confirm is refused", "cancel", debit("k1", 300), 409, "", []int64{700, 1_300}},
+		{"same key, other amount", "try", debit("k1", 301), 409, "", []int64{700, 1_300}},
+		{"empty rollback", "cancel", credit("k2", 50), 200, "cancelled", []int64{700, 1_300}},
+		{"empty rollback of the other leg", "cancel", debit("k2", 50), 200, "cancelled", []int64{700, 1_300}},
+		{"try after its cancel is refused", "try", debit("k2", 50), 200, "cancelled", []int64{700, 1_300}},
+		{"insufficient funds", "try", debit("k3", 5_000), 200, "refused", []int64{700, 1_300}},
+		{"try then cancel releases", "try", debit("k4", 200), 200, "tried", []int64{500, 1_300}},
+		{"cancel releases", "cancel", debit("k4", 200), 200, "cancelled", []int64{700, 1_300}},
+		{"cancel again", "cancel", debit("k4", 200), 200, "cancelled", []int64{700, 1_300}},
+		{"its credit never tried", "cancel", credit("k4", 200), 200, "cancelled", []int64{700, 1_300}},
+		{"confirm without try", "confirm", debit("k5", 10), 409, "", []int64{700, 1_300}},
+		{"unknown payee", "try", leg{Key: "k6", Leg: ledger.LegCredit, FromUID: 0, ToUID: 99, AmountMinor: 1}, 200, "refused", []int64{700, 1_300}},
+		{"bad leg", "try", leg{Key: "k7", Leg: "sideways", FromUID: 0, ToUID: 1, AmountMinor: 1}, 400, "", []int64{700, 1_300}},
+		{"bad amount", "try", leg{Key: "k7", Leg: ledger.LegDebit, FromUID: 0, ToUID: 1, AmountMinor: -1}, 400, "", []int64{700, 1_300}},
+	}
+	for _, s := range steps {
+		status, a := step(t, p, addr, s.step, e, s.leg)
+		if status != s.wantStatus || (s.wantState != "" && a.State != s.wantState) {
+			t.Errorf("%s: %d %+v, want %d %s", s.name, status, a, s.wantStatus, s.wantState)
+		}
+		if got := balances(t, p, 0, 1); got[0] != s.wantBal[0] || got[1] != s.wantBal[1] {
+			t.Errorf("%s: balances %v, want %v", s.name, got, s.wantBal)
+		}
+	}
+	if status, _, _ := p.Client.Do(context.Background(), http.MethodPost, "http://"+addr+"/internal/tcc/try", debit("k8", 1), nil, 0); status != http.StatusBadRequest {
+		t.Errorf("a step without an epoch: %d, want 400", status)
+	}
+	if status, _, _ := p.Client.Pay(context.Background(), addr, e, ledger.Payment{Key: "k1", FromUID: 0, ToUID: 1, AmountMinor: 300}); status != http.StatusConflict {
+		t.Errorf("a same-unit payment reusing a transfer's key: %d, want 409", status)
+	}
+	for _, rep := range []struct {
+		name string
+		v    map[string]ledger.Verdict
+	}{{"online", unittest.Verdicts(p.AuditOnline(t))}, {"offline", unittest.Verdicts(p.AuditOffline(t))}} {
+		for check, v := range rep.v {
+			if v != ledger.True {
+				t.Errorf("%s audit: %s %s", rep.name, check, v)
+			}
+		}
+	}
+}
+
+// TestTCCFencing: a step under an epoch older than the replica's is refused (421), as a payment
+// is; with the tcc-no-fencing defect it is accepted and the audit calls it false.
+func TestTCCFencing(t *testing.T) {
+	for _, defect := range []bool{false, true} {
+		t.Run(map[bool]string{false: "fenced", true: "tcc-no-fencing"}[defect], func(t *testing.T) {
+			p := pairWith(t, unit.DefectTCCNoFencing, defect)
+			seed(t, p, 2, 1_000)
+			stale := p.Epoch()
+			primary := p.Failover(t)
+			status, a := step(t, p, primary.Addr(), "try", stale, leg{Key: "z1", Leg: ledger.LegDebit, FromUID: 0, ToUID: 1, AmountMinor: 5})
+			verdicts := unittest.Verdicts(p.AuditOnline(t))
+			if !defect {
+				if status != http.StatusMisdirectedRequest {
+					t.Errorf("stale try: %d %+v, want 421", status, a)
+				}
+				if verdicts[ledger.CheckNoStaleEpochWrites] != ledger.True {
+					t.Errorf("audit %v, want true", verdicts)
+				}
+				return
+			}
+			if status != http.StatusOK || a.State != ledger.LegTried {
+				t.Errorf("stale try with the defect: %d %+v, want accepted", status, a)
+			}
+			if verdicts[ledger.CheckNoStaleEpochWrites] != ledger.False || verdicts[ledger.CheckCrossUnitAtomic] != ledger.False {
+				t.Errorf("audit %v, want the stale write and the lone reservation false", verdicts)
+			}
+		})
+	}
+}
