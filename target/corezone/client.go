@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 )
 
@@ -148,3 +149,62 @@ func codeError(code string) error {
 		return fmt.Errorf("core error %q", code)
 	}
 }
+
+// Transfer posts a cross-unit payment (body as the business API received it, headers carried
+// to the participants) to the leader and returns its answer as is: the status and the body.
+func (c *Client) Transfer(ctx context.Context, body []byte, h http.Header) (int, []byte, error) {
+	return c.raw(ctx, http.MethodPost, "/v1/transfers", body, h)
+}
+
+// TransferOutcome reads a cross-unit payment's outcome (GET /v1/payments/{key} of the business
+// API), as is.
+func (c *Client) TransferOutcome(ctx context.Context, key string) (int, []byte, error) {
+	return c.raw(ctx, http.MethodGet, "/v1/transfers/"+url.PathEscape(key), nil, nil)
+}
+
+// raw tries the replicas until one that leads answers, and returns that answer unread.
+func (c *Client) raw(ctx context.Context, method, path string, body []byte, h http.Header) (int, []byte, error) {
+	if len(c.addrs) == 0 {
+		return 0, nil, fmt.Errorf("%w: no core addresses", errUnavailable)
+	}
+	start := int(c.good.Load())
+	var errs []error
+	for i := range c.addrs {
+		k := (start + i) % len(c.addrs)
+		req, err := http.NewRequestWithContext(ctx, method, "http://"+c.addrs[k]+path, bytes.NewReader(body))
+		if err != nil {
+			return 0, nil, err
+		}
+		for name, v := range h {
+			req.Header[name] = v
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.http.Do(req)
+		if err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, stateBytesMax))
+		drain(resp.Body)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if resp.StatusCode == http.StatusServiceUnavailable {
+			var eb errorBody
+			if json.Unmarshal(data, &eb) == nil && notLeading[eb.Error.Code] {
+				errs = append(errs, fmt.Errorf("%s: %s", c.addrs[k], eb.Error.Code))
+				continue
+			}
+		}
+		c.good.Store(int32(k))
+		return resp.StatusCode, data, nil
+	}
+	return 0, nil, fmt.Errorf("%w: %w", errUnavailable, errors.Join(errs...))
+}
+
+// notLeading are the codes of a replica that cannot answer for the leader.
+var notLeading = map[string]bool{"not_leader": true, "no_leader": true, "leader_unreachable": true, "not_initialized": true}

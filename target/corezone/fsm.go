@@ -12,18 +12,21 @@ import (
 // stateBytesMax bounds a snapshot: the state is a few kilobytes.
 const stateBytesMax = 1 << 20
 
-// fsm is the raft.FSM over State. Readers get copies; Apply replaces the state as a whole.
+// fsm is the raft.FSM over State and the transfer registry. Readers get copies; Apply
+// replaces the state as a whole.
 type fsm struct {
-	mu    sync.RWMutex
-	state State
+	mu        sync.RWMutex
+	state     State
+	transfers transfers
 }
 
 var _ raft.FSM = (*fsm)(nil)
 
 // applyResult is what Apply returns to the leader's ApplyFuture.
 type applyResult struct {
-	unit Unit
-	err  error
+	unit     Unit
+	transfer Transfer
+	err      error
 }
 
 func (f *fsm) Apply(l *raft.Log) any {
@@ -33,6 +36,10 @@ func (f *fsm) Apply(l *raft.Log) any {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if isTransferOp(c.Op) {
+		t, err := f.transfers.apply(c, l.Index, f.state)
+		return applyResult{transfer: t, err: err}
+	}
 	n, u, err := f.state.apply(c)
 	if err != nil {
 		return applyResult{unit: u, err: err}
@@ -48,8 +55,18 @@ func (f *fsm) current() State {
 	return f.state.Clone()
 }
 
+// snapshotData is a snapshot: the state's fields and the transfer registry's (a snapshot of
+// the routing state alone reads as one without transfers).
+type snapshotData struct {
+	State
+	transfersSnapshot
+}
+
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
-	b, err := json.Marshal(f.current())
+	f.mu.RLock()
+	data := snapshotData{State: f.state.Clone(), transfersSnapshot: f.transfers.export()}
+	f.mu.RUnlock()
+	b, err := json.Marshal(data)
 	if err != nil {
 		return nil, fmt.Errorf("encode state: %w", err)
 	}
@@ -58,20 +75,21 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 
 func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, stateBytesMax+1))
+	b, err := io.ReadAll(io.LimitReader(rc, snapshotBytesMax+1))
 	if err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
-	if len(b) > stateBytesMax {
-		return fmt.Errorf("read snapshot: larger than %d bytes", stateBytesMax)
+	if len(b) > snapshotBytesMax {
+		return fmt.Errorf("read snapshot: larger than %d bytes", snapshotBytesMax)
 	}
-	var s State
+	var s snapshotData
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("decode snapshot: %w", err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.state = s
+	f.state = s.State
+	f.transfers = restoreTransfers(s.transfersSnapshot)
 	return nil
 }
 

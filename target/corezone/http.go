@@ -44,6 +44,7 @@ func (n *node) routes() http.Handler {
 	mux.HandleFunc("GET /v1/routing", n.handleRouting)
 	mux.HandleFunc("POST /v1/units/{unit}/{op}", n.handleChange)
 	mux.HandleFunc("GET /v1/status", n.handleStatus)
+	n.transferRoutes(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.metrics.reg, promhttp.HandlerOpts{}))
 	return mux

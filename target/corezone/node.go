@@ -93,6 +93,7 @@ type node struct {
 	log     *slog.Logger
 	metrics *metrics
 	http    *http.Client
+	tcc     *coordinator
 }
 
 // Run runs one core zone replica until ctx is cancelled, then shuts it down.
@@ -113,7 +114,9 @@ func Run(ctx context.Context, cfg Config) error {
 		metrics: newMetrics(),
 		http:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}},
 	}
+	n.tcc = newCoordinator(n)
 	defer n.http.CloseIdleConnections()
+	defer n.tcc.http.CloseIdleConnections()
 	closeRaft, err := n.startRaft()
 	if err != nil {
 		return err
@@ -275,33 +278,40 @@ func (n *node) lead(ctx context.Context) {
 		// Each watcher ends with ctx (leadership lost or replica stopping).
 		wg.Go(func() { n.watchUnit(ctx, name) })
 	}
+	wg.Go(func() { n.tcc.lead(ctx) }) // recovery of transfers; ends with ctx
 	wg.Wait()
 }
 
 // apply replicates c through Raft and returns the unit it affected.
 func (n *node) apply(c Command) (Unit, error) {
+	res, err := n.commit(c)
+	return res.unit, err
+}
+
+// commit replicates c through Raft and returns the state machine's answer.
+func (n *node) commit(c Command) (applyResult, error) {
 	b, err := json.Marshal(c)
 	if err != nil {
-		return Unit{}, fmt.Errorf("encode command: %w", err)
+		return applyResult{}, fmt.Errorf("encode command: %w", err)
 	}
 	f := n.raft.Apply(b, raftApplyTimeout)
 	if err := f.Error(); err != nil {
 		n.metrics.commands.WithLabelValues(string(c.Op), "raft_error").Inc()
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) {
-			return Unit{}, fmt.Errorf("apply %s: %w: %w", c.Op, ErrNotLeader, err)
+			return applyResult{}, fmt.Errorf("apply %s: %w: %w", c.Op, ErrNotLeader, err)
 		}
-		return Unit{}, fmt.Errorf("apply %s: %w", c.Op, err)
+		return applyResult{}, fmt.Errorf("apply %s: %w", c.Op, err)
 	}
 	res, ok := f.Response().(applyResult)
 	if !ok {
-		return Unit{}, fmt.Errorf("apply %s: unexpected response %T", c.Op, f.Response())
+		return applyResult{}, fmt.Errorf("apply %s: unexpected response %T", c.Op, f.Response())
 	}
 	result := "ok"
 	if res.err != nil {
 		result = "refused"
 	}
 	n.metrics.commands.WithLabelValues(string(c.Op), result).Inc()
-	return res.unit, res.err
+	return res, res.err
 }
 
 // sleep waits d or until ctx is done.

@@ -121,6 +121,11 @@ const (
 	OpAddStandby   Op = "add-standby"
 	OpFailoverTime Op = "failover-time"  // records a measured failover; no configuration change
 	OpSynced       Op = "standby-synced" // records the standby in sync; no configuration change
+
+	// The commands of cross-unit transfers (transfers.go): none changes a configuration.
+	OpTransferBegin  Op = "transfer-begin"  // a transfer to try (Transfer)
+	OpTransferDecide Op = "transfer-decide" // its decision (Key, Decision, Reason; Transfer: presumed abort)
+	OpTransferDone   Op = "transfer-done"   // both participants applied the decisions (Keys)
 )
 
 // Command is one entry of the Raft log.
@@ -135,6 +140,12 @@ type Command struct {
 	Seeds []UnitSeed `json:"seeds,omitempty"`
 	// FailoverMS is a measured failover duration (OpFailoverTime only).
 	FailoverMS int64 `json:"failover_ms,omitempty"`
+	// Transfer, Key, Decision, Reason and Keys are the operands of the transfer commands.
+	Transfer *Transfer `json:"transfer,omitempty"`
+	Key      string    `json:"key,omitempty"`
+	Decision string    `json:"decision,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	Keys     []string  `json:"keys,omitempty"`
 }
 
 // UnitSeed is a unit of the initial layout: its replicas in order, the first one the primary.

@@ -99,11 +99,10 @@ func (rt *router) pay(r *http.Request) reply {
 	if bad != nil {
 		return *bad
 	}
-	if from != to {
-		return errorReply(http.StatusUnprocessableEntity, "cross_unit_unsupported",
-			fmt.Sprintf("accounts %d and %d are in units %s and %s", *p.FromUID, *p.ToUID, from, to))
-	}
 	h := passed(r)
+	if from != to {
+		return rt.transfer(r.Context(), body, h) // cross-unit: the core zone coordinates it
+	}
 	// Go's transport retries a request on a broken kept-alive connection when it is marked idempotent.
 	h.Set("Idempotency-Key", p.Key)
 	return rt.forward(r.Context(), from, http.MethodPost, "/v1/payments", body, h)
@@ -121,9 +120,10 @@ func (rt *router) getPayment(r *http.Request) reply {
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	replies := make(chan reply, len(st.Units))
+	replies := make(chan reply, len(st.Units)+1)
 	var wg sync.WaitGroup
 	h := passed(r)
+	wg.Go(func() { replies <- rt.transferOutcome(ctx, key) }) // a cross-unit payment
 	for unit := range st.Units {
 		// Each ends with its forward (bounded by forwardTimeout, cut short by cancel).
 		wg.Go(func() { replies <- rt.forward(ctx, unit, http.MethodGet, "/v1/payments/"+url.PathEscape(key), nil, h) })

@@ -93,6 +93,7 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config) error {
 
 type router struct {
 	table    *table
+	core     *corezone.Client // cross-unit payments (transfer.go)
 	http     *http.Client
 	log      *slog.Logger
 	metrics  *metrics
@@ -105,6 +106,7 @@ func newRouter(cfg Config) *router {
 	core := corezone.NewClient(cfg.CoreAddrs, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}})
 	return &router{
 		table:   &table{core: core, log: log, metrics: m},
+		core:    corezone.NewClient(cfg.CoreAddrs, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: coreConnsMax, IdleConnTimeout: 30 * time.Second}}),
 		log:     log,
 		metrics: m,
 		http: &http.Client{Transport: &http.Transport{

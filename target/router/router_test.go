@@ -18,11 +18,13 @@ import (
 	"github.com/redline-dev/redline/target/corezone"
 )
 
-// fakeCore serves a routing table the test changes at will.
+// fakeCore serves a routing table the test changes at will, and records the cross-unit
+// payments it is given (answering them committed).
 type fakeCore struct {
-	mu  sync.Mutex
-	st  corezone.State
-	srv *httptest.Server
+	mu        sync.Mutex
+	st        corezone.State
+	transfers []string
+	srv       *httptest.Server
 }
 
 func newFakeCore(t testing.TB, st corezone.State) *fakeCore {
@@ -30,7 +32,17 @@ func newFakeCore(t testing.TB, st corezone.State) *fakeCore {
 	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		_ = json.NewEncoder(w).Encode(c.st)
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == "/v1/transfers":
+			b, _ := io.ReadAll(r.Body)
+			c.transfers = append(c.transfers, string(b))
+			_, _ = io.WriteString(w, `{"status":"committed"}`)
+		case strings.HasPrefix(r.URL.Path, "/v1/transfers/"):
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = io.WriteString(w, `{"error":{"code":"not_found","message":"no transfer"}}`)
+		default:
+			_ = json.NewEncoder(w).Encode(c.st)
+		}
 	}))
 	t.Cleanup(c.srv.Close)
 	return c
@@ -169,7 +181,8 @@ func TestForwarding(t *testing.T) {
 		path, body   string
 		wantStatus   int
 		wantCode     string
-		wantA, wantB []seen // requests the units receive
+		wantA, wantB []seen   // requests the units receive
+		wantCore     []string // cross-unit payments the core zone receives
 	}{
 		{
 			name: "payment in unit a", method: "POST", path: "/v1/payments",
@@ -185,7 +198,7 @@ func TestForwarding(t *testing.T) {
 		},
 		{
 			name: "cross-unit payment", method: "POST", path: "/v1/payments",
-			body: `{"key":"k3","from_uid":1,"to_uid":2,"amount_minor":5}`, wantStatus: 422, wantCode: "cross_unit_unsupported",
+			body: `{"key":"k3","from_uid":1,"to_uid":2,"amount_minor":5}`, wantStatus: 200, wantCore: []string{`{"key":"k3","from_uid":1,"to_uid":2,"amount_minor":5}`},
 		},
 		{
 			name: "payment without key", method: "POST", path: "/v1/payments",
@@ -246,6 +259,11 @@ func TestForwarding(t *testing.T) {
 			}
 			if diff := cmp.Diff(e.b1.requests(), tt.wantB); diff != "" {
 				t.Errorf("unit b (-got +want):\n%s", diff)
+			}
+			e.core.mu.Lock()
+			defer e.core.mu.Unlock()
+			if diff := cmp.Diff(e.core.transfers, tt.wantCore); diff != "" {
+				t.Errorf("core zone (-got +want):\n%s", diff)
 			}
 		})
 	}

@@ -8,17 +8,26 @@ import (
 
 // audit runs the ledger audit over every unit replica, running or not, and the event audit over
 // the broker and the consumer groups: a part that does not answer makes the invariants that
-// need it unknown.
+// need it unknown. Cross-unit transfers are judged against the core zone's decisions.
 func (s *supervisor) audit(ctx context.Context) (audit.Report, error) {
 	var targets []audit.Target
+	var core []string
 	pipe := audit.Pipeline{NATS: s.natsURL()}
 	for _, p := range s.procs {
 		switch p.role {
+		case RoleCore:
+			core = append(core, p.addr)
 		case RoleUnit:
 			targets = append(targets, audit.Target{Unit: p.unit, Replica: p.replica, Addr: p.addr})
 		case RoleConsumer:
 			pipe.Consumers = append(pipe.Consumers, audit.Consumer{Group: p.unit, Addr: p.addr})
 		}
 	}
-	return audit.OnlineWithEvents(ctx, s.http, targets, pipe)
+	// Transfers first: a confirm still on its way adds an event the event audit must see.
+	audit.SettleTransfers(ctx, s.http, core)
+	rep, err := audit.OnlineWithEvents(ctx, s.http, targets, pipe)
+	if err != nil {
+		return rep, err
+	}
+	return rep.WithCore(audit.CoreFigures(ctx, s.http, core)), nil
 }

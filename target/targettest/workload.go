@@ -23,9 +23,10 @@ const (
 	statusAbsent    = "absent"   // unknown, then not found when read back
 )
 
-// Workload sends same-unit payments between accounts [0, Accounts) from Workers goroutines,
-// each retrying a payment with its idempotency key until it has an outcome, and remembers every
-// key and outcome: it is the test's own witness, beside the audit.
+// Workload sends payments between accounts [0, Accounts) from Workers goroutines, same-unit
+// ones and a CrossUnit share of cross-unit ones, each retried with its idempotency key until it
+// has an outcome, and remembers every key and outcome: it is the test's own witness, beside the
+// audit.
 type Workload struct {
 	Client   *Client
 	Accounts int   // a multiple of 100, at least 200
@@ -37,6 +38,10 @@ type Workload struct {
 	RetryFor time.Duration
 	// Pause is each worker's rest between two payments (0: none).
 	Pause time.Duration
+	// CrossUnit is the share (0..1) of payments between accounts of two units; Units is the
+	// target's unit count (0: 4), which places the buckets (bucket % units).
+	CrossUnit float64
+	Units     int
 
 	mu      sync.Mutex
 	records map[string]*record
@@ -53,7 +58,9 @@ type record struct {
 // Witness is what the workload's own client found after a run.
 type Witness struct {
 	Sent, Committed, Failed, Rejected, Unknown int
-	Replayed                                   int
+	// CrossSent and CrossCommitted count the cross-unit payments among them.
+	CrossSent, CrossCommitted int
+	Replayed                  int
 	// Lost: acknowledged keys the business API no longer knows, or knows with another outcome.
 	Lost []string
 	// Conflicts: keys the target called conflicting though they were always sent the same.
@@ -72,8 +79,8 @@ func (w Witness) OK() bool {
 }
 
 func (w Witness) String() string {
-	return fmt.Sprintf("sent %d: committed %d, failed %d, rejected %d, unknown %d; replayed %d (%d mismatched); lost %d %v; conflicts %d; balances off %d %v; unresolved %d",
-		w.Sent, w.Committed, w.Failed, w.Rejected, w.Unknown, w.Replayed, w.ReplayMismatches,
+	return fmt.Sprintf("sent %d: committed %d, failed %d, rejected %d, unknown %d; cross-unit %d (%d committed); replayed %d (%d mismatched); lost %d %v; conflicts %d; balances off %d %v; unresolved %d",
+		w.Sent, w.Committed, w.Failed, w.Rejected, w.Unknown, w.CrossSent, w.CrossCommitted, w.Replayed, w.ReplayMismatches,
 		len(w.Lost), first(w.Lost, 5), len(w.Conflicts), len(w.BalanceOff), first(w.BalanceOff, 5), w.Unresolved)
 }
 
@@ -103,6 +110,9 @@ func (w *Workload) work(ctx context.Context, worker int) {
 	for seq := 0; ctx.Err() == nil; seq++ {
 		from := rng.Int64N(n)
 		to := (from + 100*(1+rng.Int64N(n/100-1))) % n // same bucket, so the same unit
+		if w.CrossUnit > 0 && rng.Float64() < w.CrossUnit {
+			to = w.crossPeer(rng, from)
+		}
 		p := Payment{Key: fmt.Sprintf("w%d-%d-%d", worker, seq, rng.Int64()), FromUID: from, ToUID: to, AmountMinor: 1 + rng.Int64N(w.AmountMax)}
 		w.mu.Lock()
 		if w.records == nil {
@@ -269,9 +279,16 @@ func (w *Workload) Verify(ctx context.Context) Witness {
 	}
 	for _, r := range recs {
 		wit.Sent++
+		cross := w.cross(r.p)
+		if cross {
+			wit.CrossSent++
+		}
 		switch r.status {
 		case StatusCommitted:
 			wit.Committed++
+			if cross {
+				wit.CrossCommitted++
+			}
 			expected[r.p.FromUID] -= r.p.AmountMinor
 			expected[r.p.ToUID] += r.p.AmountMinor
 		case StatusFailed:

@@ -1,0 +1,73 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/redline-dev/redline/target/ledger"
+)
+
+// Cross-unit payments: the units' figures alone show whether each transfer's two legs agree
+// (ledger.EvaluateCross, in every audit); with the core zone's figures the audit also checks
+// that they agree with what the core zone decided, and that it has nothing left to finish.
+
+// CoreFigures reads the core zone's transfer figures from the first replica that answers (a
+// follower passes the request to the leader); an error is carried in the figures.
+func CoreFigures(ctx context.Context, client *http.Client, coreAddrs []string) ledger.CoreTransfers {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	var errs []error
+	for _, addr := range coreAddrs {
+		var f ledger.CoreTransfers
+		if err := get(ctx, client, "http://"+addr+"/v1/transfers", &f); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return f
+	}
+	if len(errs) == 0 {
+		errs = append(errs, errors.New("no core zone replica to ask"))
+	}
+	return ledger.CoreTransfers{Error: errors.Join(errs...).Error()}
+}
+
+// SettleTransfers waits, up to SettleMax, until the core zone has no transfer undecided or
+// unfinished (the recovery loop finishes what a fault interrupted), and returns its last
+// figures. It ends early when the figures stop moving for settleStill (something is stuck).
+func SettleTransfers(ctx context.Context, client *http.Client, coreAddrs []string) ledger.CoreTransfers {
+	deadline := time.Now().Add(SettleMax)
+	var last string
+	moved := time.Now()
+	for {
+		f := CoreFigures(ctx, client, coreAddrs)
+		if now := fmt.Sprintf("%+v", f); now != last {
+			last, moved = now, time.Now()
+		}
+		settled := f.Error == "" && f.Undecided == 0 && f.Unfinished == 0
+		if settled || time.Now().After(deadline) || time.Since(moved) >= settleStill || ctx.Err() != nil {
+			return f
+		}
+		select {
+		case <-ctx.Done():
+			return f
+		case <-time.After(settleEvery):
+		}
+	}
+}
+
+// WithCore judges the cross-unit invariant again with the core zone's figures, replacing the
+// units-only verdict.
+func (r Report) WithCore(core ledger.CoreTransfers) Report {
+	c := ledger.EvaluateCross(r.Units, &core)
+	for i := range r.Checks {
+		if r.Checks[i].Name == ledger.CheckCrossUnitAtomic {
+			r.Checks[i] = c
+		}
+	}
+	r.Verdict = ledger.Overall(r.Checks)
+	return r
+}

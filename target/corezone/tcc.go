@@ -1,0 +1,558 @@
+package corezone
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/redline-dev/redline/target/ledger"
+)
+
+// The core zone is the coordinator of cross-unit payments (try / confirm / cancel). Its leader
+// begins a transfer in the Raft log before any participant hears of it, tries both legs (the
+// payer's unit reserves the funds, the payee's records a pending credit), commits the decision
+// in the log, and only then confirms or cancels both legs. Every step carries the participant
+// unit's epoch and goes to its current primary, retried across a failover; a step is idempotent
+// at the participant, so the leader that answers a client, a new leader's recovery loop, and
+// a zombie former leader may all drive one transfer: the first decision committed wins.
+
+// Timing of the coordinator. A transfer request is answered within transferBudget (the core
+// HTTP API's write timeout is 5 s): tries get tryBudget, the confirm or cancel what is left;
+// what is not finished then, the recovery loop finishes.
+const (
+	transferBudget = 4 * time.Second
+	tryBudget      = 2500 * time.Millisecond
+	stepRetry      = 25 * time.Millisecond
+	stepTimeout    = 2 * time.Second
+	// tryGiveUp: recovery cancels a transfer whose tries went unanswered this long.
+	tryGiveUp = 10 * time.Second
+	// recoverEvery is the recovery loop's period; recoverBatchMax and recoverParallelMax bound
+	// the transfers one round drives, and how many at once.
+	recoverEvery       = 250 * time.Millisecond
+	recoverBatchMax    = 512
+	recoverParallelMax = 32
+	// doneBatchMax and doneEvery batch the done marks into one Raft command.
+	doneBatchMax = 1_024
+	doneEvery    = 20 * time.Millisecond
+	doneQueueMax = 8_192
+	// participantConnsMax bounds the coordinator's connections to one unit replica.
+	participantConnsMax = 256
+	transferBodyMax     = 4 << 10
+)
+
+// errUndecided is a transfer whose tries did not all answer within the budget.
+var errUndecided = errors.New("transfer not decided yet")
+
+// coordinator drives transfers on the leader.
+type coordinator struct {
+	n    *node
+	http *http.Client
+	done chan string // keys both participants applied, for the done flusher
+
+	mu        sync.Mutex
+	driving   map[string]bool      // keys a goroutine of this replica drives now
+	firstSeen map[string]time.Time // undecided keys the recovery loop met, and when first
+}
+
+func newCoordinator(n *node) *coordinator {
+	return &coordinator{
+		n:         n,
+		http:      &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: participantConnsMax, IdleConnTimeout: 30 * time.Second}},
+		done:      make(chan string, doneQueueMax),
+		driving:   map[string]bool{},
+		firstSeen: map[string]time.Time{},
+	}
+}
+
+// claim marks key as driven by the caller; false when another goroutine drives it.
+func (c *coordinator) claim(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.driving[key] {
+		return false
+	}
+	c.driving[key] = true
+	return true
+}
+
+func (c *coordinator) release(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.driving, key)
+}
+
+// commitTransfer replicates a transfer command and returns the transfer after it.
+func (n *node) commitTransfer(cmd Command) (Transfer, error) {
+	res, err := n.commit(cmd)
+	return res.transfer, err
+}
+
+// pay begins (or finds) the transfer t and drives it as far as the budget allows.
+func (c *coordinator) pay(ctx context.Context, t Transfer) (Transfer, error) {
+	for !c.claim(t.Key) {
+		// A retry of a request still being driven here: wait for its decision.
+		if have, ok := c.n.fsm.transfer(t.Key); ok && have.Decided() {
+			if !have.sameRequest(t) {
+				return have, fmt.Errorf("transfer %q: %w", t.Key, ErrTransferConflict)
+			}
+			return have, nil
+		}
+		if !sleepDone(ctx, stepRetry) {
+			return t, errUndecided
+		}
+	}
+	defer c.release(t.Key)
+	t, err := c.n.commitTransfer(Command{Op: OpTransferBegin, Transfer: &t})
+	if err != nil {
+		return t, err
+	}
+	return c.drive(ctx, t, false)
+}
+
+// drive takes a claimed transfer to its decision and both participants to it. Without giveUp
+// an unanswered try leaves it undecided (errUndecided); with it, the transfer is cancelled.
+func (c *coordinator) drive(ctx context.Context, t Transfer, giveUp bool) (Transfer, error) {
+	if !t.Decided() {
+		decision, reason, ok := c.tryBoth(ctx, t)
+		if !ok && !giveUp {
+			return t, errUndecided
+		}
+		if !ok {
+			decision, reason = TransferCancelled, ReasonUnavailable
+		}
+		var err error
+		if t, err = c.n.commitTransfer(Command{Op: OpTransferDecide, Key: t.Key, Decision: decision, Reason: reason}); err != nil {
+			return t, err
+		}
+	}
+	if !t.Done && c.finish(ctx, t) {
+		select {
+		case c.done <- t.Key:
+		default: // the flusher is behind: the recovery loop finds it again
+		}
+	}
+	return t, nil
+}
+
+// legAnswer is a participant's answer to a step.
+type legAnswer struct {
+	State  string `json:"state"`
+	Reason string `json:"reason"`
+}
+
+// tryBoth tries both legs at once and decides: confirmed when both are tried (or confirmed by
+// an earlier decision), cancelled when either refuses or was cancelled already. ok is false
+// when a leg did not answer within tryBudget and the other did not refuse.
+func (c *coordinator) tryBoth(ctx context.Context, t Transfer) (decision, reason string, ok bool) {
+	ctx, cancel := context.WithTimeout(ctx, tryBudget)
+	defer cancel()
+	answers, errs := c.both(ctx, t, "try")
+	for i, a := range answers {
+		switch {
+		case errs[i] != nil:
+			continue
+		case a.State == "refused":
+			return TransferCancelled, a.Reason, true
+		case a.State == ledger.LegCancelled:
+			return TransferCancelled, ReasonAborted, true
+		}
+	}
+	if errs[0] != nil || errs[1] != nil {
+		return "", "", false
+	}
+	return TransferConfirmed, "", true
+}
+
+// finish confirms or cancels both legs as decided; it says whether both applied it.
+func (c *coordinator) finish(ctx context.Context, t Transfer) bool {
+	step := "confirm"
+	if t.State == TransferCancelled {
+		step = "cancel"
+	}
+	_, errs := c.both(ctx, t, step)
+	for _, err := range errs {
+		if err != nil {
+			c.n.log.Warn("finish transfer", "key", t.Key, "step", step, "err", err)
+			return false
+		}
+	}
+	return true
+}
+
+// both sends one step to both legs at once: the debit to the payer's unit, the credit to the
+// payee's.
+func (c *coordinator) both(ctx context.Context, t Transfer, step string) ([2]legAnswer, [2]error) {
+	var (
+		answers [2]legAnswer
+		errs    [2]error
+		wg      sync.WaitGroup
+	)
+	for i, leg := range []string{ledger.LegDebit, ledger.LegCredit} {
+		unit := t.FromUnit
+		if leg == ledger.LegCredit {
+			unit = t.ToUnit
+		}
+		// Each ends with its step (bounded by ctx).
+		wg.Go(func() { answers[i], errs[i] = c.step(ctx, unit, step, leg, t) })
+	}
+	wg.Wait()
+	return answers, errs
+}
+
+// stepRequest is a step's body (PROTOCOL.md: POST /internal/tcc/{step}).
+type stepRequest struct {
+	Key         string `json:"key"`
+	Leg         string `json:"leg"`
+	FromUID     int64  `json:"from_uid"`
+	ToUID       int64  `json:"to_uid"`
+	AmountMinor int64  `json:"amount_minor"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+// step sends one step to the current primary of unit, under its epoch, until it answers: a
+// refused epoch, an unreachable or unavailable primary are retried with the routing state of the
+// moment (the failure detector fails the unit over meanwhile). A participant's 4xx is final.
+func (c *coordinator) step(ctx context.Context, unit, step, leg string, t Transfer) (legAnswer, error) {
+	body, err := json.Marshal(stepRequest{Key: t.Key, Leg: leg, FromUID: t.FromUID, ToUID: t.ToUID, AmountMinor: t.AmountMinor, Reason: t.Reason})
+	if err != nil {
+		return legAnswer{}, fmt.Errorf("encode step: %w", err)
+	}
+	for {
+		u, ok := c.n.fsm.unit(unit)
+		if !ok {
+			return legAnswer{}, fmt.Errorf("%s %s of %q: %w %q", step, leg, t.Key, ErrUnknownUnit, unit)
+		}
+		a, status, err := c.post(ctx, u, step, body, t.Headers)
+		switch {
+		case err == nil && status == http.StatusOK:
+			return a, nil
+		case err == nil && status/100 == 4 && status != http.StatusMisdirectedRequest && status != http.StatusTooManyRequests:
+			if status == http.StatusConflict && step == "try" {
+				return legAnswer{State: "refused", Reason: "idempotency_conflict"}, nil
+			}
+			return legAnswer{}, fmt.Errorf("%s %s of %q at unit %s: status %d", step, leg, t.Key, unit, status)
+		}
+		if !sleepDone(ctx, stepRetry) {
+			return legAnswer{}, fmt.Errorf("%s %s of %q at unit %s: %w (last: %d %v)", step, leg, t.Key, unit, ctx.Err(), status, err)
+		}
+	}
+}
+
+func (c *coordinator) post(ctx context.Context, u Unit, step string, body []byte, headers map[string]string) (legAnswer, int, error) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+u.PrimaryAddr()+"/internal/tcc/"+step, bytes.NewReader(body))
+	if err != nil {
+		return legAnswer{}, 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Redline-Epoch", strconv.FormatUint(u.Epoch, 10))
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return legAnswer{}, 0, err
+	}
+	defer drain(resp.Body)
+	var a legAnswer
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(io.LimitReader(resp.Body, replyBytesMax)).Decode(&a); err != nil {
+			return legAnswer{}, 0, fmt.Errorf("decode step answer: %w", err)
+		}
+	}
+	return a, resp.StatusCode, nil
+}
+
+// lead runs the leader's transfer duties until ctx ends: the done flusher and the recovery loop.
+func (c *coordinator) lead(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Go(func() { c.flushDone(ctx) }) // ends with ctx
+	t := time.NewTicker(recoverEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return
+		case <-t.C:
+		}
+		c.recoverRound(ctx)
+	}
+}
+
+// flushDone commits the done marks in batches.
+func (c *coordinator) flushDone(ctx context.Context) {
+	for {
+		var keys []string
+		select {
+		case <-ctx.Done():
+			return
+		case k := <-c.done:
+			keys = append(keys, k)
+		}
+		timer := time.NewTimer(doneEvery)
+	gather:
+		for len(keys) < doneBatchMax {
+			select {
+			case k := <-c.done:
+				keys = append(keys, k)
+			case <-timer.C:
+				break gather
+			case <-ctx.Done():
+				break gather
+			}
+		}
+		timer.Stop()
+		if _, err := c.n.commitTransfer(Command{Op: OpTransferDone, Keys: keys}); err != nil {
+			c.n.log.Warn("mark transfers done", "count", len(keys), "err", err)
+		}
+	}
+}
+
+// recoverRound drives every unfinished transfer that no goroutine of this replica drives: those
+// a former leader left, those whose client went away, those whose participant was down.
+func (c *coordinator) recoverRound(ctx context.Context) {
+	open := c.n.fsm.openTransfers(recoverBatchMax)
+	sem := make(chan struct{}, recoverParallelMax)
+	var wg sync.WaitGroup
+	now := time.Now()
+	for _, t := range open {
+		if ctx.Err() != nil {
+			break
+		}
+		if !c.claim(t.Key) {
+			continue
+		}
+		giveUp := false
+		if !t.Decided() {
+			c.mu.Lock()
+			first, seen := c.firstSeen[t.Key]
+			if !seen {
+				c.firstSeen[t.Key], first = now, now
+			}
+			c.mu.Unlock()
+			giveUp = now.Sub(first) >= tryGiveUp
+		}
+		sem <- struct{}{}
+		// Each drive ends within transferBudget.
+		wg.Go(func() {
+			defer func() { <-sem }()
+			defer c.release(t.Key)
+			dctx, cancel := context.WithTimeout(ctx, transferBudget)
+			defer cancel()
+			if d, err := c.drive(dctx, t, giveUp); err == nil && d.Decided() {
+				c.mu.Lock()
+				delete(c.firstSeen, t.Key)
+				c.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// Reads of the registry, under the state machine's lock.
+
+func (f *fsm) transfer(key string) (Transfer, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t, ok := f.transfers.byKey[key]
+	if !ok {
+		return Transfer{}, false
+	}
+	return *t, true
+}
+
+// openTransfers returns up to limit transfers not done.
+func (f *fsm) openTransfers(limit int) []Transfer {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]Transfer, 0, min(limit, len(f.transfers.open)))
+	for k := range f.transfers.open {
+		if len(out) == limit {
+			break
+		}
+		out = append(out, *f.transfers.byKey[k])
+	}
+	return out
+}
+
+func (f *fsm) transferFigures() ledger.CoreTransfers {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.transfers.figures()
+}
+
+// unit returns a unit's configuration without copying the whole state.
+func (f *fsm) unit(name string) (Unit, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	u, ok := f.state.Units[name]
+	return u, ok
+}
+
+// The HTTP API of transfers (PROTOCOL.md).
+
+func (n *node) transferRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/transfers", n.handleTransfer)
+	mux.HandleFunc("GET /v1/transfers", n.handleTransferFigures)
+	mux.HandleFunc("GET /v1/transfers/{key}", n.handleTransferGet)
+	mux.HandleFunc("POST /v1/transfers/{key}/resolve", n.handleResolve)
+}
+
+// transferRequest is the body of POST /v1/transfers: a payment, as the router received it.
+type transferRequest struct {
+	Key         *string `json:"key"`
+	FromUID     *int64  `json:"from_uid"`
+	ToUID       *int64  `json:"to_uid"`
+	AmountMinor *int64  `json:"amount_minor"`
+}
+
+// handleTransfer answers a cross-unit payment like a unit answers a same-unit one. Only the
+// leader coordinates: a follower answers 503 not_leader and the caller tries another replica.
+func (n *node) handleTransfer(w http.ResponseWriter, r *http.Request) {
+	var req transferRequest
+	if status, code, err := decodeStrict(w, r, &req); err != nil {
+		writeError(w, status, code, err.Error())
+		return
+	}
+	for name, present := range map[string]bool{"key": req.Key != nil, "from_uid": req.FromUID != nil, "to_uid": req.ToUID != nil, "amount_minor": req.AmountMinor != nil} {
+		if !present {
+			writeError(w, http.StatusBadRequest, "missing_field", name+" is required")
+			return
+		}
+	}
+	t := Transfer{Key: *req.Key, FromUID: *req.FromUID, ToUID: *req.ToUID, AmountMinor: *req.AmountMinor}
+	if err := t.payment().Validate(); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_payment", err.Error())
+		return
+	}
+	for _, h := range carriedHeaders {
+		if v := r.Header.Get(h); v != "" {
+			if t.Headers == nil {
+				t.Headers = map[string]string{}
+			}
+			t.Headers[h] = v
+		}
+	}
+	if n.raft.State() != raft.Leader {
+		writeError(w, http.StatusServiceUnavailable, "not_leader", "this core replica does not lead: ask another")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), transferBudget)
+	defer cancel()
+	t, err := n.tcc.pay(ctx, t)
+	switch {
+	case errors.Is(err, ErrTransferConflict):
+		writeError(w, http.StatusConflict, "idempotency_conflict", err.Error())
+	case errors.Is(err, ErrSameUnit):
+		writeError(w, http.StatusUnprocessableEntity, "same_unit", err.Error())
+	case errors.Is(err, errUndecided):
+		writeError(w, http.StatusServiceUnavailable, "transfer_pending", "the transfer is not decided yet: retry with the same key")
+	case err != nil:
+		status, code := errorStatus(err)
+		writeError(w, status, code, err.Error())
+	default:
+		status, body := t.outcome()
+		writeJSON(w, status, body)
+	}
+}
+
+// handleTransferGet answers GET /v1/payments/{key} for a cross-unit payment.
+func (n *node) handleTransferGet(w http.ResponseWriter, r *http.Request) {
+	if n.raft.State() != raft.Leader {
+		n.forward(w, r, nil)
+		return
+	}
+	t, ok := n.fsm.transfer(r.PathValue("key"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "not_found", "no transfer with key "+r.PathValue("key"))
+		return
+	}
+	status, body := t.outcome()
+	if status != http.StatusOK && status != http.StatusServiceUnavailable {
+		// Refused before any money moved: not a recorded payment.
+		writeError(w, http.StatusNotFound, "not_found", "no payment with key "+t.Key)
+		return
+	}
+	writeJSON(w, status, body)
+}
+
+// handleTransferFigures answers the audit's figures of the transfers.
+func (n *node) handleTransferFigures(w http.ResponseWriter, r *http.Request) {
+	if n.raft.State() != raft.Leader {
+		n.forward(w, r, nil)
+		return
+	}
+	writeJSON(w, http.StatusOK, n.fsm.transferFigures())
+}
+
+// resolveRequest is the body of POST /v1/transfers/{key}/resolve: the leg's transfer, as the
+// participant that asks recorded it.
+type resolveRequest struct {
+	FromUID     int64 `json:"from_uid"`
+	ToUID       int64 `json:"to_uid"`
+	AmountMinor int64 `json:"amount_minor"`
+}
+
+// handleResolve answers a participant that asks about a transfer it holds a tried leg of: the
+// decision, or trying (the recovery loop drives it); a transfer never begun is cancelled here
+// (presumed abort), and the recovery loop cancels both legs.
+func (n *node) handleResolve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, transferBodyMax))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", err.Error())
+		return
+	}
+	if n.raft.State() != raft.Leader {
+		n.forward(w, r, body)
+		return
+	}
+	var req resolveRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "malformed_json", err.Error())
+		return
+	}
+	key := r.PathValue("key")
+	t, ok := n.fsm.transfer(key)
+	if !ok {
+		guess := &Transfer{Key: key, FromUID: req.FromUID, ToUID: req.ToUID, AmountMinor: req.AmountMinor}
+		if t, err = n.commitTransfer(Command{Op: OpTransferDecide, Key: key, Decision: TransferCancelled, Reason: ReasonUnknown, Transfer: guess}); err != nil {
+			status, code := errorStatus(err)
+			writeError(w, status, code, err.Error())
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, legAnswer{State: t.State, Reason: t.Reason})
+}
+
+// decodeStrict reads one JSON value of at most transferBodyMax bytes, unknown fields refused.
+func decodeStrict(w http.ResponseWriter, r *http.Request, dst any) (int, string, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, transferBodyMax))
+	if err != nil {
+		return http.StatusRequestEntityTooLarge, "body_too_large", err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return http.StatusBadRequest, "malformed_json", err
+	}
+	return 0, "", nil
+}
+
+// sleepDone waits d and says whether ctx is still live.
+func sleepDone(ctx context.Context, d time.Duration) bool {
+	sleep(ctx, d)
+	return ctx.Err() == nil
+}

@@ -1,0 +1,279 @@
+package corezone
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"slices"
+
+	"github.com/redline-dev/redline/target/ledger"
+)
+
+// The core zone coordinates cross-unit payments (try / confirm / cancel, tcc.go). Its decisions
+// live in the replicated state beside the routing table, kept apart from State because they are
+// many and State is copied whole on every routing read.
+
+// The states of a transfer in the core zone.
+const (
+	TransferTrying    = "trying"
+	TransferConfirmed = ledger.LegConfirmed
+	TransferCancelled = ledger.LegCancelled
+)
+
+// Reasons of a cancelled transfer (beside the participants' refusals: insufficient_funds,
+// unknown_account, idempotency_conflict).
+const (
+	ReasonAborted     = "aborted"                 // a participant had cancelled its leg already
+	ReasonUnavailable = "participant_unavailable" // a try got no answer for tryGiveUp
+	ReasonUnknown     = "unknown_to_core"         // a participant asked about a transfer never begun: presumed abort
+)
+
+// Limits of the transfer registry.
+const (
+	// finishedKeptMax bounds the finished transfers remembered (oldest forgotten first). A key
+	// retried after it was forgotten is begun again: the participants answer its legs' states,
+	// so the outcome stays the same, but the audit then counts its decision twice.
+	finishedKeptMax = 200_000
+	// snapshotBytesMax bounds a snapshot read back (the routing state and the transfers).
+	snapshotBytesMax = 256 << 20
+	headerValueMax   = 1 << 10
+)
+
+// Errors of the transfer commands.
+var (
+	ErrTransferConflict = errors.New("idempotency key reused with different fields")
+	ErrUnknownTransfer  = errors.New("unknown transfer")
+	ErrSameUnit         = errors.New("both accounts are in one unit")
+)
+
+// carriedHeaders are the client's headers a transfer carries to its participants' steps (stress
+// marking and tracing), kept with the transfer so recovery sends them too.
+var carriedHeaders = []string{"X-Redline-Run", "Baggage", "Traceparent", "Tracestate"}
+
+// Transfer is a cross-unit payment as the core zone coordinates it.
+type Transfer struct {
+	Key         string            `json:"key"`
+	FromUID     int64             `json:"from_uid"`
+	ToUID       int64             `json:"to_uid"`
+	AmountMinor int64             `json:"amount_minor"`
+	FromUnit    string            `json:"from_unit"`
+	ToUnit      string            `json:"to_unit"`
+	State       string            `json:"state"` // trying, confirmed, cancelled
+	Reason      string            `json:"reason,omitempty"`
+	Done        bool              `json:"done"` // both participants applied the decision
+	Index       uint64            `json:"index"`
+	Headers     map[string]string `json:"headers,omitempty"`
+}
+
+// Decided says whether the transfer's fate is settled.
+func (t Transfer) Decided() bool { return t.State != TransferTrying }
+
+func (t Transfer) payment() ledger.Payment {
+	return ledger.Payment{Key: t.Key, FromUID: t.FromUID, ToUID: t.ToUID, AmountMinor: t.AmountMinor}
+}
+
+func (t Transfer) sameRequest(o Transfer) bool {
+	return t.payment() == o.payment()
+}
+
+// check validates a transfer to begin against the routing table.
+func (t *Transfer) check(s State) error {
+	if err := t.payment().Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadCommand, err)
+	}
+	from, ok1 := s.UnitOf(t.FromUID)
+	to, ok2 := s.UnitOf(t.ToUID)
+	if !ok1 || !ok2 {
+		return ErrNotInitialized
+	}
+	if from == to {
+		return fmt.Errorf("%w: %d and %d in %s", ErrSameUnit, t.FromUID, t.ToUID, from)
+	}
+	t.FromUnit, t.ToUnit = from, to
+	for k, v := range t.Headers {
+		if !slices.Contains(carriedHeaders, k) || len(v) > headerValueMax {
+			return fmt.Errorf("%w: header %s", ErrBadCommand, k)
+		}
+	}
+	return nil
+}
+
+// transfers is the registry of the state machine, guarded by fsm.mu.
+type transfers struct {
+	byKey    map[string]*Transfer
+	open     map[string]struct{} // not done
+	finished []string            // done, in the order they finished
+	stats    ledger.CoreTransfers
+}
+
+func (r *transfers) init() {
+	if r.byKey == nil {
+		r.byKey, r.open = map[string]*Transfer{}, map[string]struct{}{}
+	}
+}
+
+// isTransferOp says whether op is a transfer command.
+func isTransferOp(op Op) bool {
+	return op == OpTransferBegin || op == OpTransferDecide || op == OpTransferDone
+}
+
+// apply applies a transfer command at raft index; deterministic like State.apply.
+func (r *transfers) apply(c Command, index uint64, s State) (Transfer, error) {
+	r.init()
+	switch c.Op {
+	case OpTransferBegin:
+		return r.begin(c, index, s)
+	case OpTransferDecide:
+		return r.decide(c, index, s)
+	default: // OpTransferDone
+		for _, k := range c.Keys {
+			t, ok := r.byKey[k]
+			if !ok || !t.Decided() || t.Done {
+				continue
+			}
+			t.Done = true
+			delete(r.open, k)
+			r.finished = append(r.finished, k)
+		}
+		r.prune()
+		return Transfer{}, nil
+	}
+}
+
+func (r *transfers) begin(c Command, index uint64, s State) (Transfer, error) {
+	if c.Transfer == nil {
+		return Transfer{}, fmt.Errorf("%w: begin without a transfer", ErrBadCommand)
+	}
+	t := *c.Transfer
+	if have, ok := r.byKey[t.Key]; ok {
+		if !have.sameRequest(t) {
+			return *have, fmt.Errorf("transfer %q: %w", t.Key, ErrTransferConflict)
+		}
+		return *have, nil
+	}
+	if err := t.check(s); err != nil {
+		return Transfer{}, err
+	}
+	t.State, t.Reason, t.Done, t.Index = TransferTrying, "", false, index
+	t.Headers = maps.Clone(t.Headers)
+	r.byKey[t.Key], r.open[t.Key] = &t, struct{}{}
+	r.stats.Begun++
+	return t, nil
+}
+
+// decide records a decision (the first one wins). A decision on an unknown transfer that
+// carries it is a presumed abort: the transfer is recorded cancelled, never begun.
+func (r *transfers) decide(c Command, index uint64, s State) (Transfer, error) {
+	if c.Decision != TransferConfirmed && c.Decision != TransferCancelled {
+		return Transfer{}, fmt.Errorf("%w: decision %q", ErrBadCommand, c.Decision)
+	}
+	t, ok := r.byKey[c.Key]
+	if !ok {
+		if c.Transfer == nil || c.Decision != TransferCancelled || c.Transfer.Key != c.Key {
+			return Transfer{}, fmt.Errorf("decide %q: %w", c.Key, ErrUnknownTransfer)
+		}
+		n := *c.Transfer
+		if err := n.check(s); err != nil {
+			return Transfer{}, err
+		}
+		n.State, n.Reason, n.Done, n.Index = TransferTrying, "", false, index
+		t = &n
+		r.byKey[n.Key], r.open[n.Key] = t, struct{}{}
+	}
+	if t.Decided() || c.Transfer != nil && ok {
+		return *t, nil // decided already; or a presumed abort of a transfer that was begun after all
+	}
+	t.State, t.Reason = c.Decision, c.Reason
+	if t.State == TransferConfirmed {
+		t.Reason = ""
+		r.stats.Confirmed.AddLeg(t.Key, t.AmountMinor)
+	} else {
+		r.stats.Cancelled.AddLeg(t.Key, t.AmountMinor)
+	}
+	return *t, nil
+}
+
+// prune forgets the oldest finished transfers beyond finishedKeptMax.
+func (r *transfers) prune() {
+	n := len(r.finished) - finishedKeptMax
+	if n <= 0 {
+		return
+	}
+	for _, k := range r.finished[:n] {
+		delete(r.byKey, k)
+	}
+	r.finished = slices.Clone(r.finished[n:])
+}
+
+// figures are the registry's counts and digests for the audit.
+func (r *transfers) figures() ledger.CoreTransfers {
+	f := r.stats
+	for k := range r.open {
+		if r.byKey[k].Decided() {
+			f.Unfinished++
+		} else {
+			f.Undecided++
+		}
+	}
+	return f
+}
+
+// transfersSnapshot is the registry in a snapshot: open transfers by index, then finished ones
+// in the order they finished.
+type transfersSnapshot struct {
+	Transfers []Transfer           `json:"transfers,omitempty"`
+	Stats     ledger.CoreTransfers `json:"transfer_stats"`
+}
+
+func (r *transfers) export() transfersSnapshot {
+	out := transfersSnapshot{Stats: r.stats, Transfers: make([]Transfer, 0, len(r.open)+len(r.finished))}
+	for k := range r.open {
+		out.Transfers = append(out.Transfers, *r.byKey[k])
+	}
+	slices.SortFunc(out.Transfers, func(a, b Transfer) int { return cmp.Compare(a.Index, b.Index) })
+	for _, k := range r.finished {
+		out.Transfers = append(out.Transfers, *r.byKey[k])
+	}
+	return out
+}
+
+func restoreTransfers(s transfersSnapshot) transfers {
+	var r transfers
+	r.init()
+	r.stats = s.Stats
+	for i := range s.Transfers {
+		t := s.Transfers[i]
+		r.byKey[t.Key] = &t
+		if t.Done {
+			r.finished = append(r.finished, t.Key)
+		} else {
+			r.open[t.Key] = struct{}{}
+		}
+	}
+	return r
+}
+
+// outcome is how the business API answers a transfer: the status code and the body (an
+// outcome, as a same-unit payment's, or an error).
+func (t Transfer) outcome() (int, any) {
+	switch {
+	case t.State == TransferConfirmed:
+		return http.StatusOK, ledger.Outcome{Payment: t.payment(), Status: ledger.StatusCommitted}
+	case t.State == TransferTrying:
+		return http.StatusServiceUnavailable, errorOf("transfer_pending", "the transfer is not decided yet: retry with the same key")
+	case t.Reason == "unknown_account":
+		return http.StatusNotFound, errorOf("unknown_account", "an account of the transfer does not exist")
+	case t.Reason == "idempotency_conflict":
+		return http.StatusConflict, errorOf("idempotency_conflict", "a participant holds another payment under the key")
+	default:
+		return http.StatusOK, ledger.Outcome{Payment: t.payment(), Status: ledger.StatusFailed, Reason: ledger.Reason(t.Reason)}
+	}
+}
+
+func errorOf(code, msg string) errorBody {
+	var b errorBody
+	b.Error.Code, b.Error.Message = code, msg
+	return b
+}

@@ -1,0 +1,117 @@
+package corezone
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/hashicorp/raft"
+)
+
+// applyAll runs commands through a state machine as Raft would, one log index each.
+func applyAll(t *testing.T, f *fsm, cmds ...Command) []applyResult {
+	t.Helper()
+	var out []applyResult
+	for _, c := range cmds {
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f.Apply(&raft.Log{Index: uint64(len(out) + 10), Data: b}).(applyResult))
+	}
+	return out
+}
+
+func transferAB(key string, amount int64) *Transfer {
+	return &Transfer{Key: key, FromUID: 0, ToUID: 1, AmountMinor: amount} // buckets 0 and 1: units a and b
+}
+
+func TestTransferCommands(t *testing.T) {
+	f := &fsm{}
+	applyAll(t, f, Command{Op: OpInit, Seeds: seeds2()})
+	res := applyAll(t, f,
+		Command{Op: OpTransferBegin, Transfer: transferAB("k1", 5)},
+		Command{Op: OpTransferBegin, Transfer: transferAB("k1", 5)}, // a retry: the same transfer
+		Command{Op: OpTransferBegin, Transfer: transferAB("k1", 6)}, // the key with another amount
+		Command{Op: OpTransferBegin, Transfer: &Transfer{Key: "k2", FromUID: 0, ToUID: 2, AmountMinor: 1}},
+		Command{Op: OpTransferDecide, Key: "k1", Decision: TransferConfirmed},
+		Command{Op: OpTransferDecide, Key: "k1", Decision: TransferCancelled, Reason: "late"}, // the first decision wins
+		Command{Op: OpTransferDecide, Key: "k9", Decision: TransferCancelled},                 // never begun
+		Command{Op: OpTransferDecide, Key: "k3", Decision: TransferCancelled, Reason: ReasonUnknown, Transfer: transferAB("k3", 7)},
+		Command{Op: OpTransferBegin, Transfer: transferAB("k4", 2)},
+		Command{Op: OpTransferDecide, Key: "k4", Decision: TransferCancelled, Reason: ReasonUnknown, Transfer: transferAB("k4", 2)}, // begun: no presumption
+	)
+	wantErr := []error{nil, nil, ErrTransferConflict, ErrSameUnit, nil, nil, ErrUnknownTransfer, nil, nil, nil}
+	for i, r := range res {
+		if !errors.Is(r.err, wantErr[i]) {
+			t.Errorf("command %d: %v, want %v", i, r.err, wantErr[i])
+		}
+	}
+	if got := res[1].transfer; got.State != TransferTrying || got.FromUnit != "a" || got.ToUnit != "b" || got.Index != 10 {
+		t.Errorf("begun transfer: %+v", got)
+	}
+	if got := res[5].transfer; got.State != TransferConfirmed {
+		t.Errorf("second decision changed the first: %+v", got)
+	}
+	if got := res[7].transfer; got.State != TransferCancelled || got.Reason != ReasonUnknown {
+		t.Errorf("presumed abort: %+v", got)
+	}
+	if got := res[9].transfer; got.State != TransferTrying {
+		t.Errorf("presumed abort of a begun transfer: %+v, want it left trying", got)
+	}
+	fig := f.transferFigures()
+	if fig.Begun != 2 || fig.Confirmed.Count != 1 || fig.Cancelled.Count != 1 || fig.Undecided != 1 || fig.Unfinished != 2 {
+		t.Errorf("figures %+v", fig)
+	}
+	applyAll(t, f, Command{Op: OpTransferDone, Keys: []string{"k1", "k3", "k4", "nope"}}) // k4 undecided: stays open
+	fig = f.transferFigures()
+	if fig.Unfinished != 0 || fig.Undecided != 1 {
+		t.Errorf("after done: %+v", fig)
+	}
+	if open := f.openTransfers(10); len(open) != 1 || open[0].Key != "k4" {
+		t.Errorf("open transfers %+v, want k4", open)
+	}
+}
+
+// TestTransfersSnapshot: a snapshot restores the routing state and every transfer, and a
+// snapshot of the routing state alone (older replicas) still reads.
+func TestTransfersSnapshot(t *testing.T) {
+	f := &fsm{}
+	applyAll(t, f, Command{Op: OpInit, Seeds: seeds2()},
+		Command{Op: OpTransferBegin, Transfer: transferAB("k1", 5)},
+		Command{Op: OpTransferBegin, Transfer: transferAB("k2", 5)},
+		Command{Op: OpTransferDecide, Key: "k1", Decision: TransferConfirmed},
+		Command{Op: OpTransferDone, Keys: []string{"k1"}})
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	g := &fsm{}
+	if err := g.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(g.current(), f.current()); diff != "" {
+		t.Errorf("state (-restored +original):\n%s", diff)
+	}
+	if diff := cmp.Diff(g.transfers.export(), f.transfers.export()); diff != "" {
+		t.Errorf("transfers (-restored +original):\n%s", diff)
+	}
+	old, _ := json.Marshal(f.current())
+	h := &fsm{}
+	if err := h.Restore(io.NopCloser(bytes.NewReader(old))); err != nil || !h.current().Initialized() {
+		t.Errorf("restore a routing-only snapshot: %v", err)
+	}
+}
+
+type memSink struct{ bytes.Buffer }
+
+func (*memSink) ID() string    { return "mem" }
+func (*memSink) Cancel() error { return nil }
+func (*memSink) Close() error  { return nil }
