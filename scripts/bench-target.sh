@@ -6,12 +6,15 @@
 #   2. pgbench TPC-B tps on a throwaway PostgreSQL cluster (scale 10, -c 8 -j 2);
 #   3. failover under load: 10 SIGKILLs of unit primaries, kill → buckets serving again, p99,
 #      with every acknowledged key read back and every balance recomputed afterwards;
+#   4. sustained payments/s again with CROSS (default 0.2) of them cross-unit payments (decided
+#      in the core zone: try / confirm / cancel), on a fresh target;
 #
-# and prints the ratio payments/s ÷ pgbench tps (goal: 3 or more) and the failover p99 (goal:
-# under 1 s). It installs PostgreSQL (Debian package) when missing, starts and stops its own
+# and prints the ratio payments/s ÷ pgbench tps (goal: 3 or more), the failover p99 (goal:
+# under 1 s) and payments/s with CROSS cross-unit ÷ without (goal: 0.7 or more, issue 4). It installs PostgreSQL (Debian package) when missing, starts and stops its own
 # cluster and target, and leaves nothing behind. All traffic stays on 127.0.0.1.
 #
-#   STEP=10s CONCURRENCY=4,8,16,32,64,128,256 PGBENCH_TIME=20 KILLS=10 scripts/bench-target.sh
+#   STEP=10s CONCURRENCY=4,8,16,32,64,128,256 PGBENCH_TIME=20 KILLS=10 CROSS=0.2 scripts/bench-target.sh
+#   ONLY=cross scripts/bench-target.sh     # steps 1 and 4 alone, side by side
 #
 # Figures are noisy on a shared machine (both sides suffer): run it on an idle one.
 set -euo pipefail
@@ -25,6 +28,8 @@ CONCURRENCY=${CONCURRENCY:-4,8,16,32,64,128,256}
 PGBENCH_TIME=${PGBENCH_TIME:-20}
 PGBENCH_SCALE=${PGBENCH_SCALE:-10}
 KILLS=${KILLS:-10}
+CROSS=${CROSS:-0.2}
+ONLY=${ONLY:-}
 PGPORT=${PGPORT:-55432}
 
 tmp=$(mktemp -d /tmp/bench-target.XXXXXX)
@@ -77,8 +82,30 @@ stop_target() {
 
 echo "== target: throughput ($UNITS units, $ACCOUNTS accounts, concurrency $CONCURRENCY, $STEP each)"
 start_target
-"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -concurrency "$CONCURRENCY" -step "$STEP" | tee "$tmp/throughput.out"
+"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -concurrency "$CONCURRENCY" -step "$STEP" | tee "$tmp/throughput.out"
 stop_target
+
+echo "== target: throughput with $CROSS of the payments cross-unit"
+start_target
+"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -cross "$CROSS" -concurrency "$CONCURRENCY" -step "$STEP" | tee "$tmp/cross.out"
+stop_target
+
+sustained=$(tail -1 "$tmp/throughput.out" | sed -E 's/.*"sustained":\{[^}]*"payments_per_s":([0-9.]+).*/\1/')
+sustained_p99=$(tail -1 "$tmp/throughput.out" | sed -E 's/.*"sustained":\{[^}]*"p99_ms":([0-9.]+).*/\1/')
+cross=$(tail -1 "$tmp/cross.out" | sed -E 's/.*"sustained":\{[^}]*"payments_per_s":([0-9.]+).*/\1/')
+cross_p99=$(tail -1 "$tmp/cross.out" | sed -E 's/.*"sustained":\{[^}]*"p99_ms":([0-9.]+).*/\1/')
+cross_summary() {
+	printf "target sustained payments/s, 0%% cross-unit:   %8.0f  (p99 %s ms)\n" "$sustained" "$sustained_p99"
+	printf "target sustained payments/s, %s cross-unit: %8.0f  (p99 %s ms)\n" "$CROSS" "$cross" "$cross_p99"
+	printf "ratio cross / same-unit:                   %8.2f  (goal >= 0.7; load average %s)\n" \
+		"$(awk -v a="$cross" -v b="$sustained" 'BEGIN { if (b > 0) print a / b; else print 0 }')" "$(cut -d' ' -f1-3 /proc/loadavg)"
+}
+if [ "$ONLY" = "cross" ]; then
+	echo
+	echo "== bench-target, cross-unit share ($(nproc) cores)"
+	cross_summary
+	exit 0
+fi
 
 echo "== PostgreSQL: pgbench TPC-B (scale $PGBENCH_SCALE, -c 8 -j 2 -T $PGBENCH_TIME)"
 if ! command -v pgbench >/dev/null || ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
@@ -102,8 +129,6 @@ start_target
 stop_target
 
 # The summaries: the last line of each driver run is JSON.
-sustained=$(tail -1 "$tmp/throughput.out" | sed -E 's/.*"sustained":\{[^}]*"payments_per_s":([0-9.]+).*/\1/')
-sustained_p99=$(tail -1 "$tmp/throughput.out" | sed -E 's/.*"sustained":\{[^}]*"p99_ms":([0-9.]+).*/\1/')
 tps=$(sed -nE 's/^tps = ([0-9.]+) \(without initial connection time\).*/\1/p' "$tmp/pgbench.out")
 fo=$(tail -1 "$tmp/failover.out")
 fo_p99=$(echo "$fo" | sed -E 's/.*"p99_ms":([0-9.]+).*/\1/')
@@ -122,3 +147,4 @@ fi
 printf "pgbench TPC-B tps:                         %8.0f  (load average %s)\n" "$tps" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf "ratio target / pgbench:                    %8.2f  (goal >= 3)\n" "$(awk -v a="$sustained" -v b="$tps" 'BEGIN { print a / b }')"
 printf "failover p99 over %s kills:                %8.1f ms  (goal < 1000); lost %s, accounts off %s, audit %s\n" "$fo_kills" "$fo_p99" "$fo_lost" "$fo_off" "$fo_audit"
+cross_summary

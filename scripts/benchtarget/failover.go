@@ -66,7 +66,7 @@ func failover(ctx context.Context, t *target, o options) error {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
 			for seq := int64(0); lctx.Err() == nil; seq++ {
-				l.send(lctx, t, newPayment(rng, w, seq, int64(o.accounts)))
+				l.send(lctx, t, newPayment(rng, w, seq, o))
 			}
 		})
 	}

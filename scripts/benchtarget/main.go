@@ -2,7 +2,8 @@
 // router, each with its own idempotency key, from a bounded number of closed-loop workers.
 //
 //	benchtarget -data DIR -mode throughput   payments/s and p99 at growing concurrency; the best
-//	                                         rate whose p99 stays under -p99-max
+//	                                         rate whose p99 stays under -p99-max; -cross 0.2
+//	                                         makes a fifth of them cross-unit payments
 //	benchtarget -data DIR -mode failover     -kills SIGKILLs of unit primaries under load: kill →
 //	                                         buckets serving again, p99; then every acknowledged
 //	                                         key read back and every balance recomputed
@@ -56,6 +57,8 @@ type options struct {
 	kills       int
 	killEvery   time.Duration
 	loadWorkers int
+	cross       float64
+	units       int64
 }
 
 func main() {
@@ -70,6 +73,8 @@ func main() {
 	flag.IntVar(&o.kills, "kills", 10, "failover: unit primaries to kill")
 	flag.DurationVar(&o.killEvery, "kill-every", time.Second, "failover: load between a healed target and the next kill")
 	flag.IntVar(&o.loadWorkers, "workers", 32, "failover: workers of the background load")
+	flag.Float64Var(&o.cross, "cross", 0, "share (0..1) of payments between accounts of two units")
+	flag.Int64Var(&o.units, "units", 4, "the target's units (where the buckets are: bucket % units)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -82,6 +87,9 @@ func main() {
 func run(ctx context.Context, o options) error {
 	if o.dataDir == "" || o.accounts < 200 || o.accounts%100 != 0 {
 		return errors.New("-data is required and -accounts a multiple of 100 from 200")
+	}
+	if o.cross < 0 || o.cross > 1 || o.units < 1 || o.units > 26 {
+		return errors.New("-cross must be in 0..1 and -units in 1..26")
 	}
 	t, err := openTarget(o.dataDir)
 	if err != nil {
@@ -213,10 +221,21 @@ func (t *target) pay(ctx context.Context, p payment) (string, error) {
 	return o.Status, nil
 }
 
-// newPayment picks two accounts of the same bucket (so of the same unit).
-func newPayment(rng *rand.Rand, worker int, seq int64, accounts int64) payment {
+// newPayment picks two accounts of the same bucket (so of the same unit), or with probability
+// o.cross two accounts of two units (the buckets are spread bucket % units).
+func newPayment(rng *rand.Rand, worker int, seq int64, o options) payment {
+	accounts := int64(o.accounts)
 	from := rng.Int64N(accounts)
 	to := (from + 100*(1+rng.Int64N(accounts/100-1))) % accounts
+	if o.units > 1 && rng.Float64() < o.cross {
+		for range 1_000 { // 1 - 1/units of the draws land in another unit
+			bucket := (from%100 + 1 + rng.Int64N(99)) % 100
+			if bucket%o.units != (from%100)%o.units {
+				to = 100*rng.Int64N(accounts/100) + bucket
+				break
+			}
+		}
+	}
 	return payment{Key: fmt.Sprintf("b%d-%d-%x", worker, seq, rng.Uint32()), FromUID: from, ToUID: to, AmountMinor: 1 + rng.Int64N(100)}
 }
 
@@ -249,7 +268,7 @@ func throughput(ctx context.Context, t *target, o options) error {
 			best = s
 		}
 	}
-	out, _ := json.Marshal(map[string]any{"mode": "throughput", "sustained": best, "p99_max_ms": o.p99Max.Milliseconds(), "steps": steps})
+	out, _ := json.Marshal(map[string]any{"mode": "throughput", "cross": o.cross, "sustained": best, "p99_max_ms": o.p99Max.Milliseconds(), "steps": steps})
 	fmt.Println(string(out))
 	return nil
 }
@@ -270,7 +289,7 @@ func measure(ctx context.Context, t *target, c int, o options) step {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
 			for seq := int64(0); ctx.Err() == nil; seq++ {
-				p := newPayment(rng, w, seq, int64(o.accounts))
+				p := newPayment(rng, w, seq, o)
 				start := time.Now()
 				status, err := t.pay(ctx, p)
 				took := time.Since(start)
