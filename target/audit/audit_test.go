@@ -26,7 +26,7 @@ func TestOnlineAndOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, rep := range map[string]audit.Report{"online": p.AuditOnline(t), "offline": p.AuditOffline(t)} {
-		if rep.Verdict != ledger.True || rep.Failed() || len(rep.Checks) != 6 || len(rep.Units) != 1 || len(rep.Units[0].Replicas) != 2 {
+		if rep.Verdict != ledger.True || rep.Failed() || len(rep.Checks) != 7 || len(rep.Units) != 1 || len(rep.Units[0].Replicas) != 2 {
 			t.Errorf("%s: %+v", name, rep)
 		}
 	}
@@ -92,8 +92,37 @@ func TestReportShape(t *testing.T) {
 		names = append(names, c.Name+"="+c.Verdict)
 	}
 	want := []string{"money_conserved=true", "no_negative_balance=true", "acknowledged_present_once=true",
-		"failed_without_effect=true", "replicas_converged=true", "no_write_under_stale_epoch=true"}
+		"failed_without_effect=true", "replicas_converged=true", "no_write_under_stale_epoch=true", "cross_unit_atomic=true"}
 	if diff := cmp.Diff(names, want); diff != "" || got.Version != 1 || got.Verdict != "true" {
 		t.Errorf("report %s (-got +want):\n%s", buf.String(), diff)
+	}
+}
+
+// TestWithCore: the core zone's figures replace the units-only cross-unit verdict.
+func TestWithCore(t *testing.T) {
+	r := ledger.Replica{Unit: "a", Replica: "r1", Role: "primary", Epoch: 1}
+	r.Cross.AddLeg("k", ledger.LegDebit, ledger.LegConfirmed, 5)
+	r.Cross.AddLeg("k", ledger.LegCredit, ledger.LegConfirmed, 5)
+	r.Books.PostingSumMinor = r.Cross.NetMinor()
+	rep := audit.Judge([]ledger.Unit{{Name: "a", Replicas: []ledger.Replica{r}}})
+	var agree ledger.CoreTransfers
+	agree.Confirmed.AddLeg("k", 5)
+	tests := []struct {
+		name string
+		core ledger.CoreTransfers
+		want ledger.Verdict
+	}{
+		{"as decided", agree, ledger.True},
+		{"decided otherwise", ledger.CoreTransfers{Cancelled: agree.Confirmed}, ledger.False},
+		{"unfinished", ledger.CoreTransfers{Confirmed: agree.Confirmed, Unfinished: 1}, ledger.False},
+		{"core unreadable", ledger.CoreTransfers{Error: "no leader"}, ledger.Unknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := rep.WithCore(tt.core)
+			if got.Verdict != tt.want || len(got.Checks) != len(rep.Checks) {
+				t.Errorf("verdict %s with %d checks, want %s with %d: %+v", got.Verdict, len(got.Checks), tt.want, len(rep.Checks), got.Checks)
+			}
+		})
 	}
 }

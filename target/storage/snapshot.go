@@ -194,7 +194,7 @@ func (t *Tx) ImportSnapshot(ctx context.Context, r io.Reader) (SnapshotHeader, i
 // importStmts are the prepared inserts of one import.
 type importStmts struct {
 	account, payment, posting, history, tcc *sql.Stmt
-	ackedSeq                           int64
+	ackedSeq                                int64
 }
 
 func (t *Tx) prepareImport(ctx context.Context) error {

@@ -56,8 +56,12 @@ func TestTCCSteps(t *testing.T) {
 	p := unittest.StartPair(t, unittest.Options{})
 	seed(t, p, 2, 1_000)
 	addr, e := p.Primary().Addr(), p.Epoch()
-	debit := func(key string, amount int64) leg { return leg{Key: key, Leg: ledger.LegDebit, FromUID: 0, ToUID: 1, AmountMinor: amount} }
-	credit := func(key string, amount int64) leg { return leg{Key: key, Leg: ledger.LegCredit, FromUID: 0, ToUID: 1, AmountMinor: amount} }
+	debit := func(key string, amount int64) leg {
+		return leg{Key: key, Leg: ledger.LegDebit, FromUID: 0, ToUID: 1, AmountMinor: amount}
+	}
+	credit := func(key string, amount int64) leg {
+		return leg{Key: key, Leg: ledger.LegCredit, FromUID: 0, ToUID: 1, AmountMinor: amount}
+	}
 	steps := []struct {
 		name       string
 		step       string
