@@ -75,7 +75,12 @@ type Vars struct {
 	// UID2Stride, when over 1, makes {{uid2}} differ from {{uid}} by a non-zero multiple of it:
 	// with 100, both share uid % 100, the bucket a sharded target routes by, so a payment
 	// between them stays inside one shard. 0 or 1: any other uid.
-	UID2Stride                     int64
+	UID2Stride int64
+	// UID2OffStride is the share (0..1) of {{uid2}} draws that leave the stride (stride over 1
+	// only): uid2 = uid ± 1 + k·stride, the next (or previous) bucket, which on a target whose
+	// buckets go round-robin over its units (the built-in one) is another unit: a cross-unit
+	// payment.
+	UID2OffStride                  float64
 	AmountMinorMin, AmountMinorMax int64  // {{amount}}: uniform in [min, max], integer minor units
 	RunID                          string // {{run}}
 	Seed                           int64  // seeds the random values; 0 picks one

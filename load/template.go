@@ -210,6 +210,14 @@ func (v *values) draw(r *arrivalRand, vars *Vars, uses varSet, seq int64) {
 // drawUID2 draws another uid than uid, never the same; with a stride over 1, among the uids
 // uid + k·stride (k ≠ 0) inside the bounds, which Validate guarantees exist.
 func drawUID2(r *arrivalRand, vars *Vars, uid int64, span uint64) int64 {
+	if vars.UID2Stride > 1 && vars.UID2OffStride > 0 && float64(r.next()>>11)/(1<<53) < vars.UID2OffStride {
+		if u2, ok := offStride(r, vars, uid, 1); ok {
+			return u2
+		}
+		if u2, ok := offStride(r, vars, uid, -1); ok {
+			return u2
+		}
+	}
 	if vars.UID2Stride <= 1 {
 		u2 := r.below(span - 1)
 		if u2 >= uint64(uid-vars.UIDMin) {
@@ -225,6 +233,27 @@ func drawUID2(r *arrivalRand, vars *Vars, uid int64, span uint64) int64 {
 	}
 	return uid + k*s
 }
+
+// offStride draws uid + shift + k·stride (any k) inside the bounds; ok is false when there is
+// none.
+func offStride(r *arrivalRand, vars *Vars, uid, shift int64) (int64, bool) {
+	s := vars.UID2Stride
+	kmin, kmax := ceilDiv(vars.UIDMin-uid-shift, s), floorDiv(vars.UIDMax-uid-shift, s)
+	if kmin > kmax {
+		return 0, false
+	}
+	return uid + shift + (kmin+int64(r.below(uint64(kmax-kmin+1))))*s, true
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
 
 const hexDigits = "0123456789abcdef"
 

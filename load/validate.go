@@ -251,6 +251,11 @@ func (c Config) validateVars(p *problems, used varSet) {
 	if v.UID2Stride < 0 || v.UID2Stride > VarMax {
 		p.add("Vars.UID2Stride", ErrBadVars, "stride %d, want 0 ≤ stride ≤ %d", v.UID2Stride, int64(VarMax))
 	}
+	if !(v.UID2OffStride >= 0 && v.UID2OffStride <= 1) {
+		p.add("Vars.UID2OffStride", ErrBadVars, "share %v, want 0 to 1", v.UID2OffStride)
+	} else if v.UID2OffStride > 0 && v.UID2Stride <= 1 {
+		p.add("Vars.UID2OffStride", ErrBadVars, "a share off the stride needs a stride over 1, got %d", v.UID2Stride)
+	}
 	if used&usesAmount != 0 && (v.AmountMinorMin < 0 || v.AmountMinorMin > v.AmountMinorMax || v.AmountMinorMax > VarMax) {
 		p.add("Vars.AmountMinorMin", ErrBadVars, "amounts %d..%d, want 0 ≤ min ≤ max ≤ %d", v.AmountMinorMin, v.AmountMinorMax, int64(VarMax))
 	}

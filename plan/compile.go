@@ -335,7 +335,28 @@ func (c *compiler) vars(f *varsFile, t Target) load.Vars {
 		}
 		v.UID2Stride = stride
 	}
+	if n := f.uid2OffStride; n != nil {
+		v.UID2OffStride = c.share(n, "vars.uid2.offStride")
+		if v.UID2Stride <= 1 {
+			c.r.at(n, "vars.uid2.offStride", "a share off the stride needs vars.uid2.stride over 1")
+		}
+	}
 	return v
+}
+
+// share returns a percentage ("20%") as a fraction in [0, 1].
+func (c *compiler) share(n *yaml.Node, path string) float64 {
+	s, ok := c.str(n, path, `a percentage such as "20%"`)
+	if !ok {
+		return 0
+	}
+	num, isPercent := strings.CutSuffix(s, "%")
+	v, err := strconv.ParseFloat(num, 64)
+	if !isPercent || err != nil || !(v >= 0 && v <= 100) {
+		c.r.at(n, path, "%q: want a percentage from 0%% to 100%%", s)
+		return 0
+	}
+	return v / 100
 }
 
 // bounds compiles {min, max} within [lo, hi], each defaulting to the given value.

@@ -57,7 +57,9 @@ type varsFile struct {
 	node        *yaml.Node
 	uid, amount *boundsFile
 	uid2Stride  *yaml.Node // vars.uid2.stride
-	seed        *yaml.Node
+	// uid2OffStride is vars.uid2.offStride: the share of {{uid2}} off the stride.
+	uid2OffStride *yaml.Node
+	seed          *yaml.Node
 }
 
 type boundsFile struct{ node, min, max *yaml.Node }
@@ -367,7 +369,8 @@ func (d *decoder) vars(n *yaml.Node) *varsFile {
 	m := d.fields(n, "vars", "uid", "uid2", "amount", "seed")
 	v := &varsFile{node: n, seed: m["seed"]}
 	if u2 := m["uid2"]; u2 != nil {
-		v.uid2Stride = d.fields(u2, "vars.uid2", "stride")["stride"]
+		u2m := d.fields(u2, "vars.uid2", "stride", "offStride")
+		v.uid2Stride, v.uid2OffStride = u2m["stride"], u2m["offStride"]
 	}
 	bounds := func(key string) *boundsFile {
 		b := m[key]

@@ -16,7 +16,11 @@
 //	peak: {rate: 2000/s}                   # the expected peak; relative rates are percents of it
 //	vars:                                  # bounds of the request template values
 //	  uid: {min: 1, max: 100000}           # {{uid}}, {{uid2}}; default 1..accounts or 1..10000
-//	  uid2: {stride: 100}                  # {{uid2}} = {{uid}} ± k·100: the same bucket (shard)
+//	  uid2: {stride: 100, offStride: 20%}  # {{uid2}} = {{uid}} ± k·100: the same bucket (shard);
+//	                                       # offStride: that share of them {{uid}} ± 1 + k·100
+//	                                       # instead, the next bucket: on the built-in target
+//	                                       # (buckets round-robin over units) another unit, so a
+//	                                       # cross-unit payment; without a stride, any other uid
 //	  amount: {min: 100, max: 50000}       # {{amount}}, integer minor units
 //	  seed: 42                             # fixes the random values; default: random
 //	sla:                                   # k6 thresholds, judged on each judged phase

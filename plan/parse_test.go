@@ -228,6 +228,13 @@ func TestParseUID2(t *testing.T) {
 			[]string{"plan.yaml:6:48: vars.uid2.stride: a stride of 100 needs at least 200 uids, the range has 1..150"}},
 		{"stride zero", withUID2("peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {uid2: {stride: 0}}"),
 			[]string{"plan.yaml:6:23: vars.uid2.stride: 0 is out of range [1, 9007199254740991]"}},
+		{"a fifth off the stride", withUID2("peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {uid2: {stride: 100, offStride: 20%}}"), nil},
+		{"off the stride, no stride", withUID2("peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {uid2: {offStride: 20%}}"),
+			[]string{"plan.yaml:6:26: vars.uid2.offStride: a share off the stride needs vars.uid2.stride over 1"}},
+		{"off the stride, not a percentage", withUID2("peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {uid2: {stride: 100, offStride: 0.2}}"),
+			[]string{`plan.yaml:6:39: vars.uid2.offStride: want a percentage such as "20%", got a number 0.2`}},
+		{"off the stride, over 100%", withUID2("peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {uid2: {stride: 100, offStride: 120%}}"),
+			[]string{`plan.yaml:6:39: vars.uid2.offStride: "120%": want a percentage from 0% to 100%`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
