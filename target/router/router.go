@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/redline-dev/redline/target/corezone"
+	"github.com/redline-dev/redline/target/profiling"
 )
 
 // Limits of the router.
@@ -135,6 +136,7 @@ func (rt *router) routes() http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.Handle("GET /metrics", rt.metricsHandler())
+	profiling.Register(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

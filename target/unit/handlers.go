@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/profiling"
 )
 
 func (s *server) routes() http.Handler {
@@ -27,6 +28,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /internal/audit", s.handleAudit)
 	mux.HandleFunc("POST /internal/tcc/{step}", s.handleTCC)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	profiling.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
