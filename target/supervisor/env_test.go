@@ -14,13 +14,16 @@ func TestChildEnvGOMAXPROCS(t *testing.T) {
 		t.Setenv("GOMAXPROCS", "") // restored after the test
 		os.Unsetenv("GOMAXPROCS")
 		want := "GOMAXPROCS=" + strconv.Itoa(max(1, runtime.NumCPU()/procsPerCPU))
-		if got := childEnv(); !slices.Contains(got, want) {
-			t.Errorf("childEnv() lacks %q", want)
+		if got := childEnv(RoleUnit); !slices.Contains(got, want) {
+			t.Errorf("childEnv(unit) lacks %q", want)
+		}
+		if got := childEnv(RoleCore); slices.Contains(got, want) {
+			t.Errorf("childEnv(core) has %q, want the default", want)
 		}
 	})
 	t.Run("set by the user: kept", func(t *testing.T) {
 		t.Setenv("GOMAXPROCS", "3")
-		got := childEnv()
+		got := childEnv(RoleRouter)
 		var n int
 		for _, kv := range got {
 			if strings.HasPrefix(kv, "GOMAXPROCS=") {
