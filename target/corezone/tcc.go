@@ -32,7 +32,7 @@ const (
 	transferBudget = 4 * time.Second
 	tryBudget      = 2500 * time.Millisecond
 	stepRetry      = 25 * time.Millisecond
-	stepTimeout    = 2 * time.Second
+	stepTimeout    = time.Second
 	// tryGiveUp: recovery cancels a transfer whose tries went unanswered this long.
 	tryGiveUp = 10 * time.Second
 	// recoverEvery is the recovery loop's period; recoverBatchMax and recoverParallelMax bound
