@@ -20,11 +20,13 @@ import (
 )
 
 // Timing of the Raft group, tighter than the library's defaults (1 s) so that a killed core
-// leader is replaced in well under a second on loopback; loose enough for a busy 2-core machine.
+// leader is replaced in about a second on loopback; loose enough for a busy 2-core machine: with
+// cross-unit payments on the log, a 150 ms lease made an overloaded leader step down every few
+// seconds (each time failing the transfers in flight).
 const (
-	raftHeartbeatTimeout = 300 * time.Millisecond
-	raftElectionTimeout  = 300 * time.Millisecond
-	raftLeaderLease      = 150 * time.Millisecond
+	raftHeartbeatTimeout = 500 * time.Millisecond
+	raftElectionTimeout  = 500 * time.Millisecond
+	raftLeaderLease      = 400 * time.Millisecond
 	raftCommitTimeout    = 5 * time.Millisecond
 	raftApplyTimeout     = 2 * time.Second
 	raftTransportTimeout = 2 * time.Second

@@ -37,7 +37,10 @@ const (
 	tryGiveUp = 10 * time.Second
 	// recoverEvery is the recovery loop's period; recoverBatchMax and recoverParallelMax bound
 	// the transfers one round drives, and how many at once.
-	recoverEvery       = 250 * time.Millisecond
+	recoverEvery = 250 * time.Millisecond
+	// recoverGrace: a transfer a goroutine of this replica let go of less than this long ago is
+	// left alone (its done mark is on its way), not finished a second time.
+	recoverGrace       = time.Second
 	recoverBatchMax    = 512
 	recoverParallelMax = 32
 	// doneBatchMax and doneEvery batch the done marks into one Raft command.
@@ -60,6 +63,7 @@ type coordinator struct {
 
 	mu        sync.Mutex
 	driving   map[string]bool      // keys a goroutine of this replica drives now
+	released  map[string]time.Time // keys let go of within recoverGrace, and when
 	firstSeen map[string]time.Time // undecided keys the recovery loop met, and when first
 }
 
@@ -69,6 +73,7 @@ func newCoordinator(n *node) *coordinator {
 		http:      &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: participantConnsMax, IdleConnTimeout: 30 * time.Second}},
 		done:      make(chan string, doneQueueMax),
 		driving:   map[string]bool{},
+		released:  map[string]time.Time{},
 		firstSeen: map[string]time.Time{},
 	}
 }
@@ -88,6 +93,30 @@ func (c *coordinator) release(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.driving, key)
+	c.released[key] = time.Now()
+}
+
+// sweep forgets released keys older than recoverGrace and first sightings of transfers decided
+// since, and says whether the recovery loop should leave key alone now.
+func (c *coordinator) sweep(now time.Time) func(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, at := range c.released {
+		if now.Sub(at) >= recoverGrace {
+			delete(c.released, k)
+		}
+	}
+	for k := range c.firstSeen {
+		if t, ok := c.n.fsm.transfer(k); !ok || t.Decided() {
+			delete(c.firstSeen, k)
+		}
+	}
+	return func(key string) bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, recent := c.released[key]
+		return recent
+	}
 }
 
 // commitTransfer replicates a transfer command and returns the transfer after it.
@@ -322,15 +351,16 @@ func (c *coordinator) flushDone(ctx context.Context) {
 // recoverRound drives every unfinished transfer that no goroutine of this replica drives: those
 // a former leader left, those whose client went away, those whose participant was down.
 func (c *coordinator) recoverRound(ctx context.Context) {
+	now := time.Now()
+	recent := c.sweep(now)
 	open := c.n.fsm.openTransfers(recoverBatchMax)
 	sem := make(chan struct{}, recoverParallelMax)
 	var wg sync.WaitGroup
-	now := time.Now()
 	for _, t := range open {
 		if ctx.Err() != nil {
 			break
 		}
-		if !c.claim(t.Key) {
+		if recent(t.Key) || !c.claim(t.Key) {
 			continue
 		}
 		giveUp := false
@@ -350,10 +380,8 @@ func (c *coordinator) recoverRound(ctx context.Context) {
 			defer c.release(t.Key)
 			dctx, cancel := context.WithTimeout(ctx, transferBudget)
 			defer cancel()
-			if d, err := c.drive(dctx, t, giveUp); err == nil && d.Decided() {
-				c.mu.Lock()
-				delete(c.firstSeen, t.Key)
-				c.mu.Unlock()
+			if _, err := c.drive(dctx, t, giveUp); err != nil {
+				c.n.log.Warn("recover transfer", "key", t.Key, "err", err)
 			}
 		})
 	}
