@@ -147,3 +147,25 @@ func TestTCCFencing(t *testing.T) {
 		})
 	}
 }
+
+// TestTCCAsksBeforeExpiring: a leg left tried is never released on the participant's own
+// initiative: its primary asks the core zone, waits while the transfer is undecided, and applies
+// the decision once there is one.
+func TestTCCAsksBeforeExpiring(t *testing.T) {
+	p := unittest.StartPair(t, unittest.Options{})
+	seed(t, p, 2, 1_000)
+	addr, e := p.Primary().Addr(), p.Epoch()
+	held := leg{Key: "q1", Leg: ledger.LegDebit, FromUID: 0, ToUID: 1, AmountMinor: 400}
+	if status, a := step(t, p, addr, "try", e, held); status != http.StatusOK || a.State != ledger.LegTried {
+		t.Fatalf("try: %d %+v", status, a)
+	}
+	waitFor(t, "the participant to ask the core zone twice", func() bool { return p.Core.Asked("q1") >= 2 })
+	if got := balances(t, p, 0); got[0] != 600 {
+		t.Fatalf("balance %d while the core zone says trying, want the reservation held (600)", got[0])
+	}
+	p.Core.Decide("q1", ledger.LegCancelled)
+	waitFor(t, "the reservation released as the core zone decided", func() bool { return balances(t, p, 0)[0] == 1_000 })
+	if status, a := step(t, p, addr, "try", e, held); status != http.StatusOK || a.State != ledger.LegCancelled {
+		t.Errorf("a late try after the cancel: %d %+v, want the cancelled leg", status, a)
+	}
+}

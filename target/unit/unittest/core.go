@@ -26,6 +26,8 @@ type Core struct {
 	standbyOK bool
 	addrs     map[string]string
 	drops     int
+	decisions map[string]string // cross-unit transfers: key → confirmed | cancelled
+	asked     map[string]int    // resolve requests per key
 }
 
 // UnitConfig is the unit's entry in GET /v1/routing.
@@ -38,10 +40,11 @@ type UnitConfig struct {
 }
 
 func newCore(t testing.TB, unit string) *Core {
-	c := &Core{unit: unit, addrs: map[string]string{}}
+	c := &Core{unit: unit, addrs: map[string]string{}, decisions: map[string]string{}, asked: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/routing", c.handleRouting)
 	mux.HandleFunc("POST /v1/units/{unit}/{op}", c.handleChange)
+	mux.HandleFunc("POST /v1/transfers/{key}/resolve", c.handleResolve)
 	c.srv = httptest.NewServer(mux)
 	t.Cleanup(c.srv.Close)
 	return c
@@ -63,6 +66,33 @@ func (c *Core) configLocked() UnitConfig {
 		addrs[k] = v
 	}
 	return UnitConfig{Epoch: c.epoch, Primary: c.primary, Standby: c.standby, StandbyOK: c.standbyOK, Addrs: addrs}
+}
+
+// Decide sets the decision the fake core answers a participant asking about a transfer (until
+// then it answers trying).
+func (c *Core) Decide(key, state string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.decisions[key] = state
+}
+
+// Asked counts the times a participant asked about a transfer.
+func (c *Core) Asked(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.asked[key]
+}
+
+func (c *Core) handleResolve(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	key := r.PathValue("key")
+	c.asked[key]++
+	state, ok := c.decisions[key]
+	c.mu.Unlock()
+	if !ok {
+		state = "trying"
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"state": state})
 }
 
 // Drops counts the drop-standby requests the core accepted.
