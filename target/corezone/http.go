@@ -71,9 +71,7 @@ func (n *node) handleChange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req ChangeRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := unmarshalStrict(body, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "malformed_json", err.Error())
 		return
 	}

@@ -546,9 +546,7 @@ func (n *node) handleResolve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req resolveRequest
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err := unmarshalStrict(body, &req); err != nil {
 		writeError(w, http.StatusBadRequest, "malformed_json", err.Error())
 		return
 	}
@@ -571,12 +569,17 @@ func decodeStrict(w http.ResponseWriter, r *http.Request, dst any) (int, string,
 	if err != nil {
 		return http.StatusRequestEntityTooLarge, "body_too_large", err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
+	if err := unmarshalStrict(body, dst); err != nil {
 		return http.StatusBadRequest, "malformed_json", err
 	}
 	return 0, "", nil
+}
+
+// unmarshalStrict decodes one JSON value, unknown fields refused.
+func unmarshalStrict(body []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	return dec.Decode(dst)
 }
 
 // sleepDone waits d and says whether ctx is still live.
