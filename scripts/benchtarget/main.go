@@ -119,7 +119,12 @@ func openTarget(dir string) (*target, error) {
 		Router string `json:"router"`
 		Admin  string `json:"admin"`
 	}
+	// The target prints its ready line a moment before it writes topology.json.
 	b, err := os.ReadFile(filepath.Join(dir, "topology.json"))
+	for wait := 0; errors.Is(err, os.ErrNotExist) && wait < 100; wait++ {
+		time.Sleep(100 * time.Millisecond)
+		b, err = os.ReadFile(filepath.Join(dir, "topology.json"))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read topology: %w", err)
 	}
