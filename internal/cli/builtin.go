@@ -79,7 +79,7 @@ func (t *builtinTarget) consumerLag(ctx context.Context) ([]metrics.Gauge, error
 // startBuiltin starts the built-in target's processes under dir, waits until every one serves,
 // and opens the plan's accounts. The target runs on its own context: a Ctrl-C of the run stops
 // new arrivals first, and the target only when stop is called, after the audit.
-func startBuiltin(ctx context.Context, streams IO, dir string, b plan.Builtin) (*builtinTarget, error) {
+func startBuiltin(ctx context.Context, streams IO, dir string, b plan.Builtin, dsn string) (*builtinTarget, error) {
 	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t := &builtinTarget{dataDir: dir, cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan supervisor.Topology, 1)
@@ -89,7 +89,7 @@ func startBuiltin(ctx context.Context, streams IO, dir string, b plan.Builtin) (
 		return nil, fmt.Errorf("start built-in target: %w", err)
 	}
 	cfg := supervisor.Config{
-		Units: b.Units, DataDir: dir, Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Log: logf,
+		Units: b.Units, DataDir: dir, Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Log: logf, DSN: dsn,
 		Ready: func(topo supervisor.Topology) { ready <- topo },
 	}
 	// Owned by builtinTarget: stop cancels tctx and waits for it.
@@ -103,6 +103,9 @@ func startBuiltin(ctx context.Context, streams IO, dir string, b plan.Builtin) (
 		t.routerURL, t.adminURL = "http://"+topo.Router, "http://"+topo.Admin
 	case err := <-t.done:
 		cancel()
+		if errors.Is(err, supervisor.ErrInvalidConfig) {
+			return nil, fmt.Errorf("%w: start built-in target: %w", ErrInvalid, err)
+		}
 		return nil, fmt.Errorf("start built-in target: %w", err)
 	case <-time.After(builtinStartTimeout):
 		t.stop()

@@ -17,6 +17,7 @@ import (
 	"github.com/redline-dev/redline/load"
 	"github.com/redline-dev/redline/plan"
 	"github.com/redline-dev/redline/run"
+	"github.com/redline-dev/redline/target/sqldb"
 )
 
 // RunOptions are the inputs of `redline run`.
@@ -29,6 +30,7 @@ type RunOptions struct {
 	Segment     string
 	DryRun      bool
 	Quiet       bool
+	DSN         string
 }
 
 // NewCmdRun returns `redline run PLAN.yaml`. runF replaces the behaviour in tests.
@@ -56,6 +58,7 @@ input, 3 verification failed, 4 aborted (Ctrl-C, an abort condition).`,
 	f.StringVar(&opts.Segment, "segment", "", "run this agent's share i/N of every phase's arrivals (0 <= i < N)")
 	f.BoolVar(&opts.DryRun, "dry-run", false, "print the timeline and exit without sending anything")
 	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress lines")
+	f.StringVar(&opts.DSN, "dsn", "", "the built-in target's databases on this PostgreSQL server, a schema each (default: SQLite files in the run directory)")
 	return cmd
 }
 
@@ -72,12 +75,20 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	if err != nil {
 		return err
 	}
+	if opts.DSN != "" {
+		if p.Target().URL != "" || p.Target().Builtin == nil {
+			return fmt.Errorf("%w: --dsn is for the built-in target (the plan's target is %s)", ErrInvalid, p.Target().URL)
+		}
+		if _, err := sqldb.ParseDSN(opts.DSN); err != nil {
+			return fmt.Errorf("%w: --dsn: %w", ErrInvalid, err)
+		}
+	}
 	if opts.DryRun {
 		fmt.Fprint(opts.IO.Out, p.Summary())
 		return nil
 	}
 	return executePlan(ctx, opts.IO, p, source, execOptions{
-		OutDir: opts.OutDir, MetricsAddr: opts.MetricsAddr, Segment: seg, Quiet: opts.Quiet,
+		OutDir: opts.OutDir, MetricsAddr: opts.MetricsAddr, Segment: seg, Quiet: opts.Quiet, DSN: opts.DSN,
 	})
 }
 
@@ -87,6 +98,7 @@ type execOptions struct {
 	MetricsAddr string
 	Segment     load.Segment
 	Quiet       bool
+	DSN         string // the built-in target's PostgreSQL server; empty: SQLite
 }
 
 // executePlan runs a plan, writes every output, prints the verdict and returns the error that
@@ -104,7 +116,7 @@ func executePlan(ctx context.Context, streams IO, p *plan.Plan, source []byte, e
 	var target *builtinTarget
 	if b := p.Target().Builtin; p.Target().URL == "" && b != nil {
 		var err error
-		if target, err = startBuiltin(ctx, streams, filepath.Join(dir, "target"), *b); err != nil {
+		if target, err = startBuiltin(ctx, streams, filepath.Join(dir, "target"), *b, eo.DSN); err != nil {
 			return err
 		}
 		defer target.stop()

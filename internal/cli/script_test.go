@@ -3,15 +3,20 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/redline-dev/redline/target/sqldb"
+	"github.com/redline-dev/redline/target/sqldb/sqldbtest"
 )
 
 func TestMain(m *testing.M) {
@@ -30,12 +35,46 @@ func TestScripts(t *testing.T) {
 			srv := httptest.NewServer(scriptHandler())
 			env.Defer(srv.Close)
 			env.Setenv("TARGET", srv.URL)
+			if dsn := os.Getenv(sqldbtest.EnvDSN); dsn != "" {
+				env.Setenv(sqldbtest.EnvDSN, dsn)
+				env.Defer(func() { dropRunSchemas(env.T(), env.WorkDir, dsn) })
+			}
 			return nil
+		},
+		// [pg]: a PostgreSQL test server is set; without one the script stops there, or fails
+		// under $REDLINE_REQUIRE_PG=1.
+		Condition: func(cond string) (bool, error) {
+			if cond != "pg" {
+				return false, fmt.Errorf("unknown condition %q", cond)
+			}
+			if os.Getenv(sqldbtest.EnvDSN) == "" && os.Getenv(sqldbtest.EnvRequire) == "1" {
+				return false, fmt.Errorf("$%s is not set and $%s=1", sqldbtest.EnvDSN, sqldbtest.EnvRequire)
+			}
+			return os.Getenv(sqldbtest.EnvDSN) != "", nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exits": cmdExits,
 		},
 	})
+}
+
+// dropRunSchemas drops the schemas of every target a script ran on PostgreSQL (their
+// DATA/postgres.json under work, at most two levels down).
+func dropRunSchemas(t testscript.T, work, dsn string) {
+	for _, pattern := range []string{"*/" + sqldb.ServerFile, "*/*/" + sqldb.ServerFile} {
+		files, _ := filepath.Glob(filepath.Join(work, pattern))
+		for _, f := range files {
+			srv, err := sqldb.ReadServer(filepath.Dir(f))
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				err = sqldb.DropSchemas(ctx, dsn, srv.Prefix)
+				cancel()
+			}
+			if err != nil {
+				t.Log("drop the script's schemas: ", err)
+			}
+		}
+	}
 }
 
 func scriptHandler() http.Handler {

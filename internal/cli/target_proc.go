@@ -99,6 +99,7 @@ type procUnitOptions struct {
 	Core                                 []string
 	Defects                              []string
 	NATS                                 string
+	DSN, Schema                          string
 }
 
 func newCmdProcUnit(streams IO) *cobra.Command {
@@ -111,6 +112,7 @@ func newCmdProcUnit(streams IO) *cobra.Command {
 			cfg := unit.Config{
 				Unit: opts.Unit, Replica: opts.Replica, DataDir: opts.DataDir, Listen: opts.Listen, Role: opts.Role,
 				Epoch: opts.Epoch, StandbyAddr: opts.StandbyAddr, PrimaryAddr: opts.PrimaryAddr, CoreAddrs: opts.Core, NATS: opts.NATS,
+				DSN: opts.DSN, Schema: opts.Schema,
 				Logger: slog.New(slog.NewTextHandler(streams.ErrOut, nil)),
 			}
 			for _, d := range opts.Defects {
@@ -134,6 +136,8 @@ func newCmdProcUnit(streams IO) *cobra.Command {
 	f.StringSliceVar(&opts.Core, "core", nil, "the core zone replicas' HTTP addresses, comma-separated")
 	f.StringArrayVar(&opts.Defects, "defect", nil, "a seeded defect (repeatable)")
 	f.StringVar(&opts.NATS, "nats", "", "the broker's URL the primary's relay publishes the outbox to")
+	f.StringVar(&opts.DSN, "dsn", "", "a PostgreSQL server for the replica's database (default: SQLite in --data)")
+	f.StringVar(&opts.Schema, "schema", "", "the replica's schema on the --dsn server")
 	return cmd
 }
 
@@ -178,6 +182,8 @@ func newCmdProcConsumer(streams IO) *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data", "", "the group's data directory")
 	f.StringVar(&cfg.Listen, "listen", "", "the group's HTTP address")
 	f.StringVar(&cfg.NATS, "nats", "", "the broker's URL")
+	f.StringVar(&cfg.DSN, "dsn", "", "a PostgreSQL server for the group's database (default: SQLite in --data)")
+	f.StringVar(&cfg.Schema, "schema", "", "the group's schema on the --dsn server")
 	f.StringArrayVar(&defects, "defect", nil, "a seeded defect (repeatable)")
 	return cmd
 }

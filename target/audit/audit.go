@@ -19,6 +19,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb"
 	"github.com/redline-dev/redline/target/storage"
 )
 
@@ -210,7 +212,11 @@ func group(replicas []ledger.Replica) []ledger.Unit {
 // and the event pipeline's files when the target ran one (see offlineEvents).
 // Run it on a stopped target: a running one may be between two writes.
 func Offline(ctx context.Context, dataDir string) (Report, error) {
-	dirs, err := filepath.Glob(filepath.Join(dataDir, "units", "*", "*", storage.FileName))
+	srv, err := sqldb.ReadServer(dataDir)
+	if err != nil {
+		return Report{}, err
+	}
+	dirs, err := replicaDirs(dataDir, srv)
 	if err != nil {
 		return Report{}, fmt.Errorf("find unit databases: %w", err)
 	}
@@ -227,8 +233,8 @@ func Offline(ctx context.Context, dataDir string) (Report, error) {
 		}
 	}()
 	var figures []ledger.Replica
-	for _, path := range dirs {
-		figures = append(figures, offlineFigures(ctx, filepath.Dir(path), dbs))
+	for _, dir := range dirs {
+		figures = append(figures, offlineFigures(ctx, srv, dir, dbs))
 	}
 	units := group(figures)
 	for i := range units {
@@ -243,17 +249,38 @@ func Offline(ctx context.Context, dataDir string) (Report, error) {
 		}
 	}
 	rep := Judge(units)
-	if ev, ok := offlineEvents(ctx, dataDir, rep.Units, dbs); ok {
+	if ev, ok := offlineEvents(ctx, dataDir, srv, rep.Units, dbs); ok {
 		rep = rep.withEvents(ev)
 	}
 	return rep, nil
 }
 
-// offlineFigures reads one replica's figures from its database in dir; the unit and replica
-// names come from the path, so a database that cannot be read is still reported.
-func offlineFigures(ctx context.Context, dir string, dbs map[string]*storage.DB) ledger.Replica {
+// replicaDirs are the replicas' data dirs, DATA/units/<unit>/<replica>: those holding a SQLite
+// database, or every one when the databases live on PostgreSQL (DATA/postgres.json).
+func replicaDirs(dataDir string, srv sqldb.Server) ([]string, error) {
+	if !srv.Postgres() {
+		files, err := filepath.Glob(filepath.Join(dataDir, "units", "*", "*", storage.FileName))
+		for i := range files {
+			files[i] = filepath.Dir(files[i])
+		}
+		return files, err
+	}
+	paths, err := filepath.Glob(filepath.Join(dataDir, "units", "*", "*"))
+	var dirs []string
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+			dirs = append(dirs, p)
+		}
+	}
+	return dirs, err
+}
+
+// offlineFigures reads one replica's figures from its database (in dir, or its schema on srv);
+// the unit and replica names come from the path, so a database that cannot be read is still
+// reported.
+func offlineFigures(ctx context.Context, srv sqldb.Server, dir string, dbs map[string]*storage.DB) ledger.Replica {
 	unitName, replica := filepath.Base(filepath.Dir(dir)), filepath.Base(dir)
-	db, err := storage.OpenReadOnly(ctx, dir)
+	db, err := storage.OpenReadOnlyAt(ctx, srv.Place(dir, storage.FileName, "unit", unitName, replica))
 	if err != nil {
 		return ledger.Replica{Unit: unitName, Replica: replica, Error: err.Error()}
 	}

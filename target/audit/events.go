@@ -15,6 +15,7 @@ import (
 	"github.com/redline-dev/redline/target/consumer"
 	"github.com/redline-dev/redline/target/events"
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb"
 	"github.com/redline-dev/redline/target/storage"
 )
 
@@ -201,7 +202,7 @@ func streamDigest(ctx context.Context, nc *nats.Conn) (ledger.Digest, int64, str
 // (DATA/broker), the groups' inboxes from DATA/consumers/<group>. A target started without
 // the pipeline (neither directory) has no event figures: ok is false. Lag offline is the
 // committed events a group has not applied; max lag and drain time are not kept on disk.
-func offlineEvents(ctx context.Context, dataDir string, units []ledger.Unit, dbs map[string]*storage.DB) (ev ledger.Events, ok bool) {
+func offlineEvents(ctx context.Context, dataDir string, srv sqldb.Server, units []ledger.Unit, dbs map[string]*storage.DB) (ev ledger.Events, ok bool) {
 	brokerDir, consumersDir := filepath.Join(dataDir, "broker"), filepath.Join(dataDir, "consumers")
 	_, errB := os.Stat(brokerDir)
 	_, errC := os.Stat(consumersDir)
@@ -226,7 +227,7 @@ func offlineEvents(ctx context.Context, dataDir string, units []ledger.Unit, dbs
 		ev.Stream, ev.StreamMessages, ev.Error = streamOffline(ctx, brokerDir)
 	}
 	for _, name := range events.Groups() {
-		g, err := consumer.ReadFigures(ctx, filepath.Join(consumersDir, name))
+		g, err := consumer.ReadFigures(ctx, srv.Place(filepath.Join(consumersDir, name), consumer.FileName, "consumer", name))
 		g.Name = name
 		if err != nil {
 			g.Error = err.Error()

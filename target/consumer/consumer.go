@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/redline-dev/redline/target/events"
+	"github.com/redline-dev/redline/target/sqldb"
 )
 
 // Defect is a seeded defect of a consumer.
@@ -59,13 +60,16 @@ var (
 
 // Config configures one consumer group's process.
 type Config struct {
-	Group    string
-	DataDir  string
-	NATS     string
-	Listener net.Listener // or Listen
-	Listen   string
-	Defects  []Defect
-	Logger   *slog.Logger
+	Group   string
+	DataDir string
+	// DSN and Schema put the group's database on PostgreSQL (a schema of its own); empty DSN:
+	// a SQLite file in DataDir.
+	DSN, Schema string
+	NATS        string
+	Listener    net.Listener // or Listen
+	Listen      string
+	Defects     []Defect
+	Logger      *slog.Logger
 
 	// killPoint, when set, runs between the two steps of a batch (apply and ack, in the order
 	// the defect decides): a test cancels the context there, as a SIGKILL at the wrong moment.
@@ -81,6 +85,11 @@ func (c Config) Validate() error {
 	if c.DataDir == "" || c.NATS == "" {
 		errs = append(errs, errors.New("a data dir and a broker URL are required"))
 	}
+	if c.DSN != "" {
+		if err := c.Place().Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.Listener == nil && c.Listen == "" {
 		errs = append(errs, errors.New("a listen address or a listener is required"))
 	}
@@ -93,6 +102,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return nil
+}
+
+// Place is where the group's database lives.
+func (c Config) Place() sqldb.Place {
+	return sqldb.Place{Dir: c.DataDir, File: FileName, DSN: c.DSN, Schema: c.Schema}
 }
 
 // consumer is one running group.
@@ -122,7 +136,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	st, err := openStore(ctx, cfg.DataDir)
+	st, err := openStore(ctx, cfg.Place())
 	if err != nil {
 		return err
 	}

@@ -4,15 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
-
 	"github.com/redline-dev/redline/target/events"
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb"
 )
 
 // migrations of a consumer's database: migrations[i] takes it from version i to i+1.
@@ -21,24 +18,22 @@ var migrations = [][]string{{
 	`CREATE TABLE effects (name TEXT PRIMARY KEY, num BIGINT NOT NULL) WITHOUT ROWID`,
 }}
 
-// store is a consumer group's own SQLite database: the inbox and the effects, written together.
-type store struct{ db *sql.DB }
+// FileName is the SQLite database file in a group's data dir.
+const FileName = "consumer.db"
 
-func openStore(ctx context.Context, dir string) (*store, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
-	}
-	q := url.Values{}
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "busy_timeout(5000)")
-	q.Add("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "consumer.db")+"?"+q.Encode())
+// store is a consumer group's own database (a SQLite file, or a PostgreSQL schema): the
+// inbox and the effects, written together.
+type store struct {
+	db *sql.DB
+	d  sqldb.Dialect
+}
+
+func openStore(ctx context.Context, p sqldb.Place) (*store, error) {
+	db, err := sqldb.OpenWriter(ctx, p)
 	if err != nil {
 		return nil, fmt.Errorf("open consumer database: %w", err)
 	}
-	db.SetMaxOpenConns(1)
-	s := &store{db: db}
+	s := &store{db: db, d: p.Dialect()}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -60,7 +55,7 @@ func (s *store) migrate(ctx context.Context) error {
 			return fmt.Errorf("migrate to %d: %w", v+1, err)
 		}
 		for _, q := range append(migrations[v], `DELETE FROM schema_version`) {
-			if _, err := tx.ExecContext(ctx, q); err != nil {
+			if _, err := tx.ExecContext(ctx, s.d.Schema(q)); err != nil {
 				tx.Rollback()
 				return fmt.Errorf("migrate to %d: %w", v+1, err)
 			}
@@ -147,7 +142,7 @@ func (s *store) applied(ctx context.Context) (int64, error) {
 
 // figures are the audit's: the inbox's digest and the applied count, in one read.
 func (s *store) figures(ctx context.Context, g *ledger.Group) error {
-	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	tx, err := s.db.BeginTx(ctx, sqldb.ReadTx)
 	if err != nil {
 		return fmt.Errorf("read figures: %w", err)
 	}
@@ -170,21 +165,16 @@ func (s *store) figures(ctx context.Context, g *ledger.Group) error {
 	return tx.QueryRowContext(ctx, `SELECT coalesce(sum(num), 0) FROM effects WHERE name = $1`, effectApplied).Scan(&g.Applied)
 }
 
-// ReadFigures reads a stopped (or running: WAL readers) group's audit figures from its
-// database in dir, read-only: the inbox's digest and the applied count. Lag, max lag and
-// drain time live in the running process and are left zero.
-func ReadFigures(ctx context.Context, dir string) (ledger.Group, error) {
-	g := ledger.Group{Name: filepath.Base(dir)}
-	path := filepath.Join(dir, "consumer.db")
-	if _, err := os.Stat(path); err != nil {
-		return g, fmt.Errorf("open consumer database: %w", err)
-	}
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(5000)")
+// ReadFigures reads a stopped (or running: its readers see committed snapshots) group's audit
+// figures from its database at p, read-only: the inbox's digest and the applied count. Lag,
+// max lag and drain time live in the running process and are left zero.
+func ReadFigures(ctx context.Context, p sqldb.Place) (ledger.Group, error) {
+	g := ledger.Group{Name: filepath.Base(p.Dir)}
+	db, err := sqldb.OpenReaders(ctx, p, 1)
 	if err != nil {
 		return g, fmt.Errorf("open consumer database: %w", err)
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
-	err = (&store{db: db}).figures(ctx, &g)
+	err = (&store{db: db, d: p.Dialect()}).figures(ctx, &g)
 	return g, err
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redline-dev/redline/target/corezone"
+	"github.com/redline-dev/redline/target/sqldb"
 )
 
 // Bringing replicas back into their unit's configuration.
@@ -276,6 +277,9 @@ func (s *supervisor) signal(p *proc, sig syscall.Signal) error {
 // topology is the current topology.
 func (s *supervisor) topology() Topology {
 	t := Topology{Version: TopologyVersion, Router: s.router.addr, Admin: s.admin}
+	if s.srv.Postgres() {
+		t.Postgres = &Postgres{DSN: sqldb.Redact(s.srv.DSN), Prefix: s.srv.Prefix}
+	}
 	for _, c := range s.cores {
 		t.Core = append(t.Core, c.addr)
 	}

@@ -59,6 +59,7 @@ type proc struct {
 	role, unit, replica string
 	addr, raftAddr      string
 	dataDir, logPath    string
+	schema              string // the PostgreSQL schema of its database, fixed at layout
 
 	mu       sync.Mutex
 	pid      int
@@ -84,6 +85,7 @@ func (p *proc) snapshot() Process {
 	return Process{
 		Role: p.role, Unit: p.unit, Replica: p.replica, Mode: p.mode, Pid: p.pid, Addr: p.addr,
 		RaftAddr: p.raftAddr, Up: p.up, Paused: p.paused, Restarts: p.restarts, Log: p.logPath,
+		Schema: p.schema,
 	}
 }
 
@@ -128,6 +130,13 @@ func (s *supervisor) layout() error {
 	}
 	for _, g := range events.Groups() {
 		s.procs = append(s.procs, newProc(RoleConsumer, g, "-", filepath.Join(s.cfg.DataDir, "consumers", g)))
+	}
+	if s.srv.Postgres() {
+		for _, p := range s.procs {
+			if p.role == RoleUnit || p.role == RoleConsumer {
+				p.schema = s.place(p).Schema
+			}
+		}
 	}
 	s.router = newProc(RoleRouter, "-", "-", "")
 	s.router.addr = s.cfg.Listen
@@ -317,7 +326,7 @@ func (s *supervisor) start(ctx context.Context, p *proc) (*exec.Cmd, error) {
 		Setpgid:   true,            // a Ctrl-C in the terminal reaches the supervisor only
 		Pdeathsig: syscall.SIGKILL, // and a dead supervisor leaves nothing behind
 	}
-	fmt.Fprintf(logf, "--- %s start: %s %s\n", time.Now().Format(time.RFC3339Nano), s.exe, strings.Join(args, " "))
+	fmt.Fprintf(logf, "--- %s start: %s %s\n", time.Now().Format(time.RFC3339Nano), s.exe, strings.Join(redactArgs(args), " "))
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", p.key(), err)
 	}
@@ -325,7 +334,7 @@ func (s *supervisor) start(ctx context.Context, p *proc) (*exec.Cmd, error) {
 	p.pid, p.up, p.paused, p.started = cmd.Process.Pid, true, false, time.Now()
 	p.outSince, p.addedAt = time.Time{}, time.Time{}
 	p.mu.Unlock()
-	s.log.Info("process started", "proc", p.key(), "pid", cmd.Process.Pid, "args", strings.Join(args, " "))
+	s.log.Info("process started", "proc", p.key(), "pid", cmd.Process.Pid, "args", strings.Join(redactArgs(args), " "))
 	s.writeTopology()
 	return cmd, nil
 }
@@ -366,6 +375,7 @@ func (s *supervisor) args(ctx context.Context, p *proc) ([]string, error) {
 		return []string{"target", "proc", "broker", "--data", p.dataDir, "--listen", p.addr}, nil
 	case RoleConsumer:
 		args := []string{"target", "proc", "consumer", "--group", p.unit, "--data", p.dataDir, "--listen", p.addr, "--nats", s.natsURL()}
+		args = append(args, s.storageArgs(p)...)
 		for _, d := range s.cfg.Defects {
 			if slices.Contains(consumer.Defects(), consumer.Defect(d)) {
 				args = append(args, "--defect", d)
@@ -396,6 +406,7 @@ func (s *supervisor) args(ctx context.Context, p *proc) ([]string, error) {
 		if st.primaryAddr != "" {
 			args = append(args, "--primary-addr", st.primaryAddr)
 		}
+		args = append(args, s.storageArgs(p)...)
 		for _, d := range s.cfg.Defects {
 			if slices.Contains(unit.Defects(), unit.Defect(d)) {
 				args = append(args, "--defect", d)

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/redline-dev/redline/target/corezone"
+	"github.com/redline-dev/redline/target/sqldb"
 )
 
 // Limits and timings of the supervisor.
@@ -63,6 +64,10 @@ type Config struct {
 	Log io.Writer
 	// NATS is an external broker's URL; empty starts the embedded broker as its own process.
 	NATS string
+	// DSN puts every unit replica's and consumer group's database on this PostgreSQL server,
+	// a schema each (synchronous_commit=on); empty: SQLite files in DataDir, or the server a
+	// data dir recorded in DATA/postgres.json when it first ran with a DSN.
+	DSN string
 	// Ready, when set, is called once with the topology when every process serves.
 	Ready func(Topology)
 }
@@ -90,6 +95,11 @@ func (cfg Config) Validate() error {
 	for _, d := range cfg.Defects {
 		if !slices.Contains(Defects(), d) {
 			errs = append(errs, fmt.Errorf("unknown defect %q (known: %v)", d, Defects()))
+		}
+	}
+	if cfg.DSN != "" {
+		if _, err := sqldb.ParseDSN(cfg.DSN); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -126,6 +136,7 @@ type supervisor struct {
 	cores  []*proc
 	router *proc
 	broker *proc // nil with an external broker
+	srv    sqldb.Server
 	admin  string
 	core   *corezone.Client
 	http   *http.Client
@@ -143,7 +154,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	s, adminLn, logf, err := prepare(cfg)
+	// The processes run in the data dir: a relative one would be resolved twice.
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("%w: data dir: %w", ErrInvalidConfig, err)
+	}
+	cfg.DataDir = abs
+	dbs, err := resolveServer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	s, adminLn, logf, err := prepare(cfg, dbs)
 	if err != nil {
 		return err
 	}
@@ -184,9 +205,9 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
-// prepare creates the data dir, the supervisor's log, the admin token and listener, and the
-// process table.
-func prepare(cfg Config) (*supervisor, net.Listener, *os.File, error) {
+// prepare creates the data dir, the supervisor's log, the admin token and listener, the
+// process table, and records a PostgreSQL server in DATA/postgres.json.
+func prepare(cfg Config, srv sqldb.Server) (*supervisor, net.Listener, *os.File, error) {
 	exe := cfg.Exe
 	if exe == "" {
 		var err error
@@ -212,6 +233,12 @@ func prepare(cfg Config) (*supervisor, net.Listener, *os.File, error) {
 		logf.Close()
 		return nil, nil, nil, err
 	}
+	if srv.Postgres() {
+		if err := sqldb.WriteServer(cfg.DataDir, srv); err != nil {
+			logf.Close()
+			return nil, nil, nil, err
+		}
+	}
 	adminAddr := cfg.Admin
 	if adminAddr == "" {
 		adminAddr = "127.0.0.1:0"
@@ -222,7 +249,7 @@ func prepare(cfg Config) (*supervisor, net.Listener, *os.File, error) {
 		return nil, nil, nil, fmt.Errorf("listen admin: %w", err)
 	}
 	s := &supervisor{
-		cfg: cfg, exe: exe, token: token, admin: adminLn.Addr().String(),
+		cfg: cfg, exe: exe, token: token, admin: adminLn.Addr().String(), srv: srv,
 		http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2, IdleConnTimeout: 30 * time.Second}},
 		log:  slog.New(slog.NewTextHandler(out, nil)).With("role", "supervisor"),
 	}

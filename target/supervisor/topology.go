@@ -26,11 +26,13 @@ const (
 type Topology struct {
 	Version int `json:"version"`
 	// Generation increments on every rewrite of the file.
-	Generation int64     `json:"generation"`
-	Router     string    `json:"router"`
-	Admin      string    `json:"admin"`
-	Core       []string  `json:"core"` // the core replicas' HTTP addresses
-	Processes  []Process `json:"processes"`
+	Generation int64    `json:"generation"`
+	Router     string   `json:"router"`
+	Admin      string   `json:"admin"`
+	Core       []string `json:"core"` // the core replicas' HTTP addresses
+	// Postgres is the server of the databases, absent when they are SQLite files.
+	Postgres  *Postgres `json:"postgres,omitempty"`
+	Processes []Process `json:"processes"`
 }
 
 // Process is one process of the topology.
@@ -50,6 +52,8 @@ type Process struct {
 	Paused   bool   `json:"paused,omitempty"`
 	Restarts int    `json:"restarts"`
 	Log      string `json:"log"`
+	// Schema is a unit replica's or consumer group's schema on the PostgreSQL server.
+	Schema string `json:"schema,omitempty"`
 }
 
 // Key names a process in the admin API: role/unit/replica.

@@ -92,7 +92,7 @@ func newServer(ctx context.Context, cfg Config) (*server, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	log = log.With("unit", cfg.Unit, "replica", cfg.Replica)
-	db, err := storage.Open(ctx, cfg.DataDir)
+	db, err := storage.OpenAt(ctx, cfg.Place())
 	if err != nil {
 		return nil, fmt.Errorf("open unit database: %w", err)
 	}

@@ -19,6 +19,8 @@ import (
 	"slices"
 
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb"
+	"github.com/redline-dev/redline/target/storage"
 )
 
 // Defect is a seeded defect: a switch that breaks one guarantee, so the audit can prove it sees it.
@@ -72,6 +74,9 @@ type Config struct {
 	Unit, Replica string
 	// DataDir holds the replica's database (DATA/units/<unit>/<replica>).
 	DataDir string
+	// DSN and Schema put the replica's database on PostgreSQL (a schema of its own; DataDir
+	// still holds its scratch files); empty DSN: a SQLite file in DataDir.
+	DSN, Schema string
 	// Listener serves the HTTP API when set; otherwise Listen ("127.0.0.1:0") is bound.
 	Listener net.Listener
 	Listen   string
@@ -99,6 +104,11 @@ type Config struct {
 	NATS string
 }
 
+// Place is where the replica's database lives.
+func (c Config) Place() sqldb.Place {
+	return sqldb.Place{Dir: c.DataDir, File: storage.FileName, DSN: c.DSN, Schema: c.Schema}
+}
+
 // Validate reports every problem of c at once.
 func (c Config) Validate() error {
 	var errs []error
@@ -110,6 +120,11 @@ func (c Config) Validate() error {
 	}
 	if c.Listener == nil && c.Listen == "" {
 		errs = append(errs, errors.New("a listen address or a listener is required"))
+	}
+	if c.DSN != "" {
+		if err := c.Place().Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	switch c.Role {
 	case ledger.RolePrimary, ledger.RoleStandby, ledger.RoleCatchingUp:
