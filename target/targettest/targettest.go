@@ -26,6 +26,7 @@ import (
 
 	"github.com/redline-dev/redline/target/audit"
 	"github.com/redline-dev/redline/target/corezone"
+	"github.com/redline-dev/redline/target/sqldb"
 	"github.com/redline-dev/redline/target/supervisor"
 )
 
@@ -111,6 +112,10 @@ type Options struct {
 	Defects []string
 	// NATS is an external broker's URL (redline target up --nats); empty starts the embedded one.
 	NATS string
+	// Storage is where the databases live: the zero Server puts SQLite files in the data dir;
+	// sqldbtest.Postgres(t) a schema each on the test's PostgreSQL server, under its prefix
+	// (dropped when the test ends).
+	Storage sqldb.Server
 }
 
 // Target is a running built-in target.
@@ -146,6 +151,13 @@ func Start(t testing.TB, opts Options) *Target {
 	cfg := supervisor.Config{
 		Units: opts.Units, DataDir: dir, Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Defects: opts.Defects,
 		NATS: opts.NATS, Exe: bin, Log: &logBuf, Ready: func(top supervisor.Topology) { ready <- top },
+	}
+	if opts.Storage.Postgres() {
+		// Recorded as a previous start would have: the supervisor keeps the test's prefix.
+		if err := sqldb.WriteServer(dir, opts.Storage); err != nil {
+			t.Fatal(err)
+		}
+		cfg.DSN = opts.Storage.DSN
 	}
 	began := time.Now()
 	// The supervisor runs until stop cancels it; stop waits for it.
