@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it, on a fresh machine with only Go: installs what the tests
-# need, checks format, vet and staticcheck, then runs every test tier with the race detector.
+# need (Node.js tools, PostgreSQL), checks format, vet and staticcheck, then runs every test
+# tier with the race detector, the target's storage tests on SQLite and PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,12 @@ step "install what the tests need"
 command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
 npm ci --prefix reports/testdata/k6tools --no-audit --no-fund --loglevel=error
 export REDLINE_REQUIRE_NODE_TOOLS=1
+# PostgreSQL: a throwaway cluster for the tests that run the target on it (scripts/pg.sh
+# installs the Debian package when missing); stopped and removed on exit.
+pg_env=$(scripts/pg.sh start)
+eval "$pg_env"
+trap 'scripts/pg.sh stop "$REDLINE_PG_DIR"' EXIT
+export REDLINE_REQUIRE_PG=1
 
 step "format"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
