@@ -15,6 +15,9 @@
 #
 #   STEP=10s CONCURRENCY=4,8,16,32,64,128,256 PGBENCH_TIME=20 KILLS=10 CROSS=0.2 scripts/bench-target.sh
 #   ONLY=cross scripts/bench-target.sh     # steps 1 and 4 alone, side by side
+#   ONLY=postgres scripts/bench-target.sh  # step 1 on SQLite and on PostgreSQL (target up --dsn)
+#
+# PostgreSQL runs as a throwaway cluster of scripts/pg.sh (fsync and synchronous_commit on).
 #
 # Figures are noisy on a shared machine (both sides suffer): run it on an idle one.
 set -euo pipefail
@@ -30,20 +33,18 @@ PGBENCH_SCALE=${PGBENCH_SCALE:-10}
 KILLS=${KILLS:-10}
 CROSS=${CROSS:-0.2}
 ONLY=${ONLY:-}
-PGPORT=${PGPORT:-55432}
 
 tmp=$(mktemp -d /tmp/bench-target.XXXXXX)
 chmod 755 "$tmp"
 target_pid=""
-pgdata=""
-pgbin=""
+pgdir=""
 cleanup() {
 	if [ -n "$target_pid" ]; then
 		kill -INT "$target_pid" 2>/dev/null || true
 		wait "$target_pid" 2>/dev/null || true
 	fi
-	if [ -n "$pgdata" ] && [ -f "$pgdata/postmaster.pid" ]; then
-		su postgres -s /bin/sh -c "$pgbin/pg_ctl -D $pgdata -m fast -w stop" >/dev/null 2>&1 || true
+	if [ -n "$pgdir" ]; then
+		scripts/pg.sh stop "$pgdir" 2>/dev/null || true
 	fi
 	rm -rf "$tmp"
 }
@@ -53,10 +54,26 @@ echo "== building"
 $GO build -o "$tmp/redline" ./cmd/redline
 $GO build -o "$tmp/benchtarget" ./scripts/benchtarget
 
-# start_target: runs `redline target up` in the background until its ready line.
+# pg_start / pg_stop: a throwaway PostgreSQL cluster (scripts/pg.sh); pg_start sets $dsn.
+pg_start() {
+	local env
+	env=$(scripts/pg.sh start)
+	eval "$env"
+	pgdir=$REDLINE_PG_DIR
+	dsn=$REDLINE_TEST_DSN
+}
+pg_stop() {
+	scripts/pg.sh stop "$pgdir"
+	pgdir=""
+}
+
+# start_target [DSN]: runs `redline target up` in the background until its ready line; with a
+# DSN, its databases are schemas on that PostgreSQL server.
 start_target() {
 	rm -rf "$tmp/data"
-	"$tmp/redline" target up --units "$UNITS" --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 >"$tmp/up.log" 2>&1 &
+	local storage=()
+	if [ -n "${1:-}" ]; then storage=(--dsn "$1"); fi
+	"$tmp/redline" target up --units "$UNITS" --data "$tmp/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 "${storage[@]}" >"$tmp/up.log" 2>&1 &
 	target_pid=$!
 	for _ in $(seq 300); do
 		if grep -q "^router" "$tmp/up.log"; then
@@ -79,6 +96,32 @@ stop_target() {
 	wait "$target_pid" || true
 	target_pid=""
 }
+
+sustained_of() { tail -1 "$1" | sed -E 's/.*"sustained":\{[^}]*"payments_per_s":([0-9.]+).*/\1/'; }
+p99_of() { tail -1 "$1" | sed -E 's/.*"sustained":\{[^}]*"p99_ms":([0-9.]+).*/\1/'; }
+
+if [ "$ONLY" = "postgres" ]; then
+	echo "== target on SQLite: throughput ($UNITS units, $ACCOUNTS accounts, concurrency $CONCURRENCY, $STEP each)"
+	start_target
+	"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -concurrency "$CONCURRENCY" -step "$STEP" | tee "$tmp/sqlite.out"
+	stop_target
+	pg_start
+	echo "== target on PostgreSQL (target up --dsn): the same"
+	start_target "$dsn"
+	"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -concurrency "$CONCURRENCY" -step "$STEP" | tee "$tmp/postgres.out"
+	# The audit of the running target (it waits for the event pipeline to drain), read from
+	# PostgreSQL.
+	"$tmp/redline" target audit --data "$tmp/data" >"$tmp/audit.json" && audit=true || audit=false
+	stop_target
+	pg_stop
+	echo
+	echo "== bench-target, storage backends ($(nproc) cores)"
+	printf "target sustained payments/s (p99 < 50 ms), SQLite:     %8.0f  (p99 %s ms)\n" "$(sustained_of "$tmp/sqlite.out")" "$(p99_of "$tmp/sqlite.out")"
+	printf "target sustained payments/s (p99 < 50 ms), PostgreSQL: %8.0f  (p99 %s ms; audit %s)\n" "$(sustained_of "$tmp/postgres.out")" "$(p99_of "$tmp/postgres.out")" "$audit"
+	printf "ratio PostgreSQL / SQLite:                              %8.2f  (load average %s)\n" \
+		"$(awk -v a="$(sustained_of "$tmp/postgres.out")" -v b="$(sustained_of "$tmp/sqlite.out")" 'BEGIN { if (b > 0) print a / b; else print 0 }')" "$(cut -d' ' -f1-3 /proc/loadavg)"
+	exit 0
+fi
 
 echo "== target: throughput ($UNITS units, $ACCOUNTS accounts, concurrency $CONCURRENCY, $STEP each)"
 start_target
@@ -108,20 +151,10 @@ if [ "$ONLY" = "cross" ]; then
 fi
 
 echo "== PostgreSQL: pgbench TPC-B (scale $PGBENCH_SCALE, -c 8 -j 2 -T $PGBENCH_TIME)"
-if ! command -v pgbench >/dev/null || ! ls -d /usr/lib/postgresql/*/bin >/dev/null 2>&1; then
-	echo "installing postgresql (Debian package)"
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-fi
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-pgdata="$tmp/pgdata"
-mkdir -p "$pgdata"
-chown postgres:postgres "$pgdata"
-su postgres -s /bin/sh -c "$pgbin/initdb -D $pgdata -U postgres -A trust -E UTF8 --no-locale" >/dev/null
-su postgres -s /bin/sh -c "$pgbin/pg_ctl -D $pgdata -l $pgdata/server.log -w -t 60 -o \"-c listen_addresses=127.0.0.1 -p $PGPORT -k $pgdata\" start" >/dev/null
-pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -i -q -s "$PGBENCH_SCALE" postgres >/dev/null 2>&1
-pgbench -h 127.0.0.1 -p "$PGPORT" -U postgres -c 8 -j 2 -T "$PGBENCH_TIME" postgres 2>/dev/null | tee "$tmp/pgbench.out" | grep -E "^(tps|latency average)"
-su postgres -s /bin/sh -c "$pgbin/pg_ctl -D $pgdata -m fast -w stop" >/dev/null
-pgdata=""
+pg_start
+pgbench -i -q -s "$PGBENCH_SCALE" "$dsn" >/dev/null 2>&1
+pgbench -c 8 -j 2 -T "$PGBENCH_TIME" "$dsn" 2>/dev/null | tee "$tmp/pgbench.out" | grep -E "^(tps|latency average)"
+pg_stop
 
 echo "== target: failover under load ($KILLS kills of unit primaries)"
 start_target

@@ -15,16 +15,19 @@ import (
 
 	"github.com/redline-dev/redline/target/events"
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb"
+	"github.com/redline-dev/redline/target/sqldb/sqldbtest"
 )
 
 type harness struct {
-	t   *testing.T
-	url string
-	js  jetstream.JetStream
-	dir string
+	t     *testing.T
+	url   string
+	js    jetstream.JetStream
+	place sqldb.Place // the group's database
 }
 
-func newHarness(t *testing.T) *harness {
+// newHarness starts a broker; the group's database lives on srv (the zero Server: SQLite).
+func newHarness(t *testing.T, srv sqldb.Server) *harness {
 	b, err := events.StartBroker(events.BrokerConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +38,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	return &harness{t: t, url: b.URL(), js: js, dir: t.TempDir()}
+	return &harness{t: t, url: b.URL(), js: js, place: srv.Place(t.TempDir(), FileName, "consumer", "settlement")}
 }
 
 // publish sends events a-from..a-(to-1); the returned digest is theirs.
@@ -72,7 +75,7 @@ func (h *harness) start(defects []Defect, kill func(cancel context.CancelFunc)) 
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg := Config{Group: "settlement", DataDir: h.dir, NATS: h.url, Listener: ln, Defects: defects}
+	cfg := Config{Group: "settlement", DataDir: h.place.Dir, DSN: h.place.DSN, Schema: h.place.Schema, NATS: h.url, Listener: ln, Defects: defects}
 	if kill != nil {
 		cfg.killPoint = func() { kill(cancel) }
 	}
@@ -127,46 +130,58 @@ func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
 // TestExactlyOnceAcrossKill kills the consumer between its two steps on the first batch, then
 // restarts it: applying before acking, the redelivered batch is skipped by the inbox and every
 // event is applied once; with the ack-before-apply defect the acked batch is never redelivered
-// and the audit's digest shows events missing.
+// and the audit's digest shows events missing. Both on SQLite and on PostgreSQL, where the
+// offline figures (the audit of a stopped target) must equal the running group's.
 func TestExactlyOnceAcrossKill(t *testing.T) {
-	for _, defect := range []bool{false, true} {
-		t.Run(fmt.Sprintf("defect=%v", defect), func(t *testing.T) {
-			h := newHarness(t)
-			h.publish(1, 101)
-			var defects []Defect
-			if defect {
-				defects = []Defect{DefectAckBeforeApply}
-			}
-			var once atomic.Bool
-			first := h.start(defects, func(cancel context.CancelFunc) {
-				if once.CompareAndSwap(false, true) {
-					cancel() // the wrong moment
-				}
-			})
-			<-first.done
-			first.cancel = nil
-			r := h.start(defects, nil)
-			var g ledger.Group
-			waitUntil(t, "lag drained", 10*time.Second, func() bool {
-				var st State
-				get(t, r.addr, "/v1/state", &st)
-				return st.Lag == 0 && (st.Applied == 100 || defect)
-			})
-			time.Sleep(3 * pollInterval)
-			get(t, r.addr, "/internal/audit", &g)
-			checks := ledger.EvaluateEvents(ledger.Events{Outbox: digest(100), Stream: digest(100), StreamMessages: 100, Groups: []ledger.Group{g}})
-			got := checks[1].Verdict
-			if want := map[bool]ledger.Verdict{false: ledger.True, true: ledger.False}[defect]; got != want {
-				t.Fatalf("events_applied_once = %s (%s), want %s; group %+v", got, checks[1].Detail, want, g)
+	for _, be := range sqldbtest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			for _, defect := range []bool{false, true} {
+				t.Run(fmt.Sprintf("defect=%v", defect), func(t *testing.T) { exactlyOnceAcrossKill(t, be.Server(t), defect) })
 			}
 		})
+	}
+}
+
+func exactlyOnceAcrossKill(t *testing.T, srv sqldb.Server, defect bool) {
+	h := newHarness(t, srv)
+	h.publish(1, 101)
+	var defects []Defect
+	if defect {
+		defects = []Defect{DefectAckBeforeApply}
+	}
+	var once atomic.Bool
+	first := h.start(defects, func(cancel context.CancelFunc) {
+		if once.CompareAndSwap(false, true) {
+			cancel() // the wrong moment
+		}
+	})
+	<-first.done
+	first.cancel = nil
+	r := h.start(defects, nil)
+	var g ledger.Group
+	waitUntil(t, "lag drained", 10*time.Second, func() bool {
+		var st State
+		get(t, r.addr, "/v1/state", &st)
+		return st.Lag == 0 && (st.Applied == 100 || defect)
+	})
+	time.Sleep(3 * pollInterval)
+	get(t, r.addr, "/internal/audit", &g)
+	checks := ledger.EvaluateEvents(ledger.Events{Outbox: digest(100), Stream: digest(100), StreamMessages: 100, Groups: []ledger.Group{g}})
+	got := checks[1].Verdict
+	if want := map[bool]ledger.Verdict{false: ledger.True, true: ledger.False}[defect]; got != want {
+		t.Fatalf("events_applied_once = %s (%s), want %s; group %+v", got, checks[1].Detail, want, g)
+	}
+	r.stop()
+	off, err := ReadFigures(context.Background(), h.place)
+	if err != nil || off.Inbox != g.Inbox || off.Applied != g.Applied {
+		t.Errorf("offline figures %+v %v, want the running group's %+v", off, err, g)
 	}
 }
 
 // TestThrottlePauseRelease: a rate limit slows the group, a pause stops it (lag grows), and the
 // release drains it.
 func TestThrottlePauseRelease(t *testing.T) {
-	h := newHarness(t)
+	h := newHarness(t, sqldb.Server{})
 	r := h.start(nil, nil)
 	if code := call(t, http.MethodPost, r.addr, "/v1/throttle", `{"rate_per_s": 0}`); code != http.StatusOK {
 		t.Fatalf("pause: %d", code)

@@ -9,6 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb"
+	"github.com/redline-dev/redline/target/sqldb/sqldbtest"
 	"github.com/redline-dev/redline/target/unit/unittest"
 )
 
@@ -24,7 +26,13 @@ func seed(t *testing.T, p *unittest.Pair, n int, balance int64) {
 }
 
 func TestPaymentIdempotency(t *testing.T) {
-	p := unittest.StartPair(t, unittest.Options{})
+	for _, be := range sqldbtest.Backends() {
+		t.Run(be.Name, func(t *testing.T) { paymentIdempotency(t, be.Server(t)) })
+	}
+}
+
+func paymentIdempotency(t *testing.T, srv sqldb.Server) {
+	p := unittest.StartPair(t, unittest.Options{Storage: srv})
 	seed(t, p, 2, 1_000)
 	ctx, addr := context.Background(), p.Primary().Addr()
 	pay := ledger.Payment{Key: "k1", FromUID: 0, ToUID: 1, AmountMinor: 150}

@@ -7,14 +7,22 @@ import (
 	"time"
 
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb"
+	"github.com/redline-dev/redline/target/sqldb/sqldbtest"
 	"github.com/redline-dev/redline/target/unit/unittest"
 )
 
 // TestStandbyDiesAndCatchesUp kills the standby: the primary asks the core zone to drop it and
 // goes on alone; the dropped standby cannot be promoted; restarted, it catches up from a
-// snapshot and the log, joins again, and the pair converges.
+// snapshot and the log, joins again, and the pair converges. On SQLite and on PostgreSQL.
 func TestStandbyDiesAndCatchesUp(t *testing.T) {
-	p := unittest.StartPair(t, unittest.Options{})
+	for _, be := range sqldbtest.Backends() {
+		t.Run(be.Name, func(t *testing.T) { standbyDiesAndCatchesUp(t, be.Server(t)) })
+	}
+}
+
+func standbyDiesAndCatchesUp(t *testing.T, srv sqldb.Server) {
+	p := unittest.StartPair(t, unittest.Options{Storage: srv})
 	seed(t, p, 8, 1_000)
 	w := unittest.NewWitness()
 	primary := p.Primary()

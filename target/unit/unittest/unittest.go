@@ -22,6 +22,8 @@ import (
 
 	"github.com/redline-dev/redline/target/audit"
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb"
+	"github.com/redline-dev/redline/target/storage"
 	"github.com/redline-dev/redline/target/unit"
 )
 
@@ -36,6 +38,9 @@ type Options struct {
 	NoLink bool
 	// NATS is the broker the primary's relay publishes to ("": no relay).
 	NATS string
+	// Storage is where the replicas' databases live: the zero Server puts SQLite files in
+	// their dirs; sqldbtest.Postgres(t) a schema each on the test's PostgreSQL server.
+	Storage sqldb.Server
 }
 
 // Replica is one in-process unit replica that a test can kill and start again.
@@ -76,6 +81,8 @@ func (r *Replica) startOn(ln net.Listener, role string, epoch int64, standbyAddr
 		StandbyAddr: standbyAddr, PrimaryAddr: primaryAddr, CoreAddrs: []string{r.core.Addr()},
 		Defects: r.opts.Defects, Logger: r.opts.Logger, BatchMax: r.opts.BatchMax, NATS: r.opts.NATS,
 	}
+	place := r.opts.Storage.Place(r.Dir, storage.FileName, "unit", r.opts.Unit, r.Name)
+	cfg.DSN, cfg.Schema = place.DSN, place.Schema
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- unit.Run(ctx, cfg) }() // ends when Kill cancels ctx
@@ -150,6 +157,12 @@ func StartPair(t testing.TB, opts Options) *Pair {
 		opts.Unit = "a"
 	}
 	data := t.TempDir()
+	if opts.Storage.Postgres() {
+		// The offline audit finds the schemas where a target records them.
+		if err := sqldb.WriteServer(data, opts.Storage); err != nil {
+			t.Fatal(err)
+		}
+	}
 	p := &Pair{Unit: opts.Unit, DataDir: data, Core: newCore(t, opts.Unit), Replicas: map[string]*Replica{}, Client: NewClient()}
 	for _, name := range []string{"r1", "r2"} {
 		r := &Replica{Name: name, Dir: filepath.Join(data, "units", opts.Unit, name), t: t, opts: opts, core: p.Core}
