@@ -15,8 +15,8 @@ const procsPerCPU = 4
 // processes; with the default (one P per CPU), each hands a payment from goroutine to goroutine
 // across Ps, waking and spinning OS threads: on 2 CPUs that cost 40% of the router's and the
 // units' CPU per payment (measured with `make bench-target`). One P per procsPerCPU CPUs keeps
-// a handoff on the same thread. The core zone replicas keep the default: they carry no
-// payment, and their Raft heartbeats must not wait behind their HTTP work.
+// a handoff on the same thread. The core zone replicas keep the default: their Raft heartbeats
+// must not wait behind their HTTP work (the coordination of cross-unit payments).
 func childEnv(role string) []string {
 	env := os.Environ()
 	if _, set := os.LookupEnv("GOMAXPROCS"); set || role == RoleCore {
