@@ -18,6 +18,7 @@ type fakeReplica struct {
 	mu   sync.Mutex
 	st   ReplicaState
 	cfgs []ReplicaConfig
+	tcc  fakeLegs // transfer legs (tcc_test.go)
 	srv  *http.Server
 	done chan struct{}
 }
@@ -56,6 +57,7 @@ func newFakeReplicaAt(t *testing.T, unit, replica, addr string) *fakeReplica {
 		f.cfgs = append(f.cfgs, c)
 		writeJSON(w, http.StatusOK, f.st)
 	})
+	f.tccRoutes(mux)
 	f.srv = &http.Server{Handler: mux}
 	// The server goroutine ends when kill or the test's cleanup closes the server.
 	go func() {

@@ -453,9 +453,12 @@ func (n *node) handleTransfer(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, code, err.Error())
 		return
 	}
-	for name, present := range map[string]bool{"key": req.Key != nil, "from_uid": req.FromUID != nil, "to_uid": req.ToUID != nil, "amount_minor": req.AmountMinor != nil} {
-		if !present {
-			writeError(w, http.StatusBadRequest, "missing_field", name+" is required")
+	for _, f := range []struct {
+		name    string
+		present bool
+	}{{"key", req.Key != nil}, {"from_uid", req.FromUID != nil}, {"to_uid", req.ToUID != nil}, {"amount_minor", req.AmountMinor != nil}} {
+		if !f.present {
+			writeError(w, http.StatusBadRequest, "missing_field", f.name+" is required")
 			return
 		}
 	}

@@ -195,12 +195,13 @@ func (r *transfers) decide(c Command, index uint64, s State) (Transfer, error) {
 	return *t, nil
 }
 
-// prune forgets the oldest finished transfers beyond finishedKeptMax.
+// prune forgets the oldest finished transfers beyond finishedKeptMax, a quarter of it at a
+// time (so the copy it makes is amortized over many done marks).
 func (r *transfers) prune() {
-	n := len(r.finished) - finishedKeptMax
-	if n <= 0 {
+	if len(r.finished) <= finishedKeptMax+finishedKeptMax/4 {
 		return
 	}
+	n := len(r.finished) - finishedKeptMax
 	for _, k := range r.finished[:n] {
 		delete(r.byKey, k)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -115,3 +116,39 @@ type memSink struct{ bytes.Buffer }
 func (*memSink) ID() string    { return "mem" }
 func (*memSink) Cancel() error { return nil }
 func (*memSink) Close() error  { return nil }
+
+// TestTransfersPrune: beyond finishedKeptMax finished transfers the oldest are forgotten, a
+// quarter at a time; the audit's figures keep counting them.
+func TestTransfersPrune(t *testing.T) {
+	s := initState(t)
+	var r transfers
+	n := finishedKeptMax + finishedKeptMax/4 + 1
+	keys := make([]string, 0, 1024)
+	for i := range n {
+		key := "p" + strconv.Itoa(i)
+		if _, err := r.apply(Command{Op: OpTransferBegin, Transfer: transferAB(key, 1)}, uint64(i), s); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.apply(Command{Op: OpTransferDecide, Key: key, Decision: TransferConfirmed}, uint64(i), s); err != nil {
+			t.Fatal(err)
+		}
+		if keys = append(keys, key); len(keys) == cap(keys) || i == n-1 {
+			if _, err := r.apply(Command{Op: OpTransferDone, Keys: keys}, uint64(i), s); err != nil {
+				t.Fatal(err)
+			}
+			keys = keys[:0]
+		}
+	}
+	if len(r.byKey) != finishedKeptMax || len(r.finished) != finishedKeptMax {
+		t.Errorf("%d transfers and %d finished kept, want %d", len(r.byKey), len(r.finished), finishedKeptMax)
+	}
+	if _, ok := r.byKey["p0"]; ok {
+		t.Errorf("the oldest transfer is still kept")
+	}
+	if _, ok := r.byKey["p"+strconv.Itoa(n-1)]; !ok {
+		t.Errorf("the newest transfer was forgotten")
+	}
+	if f := r.figures(); f.Begun != int64(n) || f.Confirmed.Count != int64(n) || f.Unfinished != 0 {
+		t.Errorf("figures %+v, want %d begun and confirmed", f, n)
+	}
+}

@@ -1,0 +1,158 @@
+package corezone
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/redline-dev/redline/target/ledger"
+)
+
+// fakeLegs is a fake participant's transfer legs: a try of a debit over fundsMinor is refused,
+// the first misdirect answers of each step are 421 (a failover the coordinator must outlast).
+type fakeLegs struct {
+	legs       map[string]string // key/leg → state
+	misdirect  int
+	fundsMinor int64
+}
+
+func (f *fakeReplica) tccRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /internal/tcc/{step}", func(w http.ResponseWriter, r *http.Request) {
+		var req stepRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || r.Header.Get("X-Redline-Epoch") == "" {
+			writeError(w, http.StatusBadRequest, "bad_transfer", "malformed step")
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		l := &f.tcc
+		if l.legs == nil {
+			l.legs, l.fundsMinor = map[string]string{}, 1_000
+		}
+		if l.misdirect > 0 {
+			l.misdirect--
+			writeError(w, http.StatusMisdirectedRequest, "not_primary", "failing over")
+			return
+		}
+		id, state := req.Key+"/"+req.Leg, ""
+		have := l.legs[id]
+		switch step := r.PathValue("step"); {
+		case step == "try" && have != "":
+			state = have
+		case step == "try" && req.Leg == ledger.LegDebit && req.AmountMinor > l.fundsMinor:
+			writeJSON(w, http.StatusOK, legAnswer{State: "refused", Reason: "insufficient_funds"})
+			return
+		case step == "try":
+			state = ledger.LegTried
+		case step == "confirm" && have != ledger.LegTried && have != ledger.LegConfirmed:
+			writeError(w, http.StatusConflict, "transfer_decided", "confirm of "+have)
+			return
+		case step == "confirm":
+			state = ledger.LegConfirmed
+		case have == ledger.LegConfirmed:
+			writeError(w, http.StatusConflict, "transfer_decided", "cancel of a confirmed leg")
+			return
+		default:
+			state = ledger.LegCancelled
+		}
+		l.legs[id] = state
+		writeJSON(w, http.StatusOK, legAnswer{State: state})
+	})
+}
+
+func (f *fakeReplica) leg(key, leg string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tcc.legs[key+"/"+leg]
+}
+
+// post sends a JSON body to a core replica and returns the status and the answer.
+func post(t *testing.T, addr, path, body string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader([]byte(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestTransfersThroughTheAPI drives cross-unit payments through a real 3-replica group and
+// fake participants: bad input refused, a transfer confirmed on both legs across a primary's
+// refusals, one over the funds cancelled on both (the debit by an empty rollback), retries
+// answered the first outcome, the figures the audit reads.
+func TestTransfersThroughTheAPI(t *testing.T) {
+	units, seeds := fakeUnits(t, "a", "b")
+	g := startGroup(t, seeds)
+	waitFor(t, 10*time.Second, "routing", func() bool { return g.routing(t).Initialized() })
+	waitFor(t, 10*time.Second, "a leader", func() bool { return g.leader(t) >= 0 })
+	leader := g.peers[g.leader(t)].HTTPAddr
+	bad := []struct {
+		name, body string
+		status     int
+	}{
+		{"malformed", `{"key":`, http.StatusBadRequest},
+		{"unknown field", `{"key":"k","from_uid":0,"to_uid":1,"amount_minor":5,"x":1}`, http.StatusBadRequest},
+		{"missing amount", `{"key":"k","from_uid":0,"to_uid":1}`, http.StatusBadRequest},
+		{"zero amount", `{"key":"k","from_uid":0,"to_uid":1,"amount_minor":0}`, http.StatusBadRequest},
+		{"one unit", `{"key":"k","from_uid":0,"to_uid":2,"amount_minor":5}`, http.StatusUnprocessableEntity},
+	}
+	for _, b := range bad {
+		if status, body := post(t, leader, "/v1/transfers", b.body); status != b.status {
+			t.Errorf("%s: %d %s, want %d", b.name, status, body, b.status)
+		}
+	}
+	units["a"].r1.mu.Lock()
+	units["a"].r1.tcc.misdirect = 3 // the payer's primary refuses the first tries
+	units["a"].r1.mu.Unlock()
+	ok := `{"key":"t1","from_uid":0,"to_uid":1,"amount_minor":5}`
+	for i := range 2 { // the first time and a retry
+		status, body := post(t, leader, "/v1/transfers", ok)
+		var o ledger.Outcome
+		if err := json.Unmarshal([]byte(body), &o); status != http.StatusOK || err != nil || o.Status != ledger.StatusCommitted {
+			t.Fatalf("transfer #%d: %d %s", i, status, body)
+		}
+	}
+	if d, c := units["a"].r1.leg("t1", ledger.LegDebit), units["b"].r1.leg("t1", ledger.LegCredit); d != ledger.LegConfirmed || c != ledger.LegConfirmed {
+		t.Errorf("legs of t1: debit %q, credit %q, want both confirmed", d, c)
+	}
+	if status, body := post(t, leader, "/v1/transfers", `{"key":"t1","from_uid":0,"to_uid":1,"amount_minor":6}`); status != http.StatusConflict {
+		t.Errorf("the key with another amount: %d %s, want 409", status, body)
+	}
+	status, body := post(t, leader, "/v1/transfers", `{"key":"t2","from_uid":0,"to_uid":1,"amount_minor":5000}`)
+	var o ledger.Outcome
+	if err := json.Unmarshal([]byte(body), &o); status != http.StatusOK || err != nil || o.Status != ledger.StatusFailed || o.Reason != ledger.ReasonInsufficientFunds {
+		t.Errorf("over the funds: %d %s, want failed insufficient_funds", status, body)
+	}
+	if d, c := units["a"].r1.leg("t2", ledger.LegDebit), units["b"].r1.leg("t2", ledger.LegCredit); d != ledger.LegCancelled || c != ledger.LegCancelled {
+		t.Errorf("legs of t2: debit %q, credit %q, want both cancelled", d, c)
+	}
+	waitFor(t, 5*time.Second, "both transfers done", func() bool {
+		var f ledger.CoreTransfers
+		err := g.client.call(context.Background(), http.MethodGet, "/v1/transfers", nil, &f)
+		return err == nil && f.Begun == 2 && f.Confirmed.Count == 1 && f.Cancelled.Count == 1 && f.Unfinished == 0 && f.Undecided == 0
+	})
+	for key, want := range map[string]int{"t1": http.StatusOK, "t2": http.StatusOK, "nope": http.StatusNotFound} {
+		if status, body, err := g.client.TransferOutcome(context.Background(), key); err != nil || status != want {
+			t.Errorf("GET %s: %d %s %v, want %d", key, status, body, err, want)
+		}
+	}
+	// A participant asking about a transfer never begun gets a presumed abort.
+	if status, body := post(t, leader, "/v1/transfers/ghost/resolve", `{"from_uid":0,"to_uid":1,"amount_minor":3}`); status != http.StatusOK || !bytes.Contains([]byte(body), []byte(`"cancelled"`)) {
+		t.Errorf("resolve of an unknown transfer: %d %s, want cancelled", status, body)
+	}
+	waitFor(t, 5*time.Second, "the presumed abort cancelled on both legs", func() bool {
+		return units["a"].r1.leg("ghost", ledger.LegDebit) == ledger.LegCancelled && units["b"].r1.leg("ghost", ledger.LegCredit) == ledger.LegCancelled
+	})
+}
