@@ -165,7 +165,8 @@ func checkBadRequests(t *testing.T, tg *targettest.Target, c *targettest.Client)
 		{"unknown account", `{"key":"bad5","from_uid":1,"to_uid":100001,"amount_minor":5}`},
 		{"malformed JSON", `{"key":"bad6","from_uid":1,`},
 		{"oversized body", `{"key":"` + strings.Repeat("x", 1<<20) + `","from_uid":1,"to_uid":101,"amount_minor":5}`},
-		{"cross-unit", `{"key":"bad7","from_uid":1,"to_uid":2,"amount_minor":5}`},
+		{"cross-unit to an unknown account", `{"key":"bad7","from_uid":1,"to_uid":100002,"amount_minor":5}`},
+		{"cross-unit, negative amount", `{"key":"bad9","from_uid":1,"to_uid":2,"amount_minor":-5}`},
 		{"self payment", `{"key":"bad8","from_uid":1,"to_uid":1,"amount_minor":5}`},
 	}
 	for _, tt := range tests {
