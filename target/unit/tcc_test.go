@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb"
+	"github.com/redline-dev/redline/target/sqldb/sqldbtest"
 	"github.com/redline-dev/redline/target/unit"
 	"github.com/redline-dev/redline/target/unit/unittest"
 )
@@ -53,7 +55,13 @@ func balances(t *testing.T, p *unittest.Pair, uids ...int64) []int64 {
 // TestTCCSteps walks every step of both legs: idempotent retries, the reservation, empty
 // rollback, a try after its cancel, refusals, and the audit of the legs.
 func TestTCCSteps(t *testing.T) {
-	p := unittest.StartPair(t, unittest.Options{})
+	for _, be := range sqldbtest.Backends() {
+		t.Run(be.Name, func(t *testing.T) { tccSteps(t, be.Server(t)) })
+	}
+}
+
+func tccSteps(t *testing.T, srv sqldb.Server) {
+	p := unittest.StartPair(t, unittest.Options{Storage: srv})
 	seed(t, p, 2, 1_000)
 	addr, e := p.Primary().Addr(), p.Epoch()
 	debit := func(key string, amount int64) leg {
