@@ -2,15 +2,18 @@ package storage
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/redline-dev/redline/target/sqldb"
 )
 
-// A transaction buffers its payment, posting and history rows and inserts them at commit, many
-// rows per statement: executing a statement costs far more than a row in it, and a batch of a
-// group commit holds hundreds of payments. Balance updates are not buffered (a transaction's
-// reads see them), and Payment reads the buffer first, so buffering changes no answer.
+// A transaction buffers its payment, posting and history rows and its balance changes, and
+// writes them at commit, many rows per statement: executing a statement costs far more than a
+// row in it (on PostgreSQL a statement is a round trip to the server), and a batch of a group
+// commit holds hundreds of payments. The transaction's reads add the buffer (Payment reads it
+// first; a balance read adds the account's pending change), so buffering changes no answer.
 
 // rowsPerInsertMax bounds the rows of one multi-row INSERT (8 parameters a payment row: 800,
 // well under SQLite's 32,766 and PostgreSQL's 65,535).
@@ -32,6 +35,15 @@ type pending struct {
 	postings []postingRow
 	history  []historyRow
 	outbox   []OutboxRow
+	deltas   map[int64]int64 // uid → balance change not yet written
+}
+
+// addBalance buffers a change of an account's balance.
+func (p *pending) addBalance(uid, amountMinor int64) {
+	if p.deltas == nil {
+		p.deltas = make(map[int64]int64)
+	}
+	p.deltas[uid] += amountMinor
 }
 
 func (p *pending) payment(key string) (Recorded, bool) {
@@ -63,10 +75,15 @@ var (
 	historyInsert  = insertShape{`INSERT INTO history (seq, epoch, stale, chain, body) VALUES `, ``, 5}
 	outboxInsert   = insertShape{`INSERT INTO outbox (seq, idem_key, from_uid, to_uid, amount_minor) VALUES `,
 		` ON CONFLICT (seq) DO NOTHING`, 5}
+	// balancesUpdate adds (uid, change) rows to the balances: the same statement on both
+	// backends (UPDATE ... FROM, VALUES columns column1 and column2); the casts give
+	// PostgreSQL the parameters' types.
+	balancesUpdate = insertShape{`UPDATE accounts SET balance_minor = accounts.balance_minor + v.column2 FROM (VALUES `,
+		`) AS v WHERE accounts.uid = v.column1`, 2}
 )
 
 // shapes are every buffered table's insert.
-var shapes = []insertShape{paymentsInsert, postingsInsert, historyInsert, outboxInsert}
+var shapes = []insertShape{paymentsInsert, postingsInsert, historyInsert, outboxInsert, balancesUpdate}
 
 // chunkRows are the row counts of the prepared multi-row inserts: n rows go as few statements
 // as these sizes allow (parsing a long statement costs more than executing it, so none is built
@@ -120,7 +137,11 @@ func (s insertShape) build(d sqldb.Dialect, rows int) string {
 				q.WriteString(", ")
 			}
 			n++
-			q.WriteString(d.Param(n))
+			if s.head == balancesUpdate.head {
+				q.WriteString("CAST(" + d.Param(n) + " AS BIGINT)")
+			} else {
+				q.WriteString(d.Param(n))
+			}
 		}
 		q.WriteByte(')')
 	}
@@ -139,13 +160,19 @@ func insertQueries(d sqldb.Dialect) []string {
 	return out
 }
 
-// flush inserts every buffered row.
+// flush writes every buffered change: the balances (in uid order), then the rows.
 func (t *Tx) flush(ctx context.Context) error {
 	p := &t.pend
-	err := insertRows(ctx, t, "payments", paymentsInsert, len(p.payments), func(i int) []any {
-		r := p.payments[i]
-		return []any{r.Key, r.FromUID, r.ToUID, r.AmountMinor, string(r.Status), string(r.Reason), r.Seq, r.Epoch}
+	uids := slices.Sorted(maps.Keys(p.deltas))
+	err := insertRows(ctx, t, "balances", balancesUpdate, len(uids), func(i int) []any {
+		return []any{uids[i], p.deltas[uids[i]]}
 	})
+	if err == nil {
+		err = insertRows(ctx, t, "payments", paymentsInsert, len(p.payments), func(i int) []any {
+			r := p.payments[i]
+			return []any{r.Key, r.FromUID, r.ToUID, r.AmountMinor, string(r.Status), string(r.Reason), r.Seq, r.Epoch}
+		})
+	}
 	if err == nil {
 		err = insertRows(ctx, t, "postings", postingsInsert, len(p.postings), func(i int) []any {
 			r := p.postings[i]

@@ -198,6 +198,9 @@ type importStmts struct {
 }
 
 func (t *Tx) prepareImport(ctx context.Context) error {
+	if err := t.flush(ctx); err != nil { // the import replaces the books: nothing may land after it
+		return err
+	}
 	var acked int64
 	err := t.tx.QueryRowContext(ctx, `SELECT num FROM meta WHERE name = $1`, MetaAckedSeq).Scan(&acked)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {

@@ -250,3 +250,51 @@ func testEntriesWindow(t *testing.T, srv sqldb.Server) {
 		t.Errorf("ChainAt(4) = %q %v: history outlives the window", c, err)
 	}
 }
+
+// TestBufferedBalances: balance changes are written at commit, and the transaction's own reads
+// see them before that (a payment decided on a balance a previous one in the batch changed).
+func TestBufferedBalances(t *testing.T) {
+	onBackends(t, func(t *testing.T, srv sqldb.Server) {
+		ctx := context.Background()
+		db := open(t, place(t, srv, "a"))
+		fill(t, db, 0) // accounts 1 (1,000) and 2 (0)
+		tx, err := db.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		for i, amount := range []int64{100, 250} {
+			legs := []ledger.Posting{{UID: 1, AmountMinor: -amount}, {UID: 2, AmountMinor: amount}}
+			if err := tx.PostPayment(ctx, int64(10+i), fmt.Sprintf("b%d", i), legs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.PostLeg(ctx, 12, "t1", 2, -50); err != nil {
+			t.Fatal(err)
+		}
+		from, to, _, _, err := tx.Pair(ctx, 1, 2)
+		if err != nil || from != 650 || to != 300 {
+			t.Errorf("Pair in the transaction = %d %d %v, want 650 300", from, to, err)
+		}
+		if a, err := db.Account(ctx, 1); err != nil || a.BalanceMinor != 1_000 {
+			t.Errorf("a reader before the commit: %+v %v, want 1000", a, err)
+		}
+		if err := tx.TrimEntries(ctx, 0, 1); err != nil { // writes the buffer mid-transaction
+			t.Fatal(err)
+		}
+		if b, _, err := tx.Account(ctx, 2); err != nil || b != 300 {
+			t.Errorf("Account after a mid-transaction write = %d %v, want 300", b, err)
+		}
+		if err := tx.PostPayment(ctx, 13, "b3", []ledger.Posting{{UID: 2, AmountMinor: -300}, {UID: 1, AmountMinor: 300}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		for uid, want := range map[int64]int64{1: 950, 2: 0} {
+			if a, err := db.Account(ctx, uid); err != nil || a.BalanceMinor != want {
+				t.Errorf("account %d after the commit: %+v %v, want %d", uid, a, err, want)
+			}
+		}
+	})
+}

@@ -93,9 +93,7 @@ func (t *Tx) PutTCC(ctx context.Context, r TCCRow) error {
 // PostLeg changes one account's balance by amountMinor and records the posting (a transfer
 // leg: the payer's reservation or its release, the payee's credit).
 func (t *Tx) PostLeg(ctx context.Context, seq int64, key string, uid, amountMinor int64) error {
-	if err := t.exec(ctx, "update balance", qAddBalance, amountMinor, uid); err != nil {
-		return err
-	}
+	t.pend.addBalance(uid, amountMinor)
 	t.pend.postings = append(t.pend.postings, postingRow{seq: seq, leg: 0, uid: uid, amountMinor: amountMinor, key: key})
 	return nil
 }

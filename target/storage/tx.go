@@ -14,7 +14,6 @@ const (
 	qAccount       = `SELECT balance_minor, opened_minor FROM accounts WHERE uid = $1`
 	qInsertAccount = `INSERT INTO accounts (uid, balance_minor, opened_minor, seq) VALUES ($1, $2, $2, $3) ON CONFLICT (uid) DO NOTHING`
 	qBalance       = `SELECT balance_minor FROM accounts WHERE uid = $1`
-	qAddBalance    = `UPDATE accounts SET balance_minor = balance_minor + $1 WHERE uid = $2`
 	qTrimEntries   = `UPDATE history SET body = NULL WHERE seq >= $1 AND seq < $2`
 	qSetMeta       = `INSERT INTO meta (name, num, txt) VALUES ($1, $2, $3)
 		ON CONFLICT (name) DO UPDATE SET num = excluded.num, txt = excluded.txt`
@@ -22,7 +21,7 @@ const (
 
 // writerQueries are prepared at Open.
 var writerQueries = []string{
-	qAccount, qInsertAccount, qBalance, qAddBalance,
+	qAccount, qInsertAccount, qBalance,
 	qTrimEntries, qSetMeta, paymentQuery,
 }
 
@@ -108,7 +107,7 @@ func (t *Tx) Account(ctx context.Context, uid int64) (balanceMinor, openedMinor 
 	if err != nil {
 		return 0, 0, fmt.Errorf("read account %d: %w", uid, err)
 	}
-	return balanceMinor, openedMinor, nil
+	return balanceMinor + t.pend.deltas[uid], openedMinor, nil
 }
 
 // InsertAccount opens an account; an existing uid is left as it is.
@@ -137,19 +136,15 @@ func (t *Tx) balance(ctx context.Context, uid int64) (int64, bool, error) {
 	if err != nil {
 		return 0, false, fmt.Errorf("read account %d: %w", uid, err)
 	}
-	return b, true, nil
+	return b + t.pend.deltas[uid], true, nil
 }
 
-// PostPayment applies a committed payment's two legs: the two balances, and both posting rows
-// in one statement.
+// PostPayment applies a committed payment's two legs: the two balances and both posting rows,
+// written at commit.
 func (t *Tx) PostPayment(ctx context.Context, seq int64, key string, legs []ledger.Posting) error {
 	assert(len(legs) == 2 && legs[0].UID != legs[1].UID, "a payment posts two legs on two accounts")
-	for _, leg := range legs {
-		if err := t.exec(ctx, "update balance", qAddBalance, leg.AmountMinor, leg.UID); err != nil {
-			return err
-		}
-	}
 	for i, leg := range legs {
+		t.pend.addBalance(leg.UID, leg.AmountMinor)
 		t.pend.postings = append(t.pend.postings, postingRow{seq: seq, leg: int64(i), uid: leg.UID, amountMinor: leg.AmountMinor, key: key})
 	}
 	return nil
