@@ -103,6 +103,9 @@ func (rt *router) pay(r *http.Request) reply {
 	if from != to {
 		return rt.transfer(r.Context(), body, h) // cross-unit: the core zone coordinates it
 	}
+	if len(h) == 0 {
+		return rt.payBatched(r.Context(), from, p.Key, body)
+	}
 	// Go's transport retries a request on a broken kept-alive connection when it is marked idempotent.
 	h.Set("Idempotency-Key", p.Key)
 	return rt.forward(r.Context(), from, http.MethodPost, "/v1/payments", body, h)

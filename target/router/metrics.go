@@ -14,6 +14,10 @@ type metrics struct {
 	refreshes *prometheus.CounterVec
 	epoch     prometheus.Gauge
 	inflight  prometheus.Gauge
+	// batchPayments is the size of each batch of payments sent to a unit.
+	batchPayments prometheus.Histogram
+	// batchQueued is the payments waiting in the lanes for a batch.
+	batchQueued prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -39,8 +43,16 @@ func newMetrics() *metrics {
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "redline_router_inflight_requests", Help: "Business requests being answered.",
 		}),
+		batchPayments: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "redline_router_batch_payments",
+			Help:    "Payments per batch request to a unit.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
+		batchQueued: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "redline_router_batch_queued_payments", Help: "Payments waiting for a batch to their unit.",
+		}),
 	}
-	m.reg.MustRegister(m.requests, m.seconds, m.retries, m.refreshes, m.epoch, m.inflight,
+	m.reg.MustRegister(m.requests, m.seconds, m.retries, m.refreshes, m.epoch, m.inflight, m.batchPayments, m.batchQueued,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -87,6 +87,7 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
+	rt.batches.close()
 	stopPoll()
 	wg.Wait()
 	return nil
@@ -99,6 +100,7 @@ type router struct {
 	log      *slog.Logger
 	metrics  *metrics
 	inflight chan struct{}
+	batches  *batcher
 }
 
 func newRouter(cfg Config) *router {
@@ -118,6 +120,7 @@ func newRouter(cfg Config) *router {
 			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
 		}},
 		inflight: make(chan struct{}, inflightMax),
+		batches:  newBatcher(),
 	}
 }
 

@@ -56,11 +56,12 @@ func (c *fakeCore) set(f func(*corezone.State)) {
 
 // fakeUnit records what it is sent and answers with answer.
 type fakeUnit struct {
-	name   string
-	mu     sync.Mutex
-	got    []seen
-	answer func(r *http.Request, body []byte) (int, string)
-	srv    *httptest.Server
+	name    string
+	mu      sync.Mutex
+	got     []seen
+	batches int // batch requests received
+	answer  func(r *http.Request, body []byte) (int, string)
+	srv     *httptest.Server
 }
 
 type seen struct {
@@ -72,6 +73,10 @@ func newFakeUnit(t testing.TB, name string) *fakeUnit {
 	u := &fakeUnit{name: name, answer: func(*http.Request, []byte) (int, string) { return 200, `{"unit":"` + name + `"}` }}
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
+		if r.URL.Path == "/v1/payments/batch" {
+			u.serveBatch(w, r, b)
+			return
+		}
 		u.mu.Lock()
 		u.got = append(u.got, seen{r.Method, r.URL.Path, r.Header.Get(EpochHeader), string(b)})
 		answer := u.answer
@@ -82,6 +87,52 @@ func newFakeUnit(t testing.TB, name string) *fakeUnit {
 	}))
 	t.Cleanup(u.srv.Close)
 	return u
+}
+
+// serveBatch answers a batch as a unit does: each payment recorded and answered by answer,
+// alone; a batch whose every payment is misdirected is answered 421 whole.
+func (u *fakeUnit) serveBatch(w http.ResponseWriter, r *http.Request, b []byte) {
+	var req struct {
+		Payments []json.RawMessage `json:"payments"`
+	}
+	if err := json.Unmarshal(b, &req); err != nil {
+		w.WriteHeader(400)
+		return
+	}
+	u.mu.Lock()
+	u.batches++
+	u.mu.Unlock()
+	var replies []string
+	misdirected := 0
+	first := ""
+	u.mu.Lock()
+	for _, p := range req.Payments {
+		u.got = append(u.got, seen{r.Method, r.URL.Path, r.Header.Get(EpochHeader), string(p)})
+	}
+	answer := u.answer
+	u.mu.Unlock()
+	for _, p := range req.Payments {
+		status, body := answer(r, p)
+		if status == http.StatusMisdirectedRequest {
+			misdirected++
+		}
+		if first == "" {
+			first = body
+		}
+		replies = append(replies, fmt.Sprintf(`{"status":%d,"body":%s}`, status, body))
+	}
+	if misdirected == len(req.Payments) {
+		w.WriteHeader(http.StatusMisdirectedRequest)
+		_, _ = io.WriteString(w, first)
+		return
+	}
+	_, _ = io.WriteString(w, `{"replies":[`+strings.Join(replies, ",")+`]}`)
+}
+
+func (u *fakeUnit) batchCount() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.batches
 }
 
 func (u *fakeUnit) addr() string { return strings.TrimPrefix(u.srv.URL, "http://") }
@@ -188,13 +239,13 @@ func TestForwarding(t *testing.T) {
 			name: "payment in unit a", method: "POST", path: "/v1/payments",
 			body:       `{"key":"k1","from_uid":2,"to_uid":104,"amount_minor":5}`,
 			wantStatus: 200,
-			wantA:      []seen{{"POST", "/v1/payments", "3", `{"key":"k1","from_uid":2,"to_uid":104,"amount_minor":5}`}},
+			wantA:      []seen{{"POST", "/v1/payments/batch", "3", `{"key":"k1","from_uid":2,"to_uid":104,"amount_minor":5}`}},
 		},
 		{
 			name: "payment in unit b", method: "POST", path: "/v1/payments",
 			body:       `{"key":"k2","from_uid":1,"to_uid":3,"amount_minor":5}`,
 			wantStatus: 200,
-			wantB:      []seen{{"POST", "/v1/payments", "2", `{"key":"k2","from_uid":1,"to_uid":3,"amount_minor":5}`}},
+			wantB:      []seen{{"POST", "/v1/payments/batch", "2", `{"key":"k2","from_uid":1,"to_uid":3,"amount_minor":5}`}},
 		},
 		{
 			name: "cross-unit payment", method: "POST", path: "/v1/payments",
@@ -285,7 +336,7 @@ func TestRetriesOnceOnAStaleEpoch(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("status %d %s, want 200", status, body)
 	}
-	want := []seen{{"POST", "/v1/payments", "4", `{"key":"k","from_uid":2,"to_uid":4,"amount_minor":1}`}}
+	want := []seen{{"POST", "/v1/payments/batch", "4", `{"key":"k","from_uid":2,"to_uid":4,"amount_minor":1}`}}
 	if diff := cmp.Diff(e.a2.requests(), want); diff != "" {
 		t.Errorf("new primary (-got +want):\n%s", diff)
 	}

@@ -19,6 +19,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/accounts/bulk", s.handleOpenBulk)
 	mux.HandleFunc("GET /v1/accounts/{uid}", s.handleAccount)
 	mux.HandleFunc("POST /v1/payments", s.handlePay)
+	mux.HandleFunc("POST /v1/payments/batch", s.handlePayBatch)
 	mux.HandleFunc("GET /v1/payments/{key}", s.handlePayment)
 	mux.HandleFunc("POST /internal/replicate", s.handleReplicate)
 	mux.HandleFunc("GET /internal/snapshot", s.handleSnapshot)
@@ -192,12 +193,18 @@ func (s *server) handlePay(w http.ResponseWriter, r *http.Request) {
 	if res.err == nil {
 		res.err = s.awaitAck(ctx, res.seq)
 	}
+	status, body := s.payReply(res)
+	writeJSON(w, status, body)
+}
+
+// payReply is what POST /v1/payments answers for a payment's result.
+func (s *server) payReply(res result) (status int, body any) {
 	if res.err != nil {
-		writeError(w, res.err, false, replicateResponse{})
-		return
+		status, code := classify(res.err)
+		return status, errorBody{Error: apiError{Code: code, Message: res.err.Error()}}
 	}
 	s.metrics.payments.WithLabelValues(string(res.outcome.Status)).Inc()
-	writeJSON(w, http.StatusOK, res.outcome)
+	return http.StatusOK, res.outcome
 }
 
 func (s *server) handlePayment(w http.ResponseWriter, r *http.Request) {

@@ -125,7 +125,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // decode reads one JSON value of at most limit bytes, strictly (unknown fields are errors).
 func decode(w http.ResponseWriter, r *http.Request, limit int64, dst any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	return decodeFrom(http.MaxBytesReader(w, r.Body, limit), limit, dst)
+}
+
+// decodeFrom is decode on any reader; rd reports a *http.MaxBytesError beyond limit.
+func decodeFrom(rd io.Reader, limit int64, dst any) error {
+	dec := json.NewDecoder(rd)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(dst)
 	if err == nil {
