@@ -9,13 +9,15 @@ import (
 	"testing"
 )
 
-func TestChildEnvGOMAXPROCS(t *testing.T) {
+func TestChildEnvRuntimeSettings(t *testing.T) {
 	t.Run("unset: one P per procsPerCPU CPUs", func(t *testing.T) {
 		t.Setenv("GOMAXPROCS", "") // restored after the test
 		os.Unsetenv("GOMAXPROCS")
+		t.Setenv("GOGC", "")
+		os.Unsetenv("GOGC")
 		want := "GOMAXPROCS=" + strconv.Itoa(max(1, runtime.NumCPU()/procsPerCPU))
-		if got := childEnv(RoleUnit); !slices.Contains(got, want) {
-			t.Errorf("childEnv(unit) lacks %q", want)
+		if got := childEnv(RoleUnit); !slices.Contains(got, want) || !slices.Contains(got, "GOGC=200") {
+			t.Errorf("childEnv(unit) lacks %q or GOGC=200", want)
 		}
 		if got := childEnv(RoleCore); slices.Contains(got, want) {
 			t.Errorf("childEnv(core) has %q, want the default", want)
