@@ -2,7 +2,9 @@
 # Benchmarks the built-in target against PostgreSQL on this machine, in one run:
 #
 #   1. sustained payments/s of the target (4 units, synchronous standby, durable commits) at
-#      p99 under 50 ms, closed-loop workers at growing concurrency (scripts/benchtarget);
+#      p99 under 50 ms: open model, constant rates from Redline's own load engine, growing by
+#      RATE_FACTOR from RATE_START until one does not hold, then bisected (scripts/benchtarget);
+#      then the CPU each kind of process spends per payment at that rate (/proc, idle subtracted);
 #   2. pgbench TPC-B tps on a throwaway PostgreSQL cluster (scale 10, -c 8 -j 2);
 #   3. failover under load: 10 SIGKILLs of unit primaries, kill → buckets serving again, p99,
 #      with every acknowledged key read back and every balance recomputed afterwards;
@@ -13,7 +15,7 @@
 # under 1 s) and payments/s with CROSS cross-unit ÷ without (goal: 0.7 or more, issue 4). It installs PostgreSQL (Debian package) when missing, starts and stops its own
 # cluster and target, and leaves nothing behind. All traffic stays on 127.0.0.1.
 #
-#   STEP=10s CONCURRENCY=4,8,16,32,64,128,256 PGBENCH_TIME=20 KILLS=10 CROSS=0.2 scripts/bench-target.sh
+#   STEP=10s RATE_START=500 RATE_FACTOR=1.5 PGBENCH_TIME=20 KILLS=10 CROSS=0.2 scripts/bench-target.sh
 #   ONLY=cross scripts/bench-target.sh     # steps 1 and 4 alone, side by side
 #   ONLY=postgres scripts/bench-target.sh  # step 1 on SQLite and on PostgreSQL (target up --dsn)
 #
@@ -27,7 +29,8 @@ GO=${GO:-go}
 UNITS=${UNITS:-4}
 ACCOUNTS=${ACCOUNTS:-10000}
 STEP=${STEP:-10s}
-CONCURRENCY=${CONCURRENCY:-4,8,16,32,64,128,256}
+RATE_START=${RATE_START:-500}
+RATE_FACTOR=${RATE_FACTOR:-1.5}
 PGBENCH_TIME=${PGBENCH_TIME:-20}
 PGBENCH_SCALE=${PGBENCH_SCALE:-10}
 KILLS=${KILLS:-10}
@@ -102,14 +105,14 @@ peak_of() { tail -1 "$1" | grep -oE '"payments_per_s":[0-9.]+' | cut -d: -f2 | s
 p99_of() { tail -1 "$1" | sed -E 's/.*"sustained":\{[^}]*"p99_ms":([0-9.]+).*/\1/'; }
 
 if [ "$ONLY" = "postgres" ]; then
-	echo "== target on SQLite: throughput ($UNITS units, $ACCOUNTS accounts, concurrency $CONCURRENCY, $STEP each)"
+	echo "== target on SQLite: throughput ($UNITS units, $ACCOUNTS accounts, open model from $RATE_START/s x$RATE_FACTOR, $STEP each)"
 	start_target
-	"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -concurrency "$CONCURRENCY" -step "$STEP" | tee "$tmp/sqlite.out"
+	"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -rate-start "$RATE_START" -rate-factor "$RATE_FACTOR" -step "$STEP" | tee "$tmp/sqlite.out"
 	stop_target
 	pg_start
 	echo "== target on PostgreSQL (target up --dsn): the same"
 	start_target "$dsn"
-	"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -concurrency "$CONCURRENCY" -step "$STEP" | tee "$tmp/postgres.out"
+	"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -rate-start "$RATE_START" -rate-factor "$RATE_FACTOR" -step "$STEP" | tee "$tmp/postgres.out"
 	# The audit of the running target (it waits for the event pipeline to drain), read from
 	# PostgreSQL.
 	"$tmp/redline" target audit --data "$tmp/data" >"$tmp/audit.json" && audit=true || audit=false
@@ -127,14 +130,19 @@ if [ "$ONLY" = "postgres" ]; then
 	exit 0
 fi
 
-echo "== target: throughput ($UNITS units, $ACCOUNTS accounts, concurrency $CONCURRENCY, $STEP each)"
+echo "== target: throughput ($UNITS units, $ACCOUNTS accounts, open model from $RATE_START/s x$RATE_FACTOR, $STEP each)"
 start_target
-"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -concurrency "$CONCURRENCY" -step "$STEP" | tee "$tmp/throughput.out"
+"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -rate-start "$RATE_START" -rate-factor "$RATE_FACTOR" -step "$STEP" | tee "$tmp/throughput.out"
+# Where the time goes: CPU per payment of each kind of process, at the sustained rate (or
+# RATE_START when none held), on the same target.
+cpu_rate=$(tail -1 "$tmp/throughput.out" | sed -E 's/.*"sustained":\{"offered_per_s":([0-9.]+).*/\1/')
+if [ -z "$cpu_rate" ] || [ "$cpu_rate" = "0" ]; then cpu_rate=$RATE_START; fi
+"$tmp/benchtarget" -data "$tmp/data" -mode cpu -accounts "$ACCOUNTS" -units "$UNITS" -rate "$cpu_rate" -step "$STEP" | tee "$tmp/cpu.out" | head -n -1
 stop_target
 
 echo "== target: throughput with $CROSS of the payments cross-unit"
 start_target
-"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -cross "$CROSS" -concurrency "$CONCURRENCY" -step "$STEP" | tee "$tmp/cross.out"
+"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -cross "$CROSS" -rate-start "$RATE_START" -rate-factor "$RATE_FACTOR" -step "$STEP" | tee "$tmp/cross.out"
 stop_target
 
 sustained=$(tail -1 "$tmp/throughput.out" | sed -E 's/.*"sustained":\{[^}]*"payments_per_s":([0-9.]+).*/\1/')
@@ -177,7 +185,7 @@ fo_kills=$(echo "$fo" | sed -E 's/.*"kills":([0-9]+).*/\1/')
 echo
 echo "== bench-target ($(nproc) cores)"
 if [ "$sustained" = "0" ]; then
-	echo "target sustained payments/s (p99 < 50 ms): none of the steps kept p99 under 50 ms (see above)"
+	echo "target sustained payments/s (p99 < 50 ms): no rate held (see above)"
 else
 	printf "target sustained payments/s (p99 < 50 ms): %8.0f  (p99 %s ms)\n" "$sustained" "$sustained_p99"
 fi

@@ -1,9 +1,11 @@
 // Command benchtarget drives the built-in target for `make bench-target`: payments through the
-// router, each with its own idempotency key, from a bounded number of closed-loop workers.
+// router, each with its own idempotency key.
 //
-//	benchtarget -data DIR -mode throughput   payments/s and p99 at growing concurrency; the best
-//	                                         rate whose p99 stays under -p99-max; -cross 0.2
+//	benchtarget -data DIR -mode throughput   open model (Redline's load engine): growing constant
+//	                                         rates; the highest one whose p99, from each arrival's
+//	                                         intended time, stays under -p99-max; -cross 0.2
 //	                                         makes a fifth of them cross-unit payments
+//	benchtarget -data DIR -mode cpu          CPU per payment of each kind of process at -rate
 //	benchtarget -data DIR -mode failover     -kills SIGKILLs of unit primaries under load: kill →
 //	                                         buckets serving again, p99; then every acknowledged
 //	                                         key read back and every balance recomputed
@@ -25,13 +27,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
-
-	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // Limits of the driver.
@@ -40,7 +37,6 @@ const (
 	requestTimeout  = 10 * time.Second
 	retryFor        = 15 * time.Second
 	healWait        = 60 * time.Second
-	latencyMax      = 30 * time.Second
 	replyBytesMax   = 1 << 20
 	bulkPerRequest  = 50_000
 	readBackWorkers = 32
@@ -50,7 +46,9 @@ type options struct {
 	dataDir     string
 	mode        string
 	accounts    int
-	concurrency string
+	rate        float64
+	rateStart   float64
+	rateFactor  float64
 	step        time.Duration
 	warmup      time.Duration
 	p99Max      time.Duration
@@ -64,10 +62,12 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.dataDir, "data", "", "data dir of a running `redline target up` (required)")
-	flag.StringVar(&o.mode, "mode", "throughput", "throughput or failover")
+	flag.StringVar(&o.mode, "mode", "throughput", "throughput, cpu or failover")
 	flag.IntVar(&o.accounts, "accounts", 10_000, "accounts to create (a multiple of 100)")
-	flag.StringVar(&o.concurrency, "concurrency", "4,8,16,32,64,128,256", "throughput: worker counts to try, in order")
-	flag.DurationVar(&o.step, "step", 10*time.Second, "throughput: measured time per concurrency")
+	flag.Float64Var(&o.rate, "rate", 1000, "cpu: the rate offered, payments/s")
+	flag.Float64Var(&o.rateStart, "rate-start", 500, "throughput: the first rate tried, payments/s")
+	flag.Float64Var(&o.rateFactor, "rate-factor", 1.5, "throughput: each next rate is this times the last, until one does not hold")
+	flag.DurationVar(&o.step, "step", 10*time.Second, "throughput: measured time per rate")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "throughput: unmeasured time before each step")
 	flag.DurationVar(&o.p99Max, "p99-max", 50*time.Millisecond, "throughput: the latency bound of a sustained rate")
 	flag.IntVar(&o.kills, "kills", 10, "failover: unit primaries to kill")
@@ -91,6 +91,9 @@ func run(ctx context.Context, o options) error {
 	if o.cross < 0 || o.cross > 1 || o.units < 1 || o.units > 26 {
 		return errors.New("-cross must be in 0..1 and -units in 1..26")
 	}
+	if o.rate <= 0 || o.rateStart <= 0 || o.rateFactor <= 1 || o.step <= 0 || o.warmup < 0 {
+		return errors.New("-rate and -rate-start must be positive, -rate-factor over 1, -step positive")
+	}
 	t, err := openTarget(o.dataDir)
 	if err != nil {
 		return err
@@ -103,8 +106,10 @@ func run(ctx context.Context, o options) error {
 		return throughput(ctx, t, o)
 	case "failover":
 		return failover(ctx, t, o)
+	case "cpu":
+		return cpuPerPayment(ctx, t, o)
 	default:
-		return fmt.Errorf("mode %q: want throughput or failover", o.mode)
+		return fmt.Errorf("mode %q: want throughput, cpu or failover", o.mode)
 	}
 }
 
@@ -242,90 +247,6 @@ func newPayment(rng *rand.Rand, worker int, seq int64, o options) payment {
 		}
 	}
 	return payment{Key: fmt.Sprintf("b%d-%d-%x", worker, seq, rng.Uint32()), FromUID: from, ToUID: to, AmountMinor: 1 + rng.Int64N(100)}
-}
-
-// step is one measured concurrency.
-type step struct {
-	Concurrency int     `json:"concurrency"`
-	PaymentsPS  float64 `json:"payments_per_s"`
-	P50MS       float64 `json:"p50_ms"`
-	P99MS       float64 `json:"p99_ms"`
-	Errors      int64   `json:"errors"`
-}
-
-// throughput measures payments/s and latency at each concurrency, and reports the best rate
-// whose p99 stays under the bound.
-func throughput(ctx context.Context, t *target, o options) error {
-	var steps []step
-	best := step{}
-	for _, field := range strings.Split(o.concurrency, ",") {
-		c, err := strconv.Atoi(strings.TrimSpace(field))
-		if err != nil || c < 1 || c > workersMax {
-			return fmt.Errorf("concurrency %q: want 1..%d", field, workersMax)
-		}
-		s := measure(ctx, t, c, o)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		steps = append(steps, s)
-		fmt.Printf("concurrency %4d: %8.0f payments/s  p50 %6.1f ms  p99 %6.1f ms  errors %d\n", s.Concurrency, s.PaymentsPS, s.P50MS, s.P99MS, s.Errors)
-		if s.P99MS < float64(o.p99Max.Milliseconds()) && s.Errors == 0 && s.PaymentsPS > best.PaymentsPS {
-			best = s
-		}
-	}
-	out, _ := json.Marshal(map[string]any{"mode": "throughput", "cross": o.cross, "sustained": best, "p99_max_ms": o.p99Max.Milliseconds(), "steps": steps})
-	fmt.Println(string(out))
-	return nil
-}
-
-// measure runs c closed-loop workers for warmup + step and measures the step.
-func measure(ctx context.Context, t *target, c int, o options) step {
-	hist := hdrhistogram.New(1, latencyMax.Microseconds(), 3)
-	var (
-		mu       sync.Mutex
-		count    atomic.Int64
-		errs     atomic.Int64
-		measured atomic.Bool
-		wg       sync.WaitGroup
-	)
-	ctx, cancel := context.WithCancel(ctx)
-	for w := range c {
-		// Each worker ends with cancel, after its payment in flight.
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(w), uint64(time.Now().UnixNano())))
-			for seq := int64(0); ctx.Err() == nil; seq++ {
-				p := newPayment(rng, w, seq, o)
-				start := time.Now()
-				status, err := t.pay(ctx, p)
-				took := time.Since(start)
-				if !measured.Load() || ctx.Err() != nil {
-					continue
-				}
-				if err != nil || status == "" {
-					errs.Add(1)
-					continue
-				}
-				count.Add(1)
-				mu.Lock()
-				_ = hist.RecordValue(took.Microseconds())
-				mu.Unlock()
-			}
-		})
-	}
-	sleep(ctx, o.warmup)
-	measured.Store(true)
-	began := time.Now()
-	sleep(ctx, o.step)
-	measured.Store(false)
-	elapsed := time.Since(began)
-	cancel()
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	return step{
-		Concurrency: c, PaymentsPS: float64(count.Load()) / elapsed.Seconds(),
-		P50MS: float64(hist.ValueAtQuantile(50)) / 1000, P99MS: float64(hist.ValueAtQuantile(99)) / 1000, Errors: errs.Load(),
-	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/redline-dev/redline/load"
+	"github.com/redline-dev/redline/metrics"
+)
+
+// Limits of the throughput search.
+const (
+	stepsMax       = 24   // rates tried, search and refinement together
+	refineSteps    = 2    // bisections between the last rate that held and the first that did not
+	workersPerRate = 0.5  // in-flight bound: half a second's arrivals (ten times the p99 bound)
+	workersMin     = 64   //
+	connsMax       = 256  // connections to the router
+	achievedMin    = 0.99 // completed share of the arrivals a rate must reach to hold
+)
+
+// step is one measured rate.
+type step struct {
+	OfferedPS  float64 `json:"offered_per_s"`
+	PaymentsPS float64 `json:"payments_per_s"` // completed without error, per second of the window
+	P50MS      float64 `json:"p50_ms"`
+	P99MS      float64 `json:"p99_ms"` // from the intended send time (open model)
+	Errors     int64   `json:"errors"`
+	Dropped    int64   `json:"dropped"`
+	Held       bool    `json:"held"`
+}
+
+// throughput finds the highest rate the target sustains, open model: arrivals at a constant
+// rate from Redline's own load engine, whether or not earlier payments have completed, latency
+// measured from each arrival's intended time. A rate holds when p99 stays under -p99-max with
+// no error, no dropped arrival and at least 99% of the arrivals completed in the window. The rate
+// grows by -rate-factor until one does not hold, then bisects between the two.
+func throughput(ctx context.Context, t *target, o options) error {
+	var steps []step
+	best := step{}
+	try := func(rate float64) (bool, error) {
+		s, err := measureRate(ctx, t, rate, len(steps), o, nil)
+		if err != nil {
+			return false, err
+		}
+		steps = append(steps, s)
+		fmt.Printf("rate %6.0f/s: %8.0f payments/s  p50 %6.1f ms  p99 %7.1f ms  errors %d  dropped %d  held %v\n",
+			s.OfferedPS, s.PaymentsPS, s.P50MS, s.P99MS, s.Errors, s.Dropped, s.Held)
+		if s.Held && s.PaymentsPS > best.PaymentsPS {
+			best = s
+		}
+		return s.Held, nil
+	}
+	lo, hi := 0.0, 0.0
+	for rate := o.rateStart; len(steps) < stepsMax; rate *= o.rateFactor {
+		held, err := try(rate)
+		if err != nil {
+			return err
+		}
+		if !held {
+			hi = rate
+			break
+		}
+		lo = rate
+	}
+	for i := 0; i < refineSteps && lo > 0 && hi > 0 && len(steps) < stepsMax; i++ {
+		mid := math.Round((lo + hi) / 2)
+		held, err := try(mid)
+		if err != nil {
+			return err
+		}
+		if held {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	out, _ := json.Marshal(map[string]any{"mode": "throughput", "model": "open", "cross": o.cross, "sustained": best, "p99_max_ms": o.p99Max.Milliseconds(), "steps": steps})
+	fmt.Println(string(out))
+	return nil
+}
+
+// measureRate offers rate payments/s for warmup + step and judges the arrivals of the step;
+// onWindow, when not nil, is called as the step begins (true) and as it ends (false).
+// With a cross-unit share, a second generator runs beside the first: its {{uid2}} is any other
+// account, in another unit for 1 - 1/units of its arrivals, so it offers rate × cross / (1 -
+// 1/units) and the first the rest.
+func measureRate(ctx context.Context, t *target, rate float64, n int, o options, onWindow func(begin bool)) (step, error) {
+	rec := &windowRecorder{stats: metrics.NewStats()}
+	crossRate := 0.0
+	if o.cross > 0 && o.units > 1 {
+		crossRate = min(rate, rate*o.cross/(1-1/float64(o.units)))
+	}
+	var gens []*load.Generator
+	for i, r := range []float64{rate - crossRate, crossRate} {
+		if r <= 0 {
+			continue
+		}
+		stride := int64(100) // same bucket: same unit
+		if i == 1 {
+			stride = 0
+		}
+		g, err := load.NewGenerator(payConfig(t, r, stride, fmt.Sprintf("s%d-%d-%x", n, i, time.Now().UnixNano()), o), rec)
+		if err != nil {
+			return step{}, fmt.Errorf("rate %.0f/s: %w", rate, err)
+		}
+		gens = append(gens, g)
+	}
+	rec.from, rec.to = time.Now().Add(o.warmup), time.Now().Add(o.warmup+o.step)
+	errs := make([]error, len(gens))
+	var wg sync.WaitGroup
+	if onWindow != nil {
+		// Ends with the step, or early when ctx is cancelled (then onWindow(false) is not called).
+		wg.Go(func() {
+			sleep(ctx, time.Until(rec.from))
+			if ctx.Err() == nil {
+				onWindow(true)
+				sleep(ctx, time.Until(rec.to))
+			}
+			if ctx.Err() == nil {
+				onWindow(false)
+			}
+		})
+	}
+	for i, g := range gens {
+		wg.Go(func() { _, errs[i] = g.Run(ctx) }) // ends with the profile
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return step{}, fmt.Errorf("rate %.0f/s: %w", rate, err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	st := rec.stats
+	ok := st.Requests - st.Failed
+	s := step{
+		OfferedPS: rate, PaymentsPS: float64(ok) / o.step.Seconds(),
+		P50MS: ms(st.Latency.Quantile(0.50)), P99MS: ms(st.Latency.Quantile(0.99)),
+		Errors: st.Failed, Dropped: rec.dropped,
+	}
+	s.Held = s.P99MS < float64(o.p99Max.Milliseconds()) && s.Errors == 0 && s.Dropped == 0 &&
+		float64(ok) >= achievedMin*rate*o.step.Seconds()
+	return s, nil
+}
+
+// payConfig is one generator of payments at rate through the router; stride is the load
+// engine's UID2Stride (100: both accounts in one bucket).
+func payConfig(t *target, rate float64, stride int64, run string, o options) load.Config {
+	workers := int(max(workersMin, math.Ceil(rate*workersPerRate)))
+	return load.Config{
+		Phase:   "pay",
+		Profile: load.Constant(rate, o.warmup+o.step),
+		Requests: []load.Request{{
+			Name: "pay", Weight: 1, Method: http.MethodPost, URL: t.router + "/v1/payments",
+			Header:       http.Header{"Content-Type": {"application/json"}},
+			Body:         `{"key":"bt-{{run}}-{{seq}}","from_uid":{{uid}},"to_uid":{{uid2}},"amount_minor":{{amount}}}`,
+			ExpectStatus: []int{http.StatusOK},
+		}},
+		Vars: load.Vars{
+			UIDMin: 0, UIDMax: int64(o.accounts) - 1, UID2Stride: stride,
+			AmountMinorMin: 1, AmountMinorMax: 100, RunID: run,
+		},
+		Workers: workers, Connections: min(workers, connsMax), Timeout: requestTimeout,
+	}
+}
+
+// windowRecorder folds the samples whose intended time falls in [from, to): the measured window
+// after the warm-up. Every dropped arrival counts: a drop in the warm-up is overload too.
+type windowRecorder struct {
+	mu       sync.Mutex
+	from, to time.Time
+	stats    *metrics.Stats
+	dropped  int64
+}
+
+func (r *windowRecorder) Record(s metrics.Sample) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !s.Intended.Before(r.from) && s.Intended.Before(r.to) {
+		r.stats.Add(s)
+	}
+}
+
+func (r *windowRecorder) Drop(string, string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.dropped++
+}
