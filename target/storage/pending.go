@@ -9,11 +9,13 @@ import (
 	"github.com/redline-dev/redline/target/sqldb"
 )
 
-// A transaction buffers its payment, posting and history rows and its balance changes, and
+// A transaction buffers its new accounts, payment, posting and history rows and its balance
+// changes, and
 // writes them at commit, many rows per statement: executing a statement costs far more than a
 // row in it (on PostgreSQL a statement is a round trip to the server), and a batch of a group
 // commit holds hundreds of payments. The transaction's reads add the buffer (Payment reads it
-// first; a balance read adds the account's pending change), so buffering changes no answer.
+// first; an account read falls back on the buffered new accounts and adds the account's pending
+// change), so buffering changes no answer.
 
 // rowsPerInsertMax bounds the rows of one multi-row INSERT (8 parameters a payment row: 800,
 // well under SQLite's 32,766 and PostgreSQL's 65,535).
@@ -36,6 +38,32 @@ type pending struct {
 	history  []historyRow
 	outbox   []OutboxRow
 	deltas   map[int64]int64 // uid → balance change not yet written
+	accounts []accountRow
+	opened   map[int64]int // uid → index in accounts
+}
+
+type accountRow struct{ uid, balanceMinor, seq int64 }
+
+// addAccount buffers a new account unless its uid is buffered already (the first wins, as ON
+// CONFLICT DO NOTHING has it; so does an account the database holds already).
+func (p *pending) addAccount(a accountRow) {
+	if p.opened == nil {
+		p.opened = make(map[int64]int)
+	}
+	if _, ok := p.opened[a.uid]; ok {
+		return
+	}
+	p.opened[a.uid] = len(p.accounts)
+	p.accounts = append(p.accounts, a)
+}
+
+// account returns a buffered new account's opening balance.
+func (p *pending) account(uid int64) (int64, bool) {
+	i, ok := p.opened[uid]
+	if !ok {
+		return 0, false
+	}
+	return p.accounts[i].balanceMinor, true
 }
 
 // addBalance buffers a change of an account's balance.
@@ -69,6 +97,8 @@ func (p *pending) addPayment(r Recorded) {
 
 // The buffered tables: how their multi-row inserts begin and end, and their width.
 var (
+	accountsInsert = insertShape{`INSERT INTO accounts (uid, balance_minor, opened_minor, seq) VALUES `,
+		` ON CONFLICT (uid) DO NOTHING`, 4}
 	paymentsInsert = insertShape{`INSERT INTO payments (idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch) VALUES `,
 		` ON CONFLICT (idem_key) DO NOTHING`, 8}
 	postingsInsert = insertShape{`INSERT INTO postings (seq, leg, idem_key, uid, amount_minor) VALUES `, ``, 5}
@@ -83,7 +113,7 @@ var (
 )
 
 // shapes are every buffered table's insert.
-var shapes = []insertShape{paymentsInsert, postingsInsert, historyInsert, outboxInsert, balancesUpdate}
+var shapes = []insertShape{accountsInsert, paymentsInsert, postingsInsert, historyInsert, outboxInsert, balancesUpdate}
 
 // chunkRows are the row counts of the prepared multi-row inserts: n rows go as few statements
 // as these sizes allow (parsing a long statement costs more than executing it, so none is built
@@ -160,13 +190,20 @@ func insertQueries(d sqldb.Dialect) []string {
 	return out
 }
 
-// flush writes every buffered change: the balances (in uid order), then the rows.
+// flush writes every buffered change: the new accounts, the balances (in uid order), then the
+// rows.
 func (t *Tx) flush(ctx context.Context) error {
 	p := &t.pend
-	uids := slices.Sorted(maps.Keys(p.deltas))
-	err := insertRows(ctx, t, "balances", balancesUpdate, len(uids), func(i int) []any {
-		return []any{uids[i], p.deltas[uids[i]]}
+	err := insertRows(ctx, t, "accounts", accountsInsert, len(p.accounts), func(i int) []any {
+		a := p.accounts[i]
+		return []any{a.uid, a.balanceMinor, a.balanceMinor, a.seq}
 	})
+	uids := slices.Sorted(maps.Keys(p.deltas))
+	if err == nil {
+		err = insertRows(ctx, t, "balances", balancesUpdate, len(uids), func(i int) []any {
+			return []any{uids[i], p.deltas[uids[i]]}
+		})
+	}
 	if err == nil {
 		err = insertRows(ctx, t, "payments", paymentsInsert, len(p.payments), func(i int) []any {
 			r := p.payments[i]

@@ -272,9 +272,21 @@ func TestBufferedBalances(t *testing.T) {
 		if err := tx.PostLeg(ctx, 12, "t1", 2, -50); err != nil {
 			t.Fatal(err)
 		}
+		// New accounts are buffered too; an existing uid keeps its balance.
+		for _, a := range []ledger.Account{{UID: 3, BalanceMinor: 70}, {UID: 3, BalanceMinor: 99}, {UID: 1, BalanceMinor: 5}} {
+			if err := tx.InsertAccount(ctx, a, 12); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.PostPayment(ctx, 12, "b2", []ledger.Posting{{UID: 3, AmountMinor: -20}, {UID: 1, AmountMinor: 20}}); err != nil {
+			t.Fatal(err)
+		}
+		if b, opened, err := tx.Account(ctx, 3); err != nil || b != 50 || opened != 70 {
+			t.Errorf("a new account in the transaction = %d (opened %d) %v, want 50 (opened 70)", b, opened, err)
+		}
 		from, to, _, _, err := tx.Pair(ctx, 1, 2)
-		if err != nil || from != 650 || to != 300 {
-			t.Errorf("Pair in the transaction = %d %d %v, want 650 300", from, to, err)
+		if err != nil || from != 670 || to != 300 {
+			t.Errorf("Pair in the transaction = %d %d %v, want 670 300", from, to, err)
 		}
 		if a, err := db.Account(ctx, 1); err != nil || a.BalanceMinor != 1_000 {
 			t.Errorf("a reader before the commit: %+v %v, want 1000", a, err)
@@ -291,7 +303,7 @@ func TestBufferedBalances(t *testing.T) {
 		if err := tx.Commit(); err != nil {
 			t.Fatal(err)
 		}
-		for uid, want := range map[int64]int64{1: 950, 2: 0} {
+		for uid, want := range map[int64]int64{1: 970, 2: 0, 3: 50} {
 			if a, err := db.Account(ctx, uid); err != nil || a.BalanceMinor != want {
 				t.Errorf("account %d after the commit: %+v %v, want %d", uid, a, err, want)
 			}

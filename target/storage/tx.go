@@ -11,17 +11,16 @@ import (
 
 // The writer's statements, prepared once at Open.
 const (
-	qAccount       = `SELECT balance_minor, opened_minor FROM accounts WHERE uid = $1`
-	qInsertAccount = `INSERT INTO accounts (uid, balance_minor, opened_minor, seq) VALUES ($1, $2, $2, $3) ON CONFLICT (uid) DO NOTHING`
-	qBalance       = `SELECT balance_minor FROM accounts WHERE uid = $1`
-	qTrimEntries   = `UPDATE history SET body = NULL WHERE seq >= $1 AND seq < $2`
-	qSetMeta       = `INSERT INTO meta (name, num, txt) VALUES ($1, $2, $3)
+	qAccount     = `SELECT balance_minor, opened_minor FROM accounts WHERE uid = $1`
+	qBalance     = `SELECT balance_minor FROM accounts WHERE uid = $1`
+	qTrimEntries = `UPDATE history SET body = NULL WHERE seq >= $1 AND seq < $2`
+	qSetMeta     = `INSERT INTO meta (name, num, txt) VALUES ($1, $2, $3)
 		ON CONFLICT (name) DO UPDATE SET num = excluded.num, txt = excluded.txt`
 )
 
 // writerQueries are prepared at Open.
 var writerQueries = []string{
-	qAccount, qInsertAccount, qBalance,
+	qAccount, qBalance,
 	qTrimEntries, qSetMeta, paymentQuery,
 }
 
@@ -102,7 +101,11 @@ func (t *Tx) Account(ctx context.Context, uid int64) (balanceMinor, openedMinor 
 	err = t.queryRow(ctx, qAccount, uid).
 		Scan(&balanceMinor, &openedMinor)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, fmt.Errorf("read account %d: %w", uid, ErrNotFound)
+		b, ok := t.pend.account(uid)
+		if !ok {
+			return 0, 0, fmt.Errorf("read account %d: %w", uid, ErrNotFound)
+		}
+		return b + t.pend.deltas[uid], b, nil
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("read account %d: %w", uid, err)
@@ -110,11 +113,10 @@ func (t *Tx) Account(ctx context.Context, uid int64) (balanceMinor, openedMinor 
 	return balanceMinor + t.pend.deltas[uid], openedMinor, nil
 }
 
-// InsertAccount opens an account; an existing uid is left as it is.
-func (t *Tx) InsertAccount(ctx context.Context, a ledger.Account, seq int64) error {
-	return t.exec(ctx, "insert account",
-		qInsertAccount,
-		a.UID, a.BalanceMinor, seq)
+// InsertAccount opens an account (written at commit); an existing uid is left as it is.
+func (t *Tx) InsertAccount(_ context.Context, a ledger.Account, seq int64) error {
+	t.pend.addAccount(accountRow{uid: a.UID, balanceMinor: a.BalanceMinor, seq: seq})
+	return nil
 }
 
 // Pair returns the balances of a payment's two accounts; ok is false for one that does not exist.
@@ -131,7 +133,8 @@ func (t *Tx) balance(ctx context.Context, uid int64) (int64, bool, error) {
 	var b int64
 	err := t.queryRow(ctx, qBalance, uid).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
+		b, ok := t.pend.account(uid)
+		return b + t.pend.deltas[uid], ok, nil
 	}
 	if err != nil {
 		return 0, false, fmt.Errorf("read account %d: %w", uid, err)
