@@ -18,6 +18,7 @@ import (
 const (
 	stepsMax       = 24   // rates tried, search and refinement together
 	refineSteps    = 2    // bisections between the last rate that held and the first that did not
+	rateMin        = 20   // the search gives up below this rate, payments/s
 	workersPerRate = 0.5  // in-flight bound: half a second's arrivals (ten times the p99 bound)
 	workersMin     = 64   //
 	connsMax       = 256  // connections to the router
@@ -39,7 +40,8 @@ type step struct {
 // rate from Redline's own load engine, whether or not earlier payments have completed, latency
 // measured from each arrival's intended time. A rate holds when p99 stays under -p99-max with
 // no error, no dropped arrival and at least 99% of the arrivals completed in the window. The rate
-// grows by -rate-factor until one does not hold, then bisects between the two.
+// grows by -rate-factor until one does not hold (or, when the first does not, shrinks by it until
+// one does), then bisects between the two.
 func throughput(ctx context.Context, t *target, o options) error {
 	var steps []step
 	best := step{}
@@ -56,17 +58,26 @@ func throughput(ctx context.Context, t *target, o options) error {
 		}
 		return s.Held, nil
 	}
+	// Up by the factor while rates hold; when the first does not, down by it until one does.
 	lo, hi := 0.0, 0.0
-	for rate := o.rateStart; len(steps) < stepsMax; rate *= o.rateFactor {
+	for rate := o.rateStart; len(steps) < stepsMax && rate >= rateMin; {
 		held, err := try(rate)
 		if err != nil {
 			return err
 		}
-		if !held {
+		if held {
+			lo = rate
+		} else {
 			hi = rate
+		}
+		if lo > 0 && hi > 0 {
 			break
 		}
-		lo = rate
+		if held {
+			rate *= o.rateFactor
+		} else {
+			rate = math.Round(rate / o.rateFactor)
+		}
 	}
 	for i := 0; i < refineSteps && lo > 0 && hi > 0 && len(steps) < stepsMax; i++ {
 		mid := math.Round((lo + hi) / 2)
