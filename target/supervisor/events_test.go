@@ -1,11 +1,12 @@
 package supervisor_test
 
 import (
+	"net"
+	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/redline-dev/redline/target/consumer"
-	"github.com/redline-dev/redline/target/events"
 	"github.com/redline-dev/redline/target/ledger"
 	"github.com/redline-dev/redline/target/supervisor"
 	"github.com/redline-dev/redline/target/targettest"
@@ -116,15 +117,11 @@ func TestExternalBroker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: the whole topology on an external broker")
 	}
-	broker, err := events.StartBroker(events.BrokerConfig{DataDir: t.TempDir(), Listen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close() // after the target's cleanup: deferred calls run before t.Cleanup's
-	l := underLoad(t, targettest.Options{NATS: broker.URL()}, 4)
+	url := startBroker(t)
+	l := underLoad(t, targettest.Options{NATS: url}, 4)
 	for _, p := range l.tg.Topology(t).Processes {
 		if p.Role == supervisor.RoleBroker {
-			t.Errorf("a broker process (pid %d) beside the external broker %s", p.Pid, broker.URL())
+			t.Errorf("a broker process (pid %d) beside the external broker %s", p.Pid, url)
 		}
 	}
 	time.Sleep(2 * time.Second)
@@ -133,5 +130,38 @@ func TestExternalBroker(t *testing.T) {
 	t.Logf("audit %s %v; events %+v", rep.Verdict, auditFalse(rep), rep.Events)
 	if rep.Verdict != ledger.True || rep.Events == nil || rep.Events.Outbox.Count == 0 {
 		t.Errorf("audit %s with %+v, want true over some events", rep.Verdict, rep.Events)
+	}
+}
+
+// startBroker runs a NATS JetStream server as a process of the test's own (the redline binary's
+// broker, which the test then treats as any external server), stopped when the test ends, and
+// returns its URL. Its own process, not in the test binary: the server's internals are not the
+// target's, and not built with the race detector.
+func startBroker(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(targettest.Binary(t), "target", "proc", "broker", "--data", t.TempDir(), "--listen", addr)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { // registered before the target's: runs after the target stopped
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return "nats://" + addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the test's broker on %s: not listening after 30 s: %v", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
