@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -107,16 +108,33 @@ func Connect(ctx context.Context, url, name string) (*nats.Conn, jetstream.JetSt
 	return nc, js, st, nil
 }
 
-// EnsureStream creates the stream, or updates it to this configuration.
+// EnsureStream returns the stream, creating it when missing and updating it only when its
+// configuration differs: every relay calls it on connect, and an update that races a consumer's
+// creation trips a data race inside nats-server (seen under -race), so a matching stream is left
+// alone.
 func EnsureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	want := jetstream.StreamConfig{
 		Name: Stream, Subjects: []string{SubjectPrefix + ">"}, Storage: jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy, Duplicates: DuplicateWindow,
-	})
+	}
+	st, err := js.Stream(ctx, Stream)
+	if err == nil && sameStream(st.CachedInfo().Config, want) {
+		return st, nil
+	}
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("ensure stream %s: %w", Stream, err)
+	}
+	st, err = js.CreateOrUpdateStream(ctx, want)
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", Stream, err)
 	}
 	return st, nil
+}
+
+// sameStream reports whether a stream's configuration has every setting EnsureStream sets.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Storage == want.Storage &&
+		have.Retention == want.Retention && have.Duplicates == want.Duplicates
 }
 
 // LastSeq returns the seq of unit's last event in the stream, 0 when it has none.
