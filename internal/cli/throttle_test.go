@@ -90,8 +90,10 @@ phases:
 	if during.Samples == 0 || during.Max <= 100 {
 		t.Errorf("settlement lag did not rise during the throttle: %+v", during)
 	}
-	if after.Samples == 0 || after.Last != 0 {
-		t.Errorf("settlement lag not drained by the end: %+v", after)
+	// Falling after the release is what the timeline must show; drained to zero is the audit's
+	// lag_drained below (it waits for the pipeline to settle: a starved machine drains slowly).
+	if after.Samples == 0 || after.Min >= during.Max {
+		t.Errorf("settlement lag did not fall after the release: %+v, throttle phase max %v", after, during.Max)
 	}
 	if report.Audit.Verdict != "true" {
 		t.Errorf("audit %s: %+v", report.Audit.Verdict, report.Audit.Checks)

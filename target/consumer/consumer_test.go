@@ -187,19 +187,26 @@ func TestThrottlePauseRelease(t *testing.T) {
 		t.Fatalf("pause: %d", code)
 	}
 	h.publish(1, 201)
-	time.Sleep(3 * pollInterval)
 	var st State
-	get(t, r.addr, "/v1/state", &st)
-	if !st.Throttled || !st.Paused || st.Applied != 0 || st.Lag != 200 {
+	waitUntil(t, "the lag of 200 seen while paused", 10*time.Second, func() bool {
+		get(t, r.addr, "/v1/state", &st)
+		return st.Lag == 200
+	})
+	if !st.Throttled || !st.Paused || st.Applied != 0 {
 		t.Fatalf("paused: %+v", st)
 	}
+	// At 100/s the group applies events, never faster than the rate allows (plus one second's
+	// burst): the bound, not the speed, is the property; a starved machine may apply fewer.
 	if code := call(t, http.MethodPost, r.addr, "/v1/throttle", `{"rate_per_s": 100}`); code != http.StatusOK {
 		t.Fatalf("throttle: %d", code)
 	}
-	time.Sleep(500 * time.Millisecond)
-	get(t, r.addr, "/v1/state", &st)
-	if st.Applied < 20 || st.Applied > 90 {
-		t.Fatalf("at 100/s for 0.5 s applied %d", st.Applied)
+	throttled := time.Now()
+	waitUntil(t, "events applied at 100/s", 10*time.Second, func() bool {
+		get(t, r.addr, "/v1/state", &st)
+		return st.Applied >= 20
+	})
+	if limit := 100 * (time.Since(throttled).Seconds() + 1); float64(st.Applied) > limit {
+		t.Fatalf("at 100/s for %v applied %d, over %.0f", time.Since(throttled), st.Applied, limit)
 	}
 	if code := call(t, http.MethodPost, r.addr, "/v1/throttle", `{"percent": 500}`); code != http.StatusBadRequest {
 		t.Fatalf("percent 500: %d", code)
