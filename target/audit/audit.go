@@ -62,6 +62,9 @@ type Report struct {
 	Units   []ledger.Unit  `json:"units"`
 	// Events are the event pipeline's figures, absent when the audit did not look at them.
 	Events *ledger.Events `json:"events,omitempty"`
+	// Shadow is the shadow plane's own audit (its invariants also appear in Checks, named
+	// shadow.<name>), absent when the audit did not look at it (shadow.go).
+	Shadow *Report `json:"shadow,omitempty"`
 }
 
 // Failed reports whether any invariant is false.
@@ -252,7 +255,7 @@ func Offline(ctx context.Context, dataDir string) (Report, error) {
 	if ev, ok := offlineEvents(ctx, dataDir, srv, rep.Units, dbs); ok {
 		rep = rep.withEvents(ev)
 	}
-	return rep, nil
+	return rep.withShadow(offlineLeaks(ctx, dbs), nil), nil
 }
 
 // replicaDirs are the replicas' data dirs, DATA/units/<unit>/<replica>: those holding a SQLite

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,9 @@ var ErrStreamTooLarge = errors.New("stream too large to audit")
 type Pipeline struct {
 	NATS      string     `json:"nats"`
 	Consumers []Consumer `json:"consumers"`
+	// Stream is the stream to audit: empty for production's, events.ShadowStream for the
+	// shadow plane's (shadow.go).
+	Stream string `json:"stream,omitempty"`
 }
 
 // Consumer is one running consumer group to audit.
@@ -66,7 +70,7 @@ func OnlineWithEvents(ctx context.Context, client *http.Client, targets []Target
 		ev := ledger.Events{}
 		ev.Outbox, ev.Error = onlineOutbox(ctx, client, targets, rep.Units)
 		if ev.Error == "" {
-			ev.Stream, ev.StreamMessages, ev.Error = streamOnline(ctx, p.NATS)
+			ev.Stream, ev.StreamMessages, ev.Error = streamOnline(ctx, p.NATS, cmp.Or(p.Stream, events.Stream))
 		}
 		for _, c := range p.Consumers {
 			var g ledger.Group
@@ -149,7 +153,7 @@ func onlineOutbox(ctx context.Context, client *http.Client, targets []Target, un
 }
 
 // streamOnline reads the stream through the broker at url.
-func streamOnline(ctx context.Context, url string) (ledger.Digest, int64, string) {
+func streamOnline(ctx context.Context, url, stream string) (ledger.Digest, int64, string) {
 	if url == "" {
 		return ledger.Digest{}, 0, "no broker to read the stream from"
 	}
@@ -158,11 +162,11 @@ func streamOnline(ctx context.Context, url string) (ledger.Digest, int64, string
 		return ledger.Digest{}, 0, fmt.Sprintf("connect to broker: %v", err)
 	}
 	defer nc.Close()
-	return streamDigest(ctx, nc)
+	return streamDigest(ctx, nc, stream)
 }
 
 // streamDigest folds the stream's distinct events and counts its messages.
-func streamDigest(ctx context.Context, nc *nats.Conn) (ledger.Digest, int64, string) {
+func streamDigest(ctx context.Context, nc *nats.Conn, stream string) (ledger.Digest, int64, string) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return ledger.Digest{}, 0, err.Error()
@@ -172,7 +176,7 @@ func streamDigest(ctx context.Context, nc *nats.Conn) (ledger.Digest, int64, str
 	var d ledger.Digest
 	seen := map[string]struct{}{}
 	tooMany := false
-	n, err := events.Scan(ctx, js, func(e events.Event, msgID string) {
+	n, err := events.ScanStream(ctx, js, stream, func(e events.Event, msgID string) {
 		if e.ID == "" || msgID != e.ID {
 			return // undecodable or mislabelled: counted as a message, never as an event
 		}
@@ -253,5 +257,5 @@ func streamOffline(ctx context.Context, brokerDir string) (ledger.Digest, int64,
 		return ledger.Digest{}, 0, err.Error()
 	}
 	defer nc.Close()
-	return streamDigest(ctx, nc)
+	return streamDigest(ctx, nc, events.Stream)
 }

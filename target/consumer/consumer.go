@@ -21,6 +21,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/redline-dev/redline/shadow"
 	"github.com/redline-dev/redline/target/events"
 	"github.com/redline-dev/redline/target/sqldb"
 )
@@ -113,7 +114,7 @@ func (c Config) Place() sqldb.Place {
 type consumer struct {
 	cfg   Config
 	log   *slog.Logger
-	store *store
+	lanes []*lane // production, shadow (plane.go)
 	thr   *throttle
 	m     *metrics
 
@@ -136,17 +137,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	st, err := openStore(ctx, cfg.Place())
+	m := newMetrics(cfg.Group)
+	lanes, err := openLanes(ctx, cfg.Place(), m)
 	if err != nil {
 		return err
 	}
-	defer st.close()
-	c := &consumer{cfg: cfg, log: log.With("group", cfg.Group), store: st, thr: newThrottle(), m: newMetrics(cfg.Group)}
-	n, err := st.applied(ctx)
-	if err != nil {
-		return err
+	c := &consumer{cfg: cfg, log: log.With("group", cfg.Group), lanes: lanes, thr: newThrottle(), m: m}
+	for _, l := range lanes {
+		defer l.store.close()
+		c.applied.Add(l.applied.Load())
 	}
-	c.applied.Store(n)
 	ln := cfg.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -158,9 +158,11 @@ func Run(ctx context.Context, cfg Config) error {
 	srv := &http.Server{Handler: c.routes(), ReadHeaderTimeout: 5 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); c.consume(ctx) }() // ends with ctx
-	go func() {                                     // ends when the server is shut down below
+	for _, l := range c.lanes {
+		wg.Go(func() { c.consume(ctx, l) }) // ends with ctx
+	}
+	wg.Add(1)
+	go func() { // ends when the server is shut down below
 		defer wg.Done()
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			c.log.Error("serve", "err", err)
@@ -178,15 +180,15 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // consume connects and applies until ctx ends, reconnecting after a failure.
-func (c *consumer) consume(ctx context.Context) {
+func (c *consumer) consume(ctx context.Context, l *lane) {
 	for ctx.Err() == nil {
-		nc, js, _, err := events.Connect(ctx, c.cfg.NATS, "consumer-"+c.cfg.Group)
+		nc, js, _, err := events.ConnectPlane(ctx, c.cfg.NATS, "consumer-"+c.cfg.Group+"-"+string(l.plane), l.plane)
 		if err != nil {
 			c.log.Warn("connect", "err", err)
 			sleep(ctx, retryWait)
 			continue
 		}
-		if err := c.consumeOn(ctx, js); err != nil && ctx.Err() == nil {
+		if err := c.consumeOn(ctx, js, l); err != nil && ctx.Err() == nil {
 			c.log.Warn("consume", "err", err)
 			sleep(ctx, retryWait)
 		}
@@ -194,8 +196,8 @@ func (c *consumer) consume(ctx context.Context) {
 	}
 }
 
-func (c *consumer) consumeOn(ctx context.Context, js jetstream.JetStream) error {
-	cons, err := js.CreateOrUpdateConsumer(ctx, events.Stream, jetstream.ConsumerConfig{
+func (c *consumer) consumeOn(ctx context.Context, js jetstream.JetStream, l *lane) error {
+	cons, err := js.CreateOrUpdateConsumer(ctx, l.stream(), jetstream.ConsumerConfig{
 		Durable: c.cfg.Group, AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait,
 		MaxAckPending: ackPendMax, DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
@@ -206,7 +208,7 @@ func (c *consumer) consumeOn(ctx context.Context, js jetstream.JetStream) error 
 	defer stop()
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); c.poll(pctx, cons) }() // ends with stop
+	go func() { defer wg.Done(); c.poll(pctx, cons, l) }() // ends with stop
 	defer wg.Wait()
 	for ctx.Err() == nil {
 		n, err := c.thr.admit(ctx, fetchMax)
@@ -225,7 +227,7 @@ func (c *consumer) consumeOn(ctx context.Context, js jetstream.JetStream) error 
 			continue
 		}
 		c.thr.took(ctx, len(msgs))
-		if err := c.handle(ctx, msgs); err != nil {
+		if err := c.handle(ctx, msgs, l); err != nil {
 			return err
 		}
 	}
@@ -233,7 +235,7 @@ func (c *consumer) consumeOn(ctx context.Context, js jetstream.JetStream) error 
 }
 
 // handle applies a batch then acks it (or, with the defect, the other way round).
-func (c *consumer) handle(ctx context.Context, msgs []jetstream.Msg) error {
+func (c *consumer) handle(ctx context.Context, msgs []jetstream.Msg, l *lane) error {
 	batch := make([]delivered, 0, len(msgs))
 	for _, m := range msgs {
 		e, err := events.Decode(m.Data())
@@ -256,10 +258,12 @@ func (c *consumer) handle(ctx context.Context, msgs []jetstream.Msg) error {
 		}
 		c.between()
 	}
-	fresh, err := c.store.apply(ctx, c.cfg.Group, batch)
+	fresh, err := l.store.apply(ctx, c.cfg.Group, batch)
 	if err != nil {
 		return err
 	}
+	l.applied.Add(int64(fresh))
+	l.writes.Add(float64(fresh))
 	c.applied.Add(int64(fresh))
 	c.m.applied.Add(float64(fresh))
 	if slices.Contains(c.cfg.Defects, DefectAckBeforeApply) {
@@ -283,8 +287,10 @@ func (c *consumer) between() {
 	}
 }
 
-// poll samples the lag (messages not yet delivered plus delivered and not acked) and the rate.
-func (c *consumer) poll(ctx context.Context, cons jetstream.Consumer) {
+// poll samples a lane's lag (messages not yet delivered plus delivered and not acked); the
+// production lane's poll also judges the group's figures over both lanes: the rate, the max
+// lag, the drain.
+func (c *consumer) poll(ctx context.Context, cons jetstream.Consumer, l *lane) {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	last, lastAt := c.applied.Load(), time.Now()
@@ -295,14 +301,18 @@ func (c *consumer) poll(ctx context.Context, cons jetstream.Consumer) {
 		case <-tick.C:
 		}
 		if info, err := cons.Info(ctx); err == nil {
-			lag := int64(info.NumPending) + int64(info.NumAckPending)
-			c.lag.Store(lag)
-			c.m.lag.Set(float64(lag))
-			if lag > c.maxLag.Load() {
-				c.maxLag.Store(lag)
-			}
-			c.noteDrain(lag)
+			l.lag.Store(int64(info.NumPending) + int64(info.NumAckPending))
 		}
+		if l.plane == shadow.Shadow {
+			continue
+		}
+		lag := c.totalLag()
+		c.lag.Store(lag)
+		c.m.lag.Set(float64(lag))
+		if lag > c.maxLag.Load() {
+			c.maxLag.Store(lag)
+		}
+		c.noteDrain(lag)
 		if now := time.Since(lastAt); now >= time.Second {
 			n := c.applied.Load()
 			r := int64(float64(n-last) / now.Seconds())

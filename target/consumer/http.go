@@ -9,8 +9,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/redline-dev/redline/target/ledger"
 )
 
 const bodyBytesMax = 4 << 10
@@ -36,6 +34,7 @@ type metrics struct {
 	lag     prometheus.Gauge
 	rate    prometheus.Gauge
 	applied prometheus.Counter
+	writes  *prometheus.CounterVec
 }
 
 func newMetrics(group string) *metrics {
@@ -48,8 +47,9 @@ func newMetrics(group string) *metrics {
 			Help: "Events applied in the last second."}),
 		applied: prometheus.NewCounter(prometheus.CounterOpts{Name: "paycell_consumer_applied_total", ConstLabels: labels,
 			Help: "Events applied (inbox row and effect committed)."}),
+		writes: newWritesCounter(group),
 	}
-	m.reg.MustRegister(m.lag, m.rate, m.applied)
+	m.reg.MustRegister(m.lag, m.rate, m.applied, m.writes)
 	return m
 }
 
@@ -67,13 +67,7 @@ func (c *consumer) routes() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, c.state())
 	})
-	mux.HandleFunc("GET /internal/audit", func(w http.ResponseWriter, r *http.Request) {
-		g := ledger.Group{Name: c.cfg.Group, Lag: c.lag.Load(), MaxLag: c.maxLag.Load(), DrainMS: c.drainMS.Load()}
-		if err := c.store.figures(r.Context(), &g); err != nil {
-			g.Error = err.Error()
-		}
-		writeJSON(w, http.StatusOK, g)
-	})
+	mux.HandleFunc("GET /internal/audit", c.handleAudit)
 	return mux
 }
 

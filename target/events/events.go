@@ -159,7 +159,12 @@ const scanIdle = 2 * time.Second
 // Scan reads the whole stream, in order, calling fn with every event and its Nats-Msg-Id; it
 // returns how many messages it read. An undecodable message is passed as a zero Event.
 func Scan(ctx context.Context, js jetstream.JetStream, fn func(e Event, msgID string)) (int64, error) {
-	st, err := js.Stream(ctx, Stream)
+	return ScanStream(ctx, js, Stream, fn)
+}
+
+// ScanStream is Scan of the named stream (Stream or ShadowStream).
+func ScanStream(ctx context.Context, js jetstream.JetStream, stream string, fn func(e Event, msgID string)) (int64, error) {
+	st, err := js.Stream(ctx, stream)
 	if err != nil {
 		return 0, fmt.Errorf("scan stream: %w", err)
 	}

@@ -23,6 +23,7 @@ func passed(r *http.Request) http.Header {
 			h[k] = v
 		}
 	}
+	markPassed(r, h)
 	return h
 }
 

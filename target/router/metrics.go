@@ -18,6 +18,7 @@ type metrics struct {
 	batchPayments prometheus.Histogram
 	// batchQueued is the payments waiting in the lanes for a batch.
 	batchQueued prometheus.Gauge
+	planes      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -51,8 +52,9 @@ func newMetrics() *metrics {
 		batchQueued: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "redline_router_batch_queued_payments", Help: "Payments waiting for a batch to their unit.",
 		}),
+		planes: newPlaneCounter(),
 	}
-	m.reg.MustRegister(m.requests, m.seconds, m.retries, m.refreshes, m.epoch, m.inflight, m.batchPayments, m.batchQueued,
+	m.reg.MustRegister(m.requests, m.seconds, m.retries, m.refreshes, m.epoch, m.inflight, m.batchPayments, m.batchQueued, m.planes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -164,7 +164,11 @@ func (rt *router) wrap(route string, h handlerFunc) http.Handler {
 		select {
 		case rt.inflight <- struct{}{}:
 			rt.metrics.inflight.Inc()
-			rep = h(r)
+			if mr, bad := rt.mark(r, route); bad != nil {
+				rep = *bad
+			} else {
+				rep = h(mr)
+			}
 			rt.metrics.inflight.Dec()
 			<-rt.inflight
 		default:

@@ -70,6 +70,7 @@ func (s *supervisor) adminRoutes() http.Handler {
 	mux.HandleFunc("GET /admin/routing", s.handleRouting)
 	mux.HandleFunc("POST /admin/processes/{role}/{unit}/{replica}/{action}", s.handleProcess)
 	mux.HandleFunc("GET /admin/audit", s.handleAudit)
+	mux.HandleFunc("GET /admin/shadow", s.handleShadow)
 	mux.HandleFunc("GET /admin/consumers/{group}", s.handleConsumer)
 	mux.HandleFunc("POST /admin/consumers/{group}/throttle", s.handleConsumer)
 	mux.HandleFunc("DELETE /admin/consumers/{group}/throttle", s.handleConsumer)

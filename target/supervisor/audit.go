@@ -25,7 +25,7 @@ func (s *supervisor) audit(ctx context.Context) (audit.Report, error) {
 	}
 	// Transfers first: a confirm still on its way adds an event the event audit must see.
 	audit.SettleTransfers(ctx, s.http, core)
-	rep, err := audit.OnlineWithEvents(ctx, s.http, targets, pipe)
+	rep, err := audit.OnlineWithShadow(ctx, s.http, targets, pipe)
 	if err != nil {
 		return rep, err
 	}

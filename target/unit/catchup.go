@@ -125,6 +125,7 @@ func (s *server) catchUp(ctx context.Context) error {
 	if res := s.submit(ctx, &op{kind: opInstall, install: snap}); res.err != nil {
 		return res.err
 	}
+	s.awaitShadowCaughtUp(ctx) // before the log: what the primary acknowledges alone meanwhile is pulled
 	epoch, err := s.pullLog(ctx, primary)
 	if err != nil {
 		return err
@@ -271,8 +272,8 @@ const addStandbyAttempts = 5
 
 // addStandby asks the core zone to take this caught-up replica back as the unit's standby.
 func (s *server) addStandby(ctx context.Context) error {
-	if len(s.cfg.CoreAddrs) == 0 {
-		return nil // no core zone (tests): whoever runs the pair configures it
+	if len(s.cfg.CoreAddrs) == 0 || s.follower() {
+		return nil // no core zone (tests), or a shadow plane (its production plane rejoins)
 	}
 	var err error
 	for range addStandbyAttempts {

@@ -49,7 +49,7 @@ func (s *server) configure(ctx context.Context, c *configRequest) result {
 	case c.Role != ledger.RolePrimary && v.Role == ledger.RolePrimary:
 		s.replicated.fail(fmt.Errorf("demoted under epoch %d: %w", c.Epoch, ErrFenced))
 	}
-	s.metrics.setView(next)
+	s.viewChanged(ctx)
 	if err := s.persistNow(ctx); err != nil {
 		return result{err: err}
 	}
@@ -99,7 +99,7 @@ func (s *server) applyReplicated(ctx context.Context, req *replicateRequest) res
 		s.mu.Lock()
 		s.v.Epoch = req.Epoch
 		s.mu.Unlock()
-		s.metrics.setView(s.view())
+		s.viewChanged(ctx)
 	}
 	bodies, err := s.skipApplied(ctx, req)
 	if err != nil {
@@ -163,6 +163,7 @@ func (s *server) applyBodies(ctx context.Context, bodies []entryBody, stale bool
 	}
 	defer tx.Rollback()
 	seq, chain := s.lastSeq, s.chain
+	var written tally
 	for _, eb := range bodies {
 		e, err := decodeEntry(eb.body)
 		if err != nil {
@@ -176,6 +177,10 @@ func (s *server) applyBodies(ctx context.Context, bodies []entryBody, stale bool
 			return err
 		}
 		seq++
+		written.add(e, s.planeOf())
+	}
+	if err := s.persistLeaks(ctx, tx, written); err != nil {
+		return err
 	}
 	if err := s.persistView(ctx, tx); err != nil {
 		return err
@@ -187,6 +192,7 @@ func (s *server) applyBodies(ctx context.Context, bodies []entryBody, stale bool
 		return err
 	}
 	s.setHead(seq, chain)
+	s.counted(written)
 	return nil
 }
 
@@ -201,7 +207,7 @@ func (s *server) divergedStandby(ctx context.Context, req *replicateRequest, cau
 		s.primaryHint = req.Primary
 	}
 	s.mu.Unlock()
-	s.metrics.setView(s.view())
+	s.viewChanged(ctx)
 	s.startCatchUp(ctx)
 }
 

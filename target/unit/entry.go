@@ -24,6 +24,7 @@ type entry struct {
 	Seq      int64            `json:"seq"`
 	Epoch    int64            `json:"epoch"`           // the epoch the write was issued under
 	Stale    bool             `json:"stale,omitempty"` // accepted under a stale epoch (no-fencing)
+	Run      string           `json:"run,omitempty"`   // the stress run of a marked write (plane.go)
 	Kind     string           `json:"kind"`
 	Accounts []ledger.Account `json:"accounts,omitempty"`
 	Payment  *ledger.Outcome  `json:"payment,omitempty"`

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/redline-dev/redline/shadow"
 	"github.com/redline-dev/redline/target/ledger"
 	"github.com/redline-dev/redline/target/profiling"
 )
@@ -108,7 +109,7 @@ func (s *server) openAccounts(w http.ResponseWriter, r *http.Request, accounts [
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	res := s.submit(ctx, &op{kind: opOpen, epoch: epoch, accounts: accounts})
+	res := s.submit(ctx, &op{kind: opOpen, epoch: epoch, accounts: accounts, run: r.Header.Get(shadow.Header)})
 	if res.err == nil {
 		res.err = s.awaitAck(ctx, res.seq)
 	}
@@ -189,7 +190,7 @@ func (s *server) handlePay(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
 	defer cancel()
-	res := s.submit(ctx, &op{kind: opPay, epoch: epoch, pay: p})
+	res := s.submit(ctx, &op{kind: opPay, epoch: epoch, pay: p, run: r.Header.Get(shadow.Header)})
 	if res.err == nil {
 		res.err = s.awaitAck(ctx, res.seq)
 	}

@@ -33,7 +33,7 @@ const (
 // when ctx is cancelled.
 func (s *server) relay(ctx context.Context) {
 	for ctx.Err() == nil {
-		nc, js, st, err := events.Connect(ctx, s.cfg.NATS, "relay-"+s.cfg.Unit+"-"+s.cfg.Replica)
+		nc, js, st, err := events.ConnectPlane(ctx, s.cfg.NATS, "relay-"+s.cfg.Unit+"-"+s.cfg.Replica+"-"+string(s.planeOf()), s.planeOf())
 		if err != nil {
 			s.log.Warn("relay: connect", "err", err)
 			sleepCtx(ctx, relayRetry)
@@ -60,7 +60,7 @@ func (s *server) relayOn(ctx context.Context, js jetstream.JetStream, st jetstre
 			continue
 		}
 		if cursor < 0 {
-			last, err := events.LastSeq(ctx, st, s.cfg.Unit)
+			last, err := events.LastSeqOn(ctx, st, s.planeOf(), s.cfg.Unit)
 			if err != nil {
 				return err
 			}
@@ -87,7 +87,7 @@ func (s *server) relayOn(ctx context.Context, js jetstream.JetStream, st jetstre
 func (s *server) publish(ctx context.Context, js jetstream.JetStream, rows []storage.OutboxRow) error {
 	futures := make([]jetstream.PubAckFuture, 0, len(rows))
 	for _, r := range rows {
-		m, err := events.Message(s.event(r))
+		m, err := events.MessageOn(s.planeOf(), s.event(r))
 		if err != nil {
 			return err
 		}
@@ -128,7 +128,7 @@ func (s *server) publishEarly(rows []storage.OutboxRow) {
 		return
 	}
 	for _, r := range rows {
-		if m, err := events.Message(s.event(r)); err == nil {
+		if m, err := events.MessageOn(s.planeOf(), s.event(r)); err == nil {
 			_, _ = (*p).PublishMsgAsync(m)
 		}
 	}

@@ -94,7 +94,7 @@ func (s *server) shipBatch(ctx context.Context, b *batch) {
 			s.metrics.replicated(time.Since(t0), len(b.bodies))
 			s.replicated.to(b.lastSeq)
 			return
-		case errors.Is(err, ErrStaleEpoch) && !s.cfg.has(DefectNoFencing):
+		case errors.Is(err, ErrStaleEpoch) && !s.cfg.has(DefectNoFencing) && !s.follower():
 			s.stepDown(ctx, v, err)
 			return
 		case errors.As(err, &gap):
@@ -103,6 +103,13 @@ func (s *server) shipBatch(ctx context.Context, b *batch) {
 			}
 		case !errors.Is(err, ErrNotStandby) && !errors.Is(err, ErrDiverged) && time.Since(start) < replicateFailAfter:
 			s.log.Warn("replicate", "err", err)
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, 200*time.Millisecond)
+			continue
+		}
+		if s.follower() {
+			// A shadow plane never changes the unit's configuration: it retries until the
+			// production plane's (mirrored) view changes.
 			sleep(ctx, backoff)
 			backoff = min(2*backoff, 200*time.Millisecond)
 			continue
@@ -146,7 +153,7 @@ func (s *server) stepDown(ctx context.Context, v view, cause error) {
 	if !changed {
 		return
 	}
-	s.metrics.setView(s.view())
+	s.viewChanged(ctx)
 	s.metrics.fenced.Inc()
 	s.log.Warn("fenced: a newer epoch replaced this primary", "epoch", v.Epoch, "cause", cause)
 	s.startCatchUp(ctx)
@@ -259,7 +266,7 @@ func (s *server) dropStandby(ctx context.Context, v view) error {
 		s.v = view{Role: ledger.RolePrimary, Epoch: epoch}
 	}
 	s.mu.Unlock()
-	s.metrics.setView(s.view())
+	s.viewChanged(ctx)
 	s.log.Warn("standby dropped; continuing alone", "epoch", epoch)
 	return nil
 }

@@ -84,6 +84,8 @@ type server struct {
 
 	js        jsRef        // the relay's JetStream handle, nil while disconnected
 	published atomic.Int64 // the relay's cursor: the last seq published
+
+	planeState // production or shadow, and the shadow plane of a production server (plane.go)
 }
 
 func newServer(ctx context.Context, cfg Config) (*server, error) {
@@ -113,7 +115,8 @@ func newServer(ctx context.Context, cfg Config) (*server, error) {
 		ship:    make(chan *batch, shipQueueMax),
 		v:       view{Role: cfg.Role, Epoch: max(cfg.Epoch, st.Epoch), StandbyAddr: cfg.StandbyAddr},
 		lastSeq: st.LastSeq, chain: st.Chain,
-		persisted: view{Role: st.Role, Epoch: st.Epoch},
+		persisted:  view{Role: st.Role, Epoch: st.Epoch},
+		planeState: planeState{plane: cfg.plane},
 	}
 	s.committed.Store(st.LastSeq)
 	s.staleRefused.Store(st.StaleRefused)
@@ -197,7 +200,7 @@ func (s *server) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	srv := &http.Server{
-		Handler: s.routes(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
+		Handler: s.handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
 		BaseContext: func(net.Listener) context.Context { return ctx }, // a stop ends every request
 	}
 	var wg sync.WaitGroup
@@ -210,6 +213,11 @@ func (s *server) run(ctx context.Context) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.relay(ctx) }() // ends with ctx
 	}
+	if s.side != nil {
+		first, err := s.side.openPlane(ctx) // before serving: ready from the first request, usually
+		wg.Add(1)
+		go func() { defer wg.Done(); s.runShadow(ctx, first, err) }() // ends with ctx
+	}
 	errc := make(chan error, 1)
 	go func() { // ends when srv is shut down below
 		defer wg.Done()
@@ -218,7 +226,7 @@ func (s *server) run(ctx context.Context) error {
 		}
 		cancel()
 	}()
-	s.metrics.setView(s.view())
+	s.viewChanged(ctx)
 	if s.view().Role == ledger.RoleCatchingUp {
 		s.startCatchUp(ctx)
 	}

@@ -18,6 +18,7 @@ import (
 	"net"
 	"slices"
 
+	"github.com/redline-dev/redline/shadow"
 	"github.com/redline-dev/redline/target/ledger"
 	"github.com/redline-dev/redline/target/sqldb"
 	"github.com/redline-dev/redline/target/storage"
@@ -41,11 +42,14 @@ const (
 	// stale epoch: a core zone leader with an out-of-date view moves money on a replica that
 	// has already seen a newer configuration.
 	DefectTCCNoFencing Defect = "tcc-no-fencing"
+	// DefectShadowMisroute sends one marked (stress) write in a thousand to the production
+	// database instead of the shadow one.
+	DefectShadowMisroute Defect = "shadow-misroute"
 )
 
 // Defects lists every defect a unit knows, for flags and docs.
 func Defects() []Defect {
-	return []Defect{DefectAsyncReplication, DefectNoFencing, DefectForgetfulDedup, DefectPublishBeforeCommit, DefectTCCNoFencing}
+	return []Defect{DefectAsyncReplication, DefectNoFencing, DefectForgetfulDedup, DefectPublishBeforeCommit, DefectTCCNoFencing, DefectShadowMisroute}
 }
 
 // Errors of the unit.
@@ -102,6 +106,9 @@ type Config struct {
 	// NATS is the broker's URL; the primary's relay publishes the outbox there. Empty: no relay
 	// (the outbox still fills).
 	NATS string
+
+	// plane is shadow.Shadow for the shadow plane's server (plane.go), empty for production.
+	plane shadow.Plane
 }
 
 // Place is where the replica's database lives.
@@ -159,6 +166,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	s, err := newServer(ctx, cfg)
 	if err != nil {
+		return err
+	}
+	if err := s.attachShadow(ctx); err != nil {
+		s.db.Close()
 		return err
 	}
 	return s.run(ctx)

@@ -32,6 +32,7 @@ type op struct {
 	cfg      *configRequest
 	install  *snapshot
 	tcc      *tccRequest
+	run      string // the stress run id of a marked business write (plane.go)
 	done     chan result
 }
 
@@ -175,6 +176,7 @@ func (s *server) commitTx(ctx context.Context, v view, ops []*op) ([]result, *ba
 	seq, chain := s.lastSeq, s.chain
 	results := make([]result, len(ops))
 	var early []storage.OutboxRow // publish-before-commit
+	var written tally
 	for i, o := range ops {
 		e, res, err := s.decide(ctx, tx, v, o, seq+1)
 		if err != nil {
@@ -193,6 +195,7 @@ func (s *server) commitTx(ctx context.Context, v view, ops []*op) ([]result, *ba
 			return nil, nil, err
 		}
 		seq++
+		written.add(e, s.planeOf())
 		b.bodies = append(b.bodies, body)
 		if p := e.Payment; p != nil && p.Status == ledger.StatusCommitted && s.cfg.has(DefectPublishBeforeCommit) {
 			early = append(early, storage.OutboxRow{Seq: e.Seq, Key: p.Key, FromUID: p.FromUID, ToUID: p.ToUID, AmountMinor: p.AmountMinor})
@@ -206,6 +209,9 @@ func (s *server) commitTx(ctx context.Context, v view, ops []*op) ([]result, *ba
 	if err := s.persistBatch(ctx, tx, acked, seq); err != nil {
 		return nil, nil, err
 	}
+	if err := s.persistLeaks(ctx, tx, written); err != nil {
+		return nil, nil, err
+	}
 	if s.cfg.has(DefectPublishBeforeCommit) {
 		s.publishEarly(early)
 	}
@@ -213,6 +219,7 @@ func (s *server) commitTx(ctx context.Context, v view, ops []*op) ([]result, *ba
 		return nil, nil, err
 	}
 	s.setHead(seq, chain)
+	s.counted(written)
 	return results, b, nil
 }
 
@@ -249,7 +256,7 @@ func (s *server) decide(ctx context.Context, tx *storage.Tx, v view, o *op, seq 
 	if err != nil {
 		return nil, result{err: err}, nil
 	}
-	e := &entry{Seq: seq, Epoch: v.Epoch, Stale: stale}
+	e := &entry{Seq: seq, Epoch: v.Epoch, Stale: stale, Run: o.run}
 	if stale {
 		e.Epoch = o.epoch
 	}
