@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -48,26 +49,44 @@ func MessageOn(p shadow.Plane, e Event) (*nats.Msg, error) {
 	return m, nil
 }
 
-// ConnectPlane is Connect for plane p: it makes sure p's stream exists and returns it.
+// ConnectPlane is Connect for plane p: it makes sure p's stream exists and returns it. For the
+// shadow plane it touches the shadow stream only, and creates it when missing without ever
+// updating it (the broker's stream update races its consumer creation).
 func ConnectPlane(ctx context.Context, url, name string, p shadow.Plane) (*nats.Conn, jetstream.JetStream, jetstream.Stream, error) {
-	nc, js, st, err := Connect(ctx, url, name)
-	if err != nil || p != shadow.Shadow {
-		return nc, js, st, err
+	if p != shadow.Shadow {
+		return Connect(ctx, url, name)
 	}
-	if st, err = EnsureShadowStream(ctx, js); err != nil {
+	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(connectWait), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("connect to broker %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	st, err := EnsureShadowStream(ctx, js)
+	if err != nil {
 		nc.Close()
 		return nil, nil, nil, err
 	}
 	return nc, js, st, nil
 }
 
-// EnsureShadowStream creates the shadow stream, or updates it to this configuration (the same
-// as the production stream's but for its name and subjects).
+// EnsureShadowStream returns the shadow stream, creating it when missing (with the production
+// stream's configuration but for its name and subjects).
 func EnsureShadowStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: ShadowStream, Subjects: []string{ShadowSubjectPrefix + ">"}, Storage: jetstream.FileStorage,
-		Retention: jetstream.LimitsPolicy, Duplicates: DuplicateWindow,
-	})
+	st, err := js.Stream(ctx, ShadowStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		st, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name: ShadowStream, Subjects: []string{ShadowSubjectPrefix + ">"}, Storage: jetstream.FileStorage,
+			Retention: jetstream.LimitsPolicy, Duplicates: DuplicateWindow,
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			st, err = js.Stream(ctx, ShadowStream) // created meanwhile by another process
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", ShadowStream, err)
 	}
