@@ -273,6 +273,10 @@ func (c *compiler) target(f planFile) Target {
 	if tf := f.target; tf != nil {
 		t.Labels = c.labels(tf.labels, "target.labels")
 		t.Processes = c.processes(tf.processes)
+		t.Marker = c.marker(tf.marker)
+	}
+	if t.Marker == "" {
+		t.Marker = MarkerHeader
 	}
 	if u := c.opts.TargetURL; u != "" {
 		if msg := checkTargetURL(u); msg != "" {

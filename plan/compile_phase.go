@@ -341,6 +341,9 @@ func (c *compiler) request(f requestFile) load.Request {
 	}
 	if f.headers != nil {
 		r.Header = c.headers(f.headers, join(f.path, "headers"))
+		if msg := markerConflict(c.planTarget.Marker, r.Header); msg != "" {
+			c.r.at(f.headers, join(f.path, "headers"), "%s", msg)
+		}
 	}
 	if f.body != nil {
 		r.Body = c.text(f.body, join(f.path, "body"), BodyBytesMax)

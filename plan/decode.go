@@ -39,6 +39,7 @@ type metadataFile struct{ node, name *yaml.Node }
 
 type targetFile struct {
 	node, url, labels *yaml.Node
+	marker            *yaml.Node // target.marker: header, baggage or off
 	builtin           *builtinFile
 	processes         []processFile
 }
@@ -343,8 +344,8 @@ func (d *decoder) file(root *yaml.Node) planFile {
 }
 
 func (d *decoder) target(n *yaml.Node) *targetFile {
-	m := d.fields(n, "target", "url", "builtin", "labels", "processes")
-	t := &targetFile{node: n, url: m["url"], labels: m["labels"]}
+	m := d.fields(n, "target", "url", "builtin", "labels", "processes", "marker")
+	t := &targetFile{node: n, url: m["url"], labels: m["labels"], marker: m["marker"]}
 	if ps := m["processes"]; ps != nil {
 		for i, pn := range d.list(ps, "target.processes", ProcessesMax, "processes") {
 			path := index("target.processes", i)

@@ -68,6 +68,14 @@
 //	  labels: {role: gateway}
 //	  processes: [{name: api, pid: 4242, labels: {unit: a}}, {name: worker, pidFile: /run/w.pid}]
 //
+// Every request carries the stress marker, the run id, so that the target can keep its writes
+// apart from production data (the built-in target writes them to its shadow plane). target.marker
+// says how: header (the default: X-Redline-Run: <run id>), baggage (W3C baggage
+// redline.run=<run id>, appended to the request's own baggage) or off (no marker: the traffic is
+// production traffic). With a marker, a request may not set X-Redline-Run or a redline.run
+// baggage member itself. On the built-in target, shadow_leaks counts stress writes that reached
+// production data (sampled every second and after the run): shadow_leaks: ["count==0"].
+//
 // abortWhen guards say what is bad ("metric aggregation>number [for duration]") and stop the
 // run when it holds on every per-second window for the duration.
 //

@@ -38,6 +38,9 @@ type Target struct {
 	Labels map[string]string
 	// Processes are local processes the plan's PodChaos and StressChaos faults may act on.
 	Processes []Process
+	// Marker is how every request carries the stress marker (the run id): MarkerHeader (the
+	// default), MarkerBaggage or MarkerOff.
+	Marker Marker
 }
 
 // Process is a local process named in the plan: by pid, or by a pid file read at injection.

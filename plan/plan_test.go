@@ -150,7 +150,7 @@ func TestCompile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := p.Target(), (plan.Target{Builtin: &plan.Builtin{Units: 4, Accounts: 100000}}); !cmp.Equal(got, want) {
+	if got, want := p.Target(), (plan.Target{Builtin: &plan.Builtin{Units: 4, Accounts: 100000}, Marker: plan.MarkerHeader}); !cmp.Equal(got, want) {
 		t.Errorf("Target() = %+v, want %+v", got, want)
 	}
 	if p.PeakRPS() != 2000 || p.Name() != "ramp" || p.Duration() != 7*time.Minute+10*time.Second {

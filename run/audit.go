@@ -33,6 +33,7 @@ type AuditCheck struct {
 var auditFigures = map[verify.Metric]string{
 	verify.PaymentsLost:       "lost_acknowledged",
 	verify.PaymentsDuplicated: "committed_not_once",
+	verify.ShadowLeaks:        "stress_writes_in_production",
 }
 
 // ParseAudit reads an audit answer; anything without a verdict and checks is an error.

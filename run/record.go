@@ -100,6 +100,10 @@ const gaugesMax = 64
 // phase's last sample is the phase's consumer_lag value.
 const ConsumerLagGauge = "consumer_lag."
 
+// ShadowLeaksGauge is the target's count of stress writes in production data, sampled during
+// the run: its highest value in a phase is the phase's shadow_leaks.
+const ShadowLeaksGauge = "shadow_leaks"
+
 // Ran reports whether the phase started.
 func (p Phase) Ran() bool { return !p.Started.IsZero() }
 
@@ -155,6 +159,9 @@ func Judge(p *plan.Plan, rec *Record) verify.Verdict {
 		if r, ok := ran[in.Name]; ok {
 			if lag, ok := consumerLag(r.Gauges); ok {
 				ext[verify.ConsumerLag] = lag
+			}
+			if g, ok := r.Gauges[ShadowLeaksGauge]; ok {
+				ext[verify.ShadowLeaks] = max(ext[verify.ShadowLeaks], g.Max)
 			}
 		}
 		if len(ext) > 0 {

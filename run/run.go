@@ -19,6 +19,7 @@ import (
 	"github.com/redline-dev/redline/load"
 	"github.com/redline-dev/redline/metrics"
 	"github.com/redline-dev/redline/plan"
+	"github.com/redline-dev/redline/shadow"
 	"github.com/redline-dev/redline/verify"
 )
 
@@ -81,6 +82,11 @@ type runner struct {
 // tripped, or ctx was cancelled; in the last two cases the record says why and the error is nil:
 // the outputs of an aborted run are still written. An error means the run could not be made.
 func Run(ctx context.Context, p *plan.Plan, opts Options) (*Record, error) {
+	if p.Target().Marker != plan.MarkerOff && opts.RunID != "" {
+		if err := shadow.ValidRun(opts.RunID); err != nil {
+			return nil, fmt.Errorf("mark the requests with run id %q: %w", opts.RunID, err)
+		}
+	}
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create run directory: %w", err)
 	}
@@ -190,6 +196,7 @@ func (r *runner) runPhase(ctx context.Context, i, n int) error {
 	cfg := *ph.Load
 	cfg.Segment = r.opts.Segment
 	cfg.Vars.RunID = r.opts.RunID // {{run}}: the run id, unique per run
+	cfg.Requests = r.plan.Target().Marker.Mark(cfg.Requests, r.opts.RunID)
 	cfg.Vars.Seed = phaseSeed(cfg.Vars.Seed, ph.Name)
 	gen, err := load.NewGenerator(cfg, r.collector)
 	if err != nil {

@@ -79,7 +79,7 @@ func (t *builtinTarget) consumerLag(ctx context.Context) ([]metrics.Gauge, error
 // startBuiltin starts the built-in target's processes under dir, waits until every one serves,
 // and opens the plan's accounts. The target runs on its own context: a Ctrl-C of the run stops
 // new arrivals first, and the target only when stop is called, after the audit.
-func startBuiltin(ctx context.Context, streams IO, dir string, b plan.Builtin, dsn string) (*builtinTarget, error) {
+func startBuiltin(ctx context.Context, streams IO, dir string, b plan.Builtin, dsn, runID string) (*builtinTarget, error) {
 	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t := &builtinTarget{dataDir: dir, cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan supervisor.Topology, 1)
@@ -121,7 +121,7 @@ func startBuiltin(ctx context.Context, streams IO, dir string, b plan.Builtin, d
 	}
 	t.token = strings.TrimSpace(string(token))
 	fmt.Fprintf(streams.ErrOut, "built-in target: %d units ready in %v, router %s\n", b.Units, time.Since(start).Round(time.Millisecond), t.routerURL)
-	if err := t.seed(ctx, b.Accounts); err != nil {
+	if err := t.seed(ctx, b.Accounts, runID); err != nil {
 		t.stop()
 		return nil, err
 	}
@@ -129,8 +129,8 @@ func startBuiltin(ctx context.Context, streams IO, dir string, b plan.Builtin, d
 	return t, nil
 }
 
-// seed opens accounts 1..n, each with builtinBalanceMinor, in bulk requests.
-func (t *builtinTarget) seed(ctx context.Context, n int64) error {
+// seed opens accounts 1..n, each with builtinBalanceMinor, in bulk requests, in both planes.
+func (t *builtinTarget) seed(ctx context.Context, n int64, runID string) error {
 	ctx, cancel := context.WithTimeout(ctx, builtinSeedTimeout)
 	defer cancel()
 	type account struct {
@@ -147,7 +147,7 @@ func (t *builtinTarget) seed(ctx context.Context, n int64) error {
 		if err != nil {
 			return fmt.Errorf("open accounts: %w", err)
 		}
-		if _, err := t.call(ctx, http.MethodPost, t.routerURL+"/v1/accounts/bulk", body, 1<<20); err != nil {
+		if err := t.openBoth(ctx, body, runID); err != nil {
 			return fmt.Errorf("open accounts %d..%d: %w", from, to, err)
 		}
 	}

@@ -31,6 +31,7 @@ type LoadOptions struct {
 	MetricsAddr string
 	Segment     string
 	Quiet       bool
+	Marker      string // the plan's target.marker: header, baggage or off
 }
 
 // NewCmdLoad returns `redline load --url URL --rate R --duration D`.
@@ -66,6 +67,7 @@ The URL may use the template variables {{uid}}, {{uid2}}, {{uuid}}, {{seq}}, {{a
 	f.StringVar(&opts.MetricsAddr, "metrics-addr", "", "serve Prometheus /metrics on this address during the run")
 	f.StringVar(&opts.Segment, "segment", "", "send this agent's share i/N of the arrivals")
 	f.BoolVarP(&opts.Quiet, "quiet", "q", false, "no progress lines")
+	f.StringVar(&opts.Marker, "marker", "header", "how requests carry the stress marker (the run id): header (X-Redline-Run), baggage (redline.run) or off")
 	return cmd
 }
 
@@ -130,11 +132,15 @@ func (o *LoadOptions) planYAML() ([]byte, error) {
 	if o.Timeout != 0 {
 		defaults["timeout"] = o.Timeout.String()
 	}
+	target := map[string]any{"url": u.Scheme + "://" + u.Host}
+	if o.Marker != "" {
+		target["marker"] = o.Marker
+	}
 	doc := map[string]any{
 		"apiVersion": "redline/v1",
 		"kind":       "Rehearsal",
 		"metadata":   map[string]any{"name": "load"},
-		"target":     map[string]any{"url": u.Scheme + "://" + u.Host},
+		"target":     target,
 		"defaults":   defaults,
 		"phases": []any{map[string]any{
 			"name": "load",

@@ -116,7 +116,7 @@ func executePlan(ctx context.Context, streams IO, p *plan.Plan, source []byte, e
 	var target *builtinTarget
 	if b := p.Target().Builtin; p.Target().URL == "" && b != nil {
 		var err error
-		if target, err = startBuiltin(ctx, streams, filepath.Join(dir, "target"), *b, eo.DSN); err != nil {
+		if target, err = startBuiltin(ctx, streams, filepath.Join(dir, "target"), *b, eo.DSN, runID); err != nil {
 			return err
 		}
 		defer target.stop()
@@ -136,7 +136,7 @@ func executePlan(ctx context.Context, streams IO, p *plan.Plan, source []byte, e
 		ro.Progress, ro.Terminal = streams.ErrOut, isTerminal(streams.ErrOut)
 	}
 	if target != nil {
-		ro.Gauges = target.consumerLag
+		ro.Gauges = target.gauges
 	}
 	if target != nil { // its topology is what the plan's faults select from
 		ro.TargetAdmin = &chaos.AdminRef{URL: target.adminURL, TokenFile: filepath.Join(target.dataDir, "admin.token")}

@@ -34,6 +34,7 @@ import (
 
 	"github.com/redline-dev/redline/load"
 	"github.com/redline-dev/redline/metrics"
+	"github.com/redline-dev/redline/plan"
 )
 
 func main() {
@@ -58,7 +59,11 @@ type options struct {
 	wrkConns int
 	procs    int
 	rounds   int
+	marker   string
 }
+
+// benchRunID is the run id the benchmark marks its requests with: as long as a real one.
+const benchRunID = "20261127T010203Z-0042-bench"
 
 func run(ctx context.Context, cmd string, args []string) error {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
@@ -71,8 +76,12 @@ func run(ctx context.Context, cmd string, args []string) error {
 	fs.IntVar(&o.wrkConns, "wrk-connections", 10, "wrk's connections (closed loop)")
 	fs.IntVar(&o.rounds, "rounds", 3, "rounds of the paced CPU comparison")
 	fs.IntVar(&o.procs, "procs", 0, "GOMAXPROCS for Redline's run; 0 leaves it")
+	fs.StringVar(&o.marker, "marker", "header", "the stress marker on Redline's requests, as redline run sends it: header, baggage or off")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if m := plan.Marker(o.marker); m != plan.MarkerHeader && m != plan.MarkerBaggage && m != plan.MarkerOff {
+		return fmt.Errorf("-marker %q: want header, baggage or off", o.marker)
 	}
 	if o.workers == 0 {
 		o.workers = int(max(16, math.Ceil(o.rateRPS)))
@@ -98,7 +107,7 @@ func redline(ctx context.Context, o options, d time.Duration) (*metrics.Stats, l
 	cfg := load.Config{
 		Phase:       "bench",
 		Profile:     load.Constant(o.rateRPS, d),
-		Requests:    []load.Request{{Name: "get", Weight: 1, Method: "GET", URL: o.url}},
+		Requests:    plan.Marker(o.marker).Mark([]load.Request{{Name: "get", Weight: 1, Method: "GET", URL: o.url}}, benchRunID),
 		Workers:     o.workers,
 		Connections: o.conns,
 		Timeout:     5 * time.Second,
