@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/redline-dev/redline/shadow"
 	"github.com/redline-dev/redline/target/events"
@@ -161,4 +162,69 @@ func offlineLeaks(ctx context.Context, dbs map[string]*storage.DB) ledger.Check 
 		leaks[u] = max(leaks[u], n)
 	}
 	return judgeLeaks(leaks, int64(len(dbs)), missing)
+}
+
+// ShadowCoreFigures reads the core zone's figures of the shadow plane's cross-unit transfers.
+func ShadowCoreFigures(ctx context.Context, client *http.Client, coreAddrs []string) ledger.CoreTransfers {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	var errs []string
+	for _, addr := range coreAddrs {
+		var f ledger.CoreTransfers
+		if err := get(ctx, client, "http://"+addr+"/v1/transfers?plane="+string(shadow.Shadow), &f); err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		return f
+	}
+	if len(errs) == 0 {
+		errs = append(errs, "no core zone replica to ask")
+	}
+	return ledger.CoreTransfers{Error: strings.Join(errs, "; ")}
+}
+
+// WithShadowCore is WithCore for the shadow plane's report: its cross-unit invariant judged
+// against the core zone's decisions of the shadow plane's transfers.
+func (r Report) WithShadowCore(core ledger.CoreTransfers) Report {
+	if r.Shadow == nil {
+		return r
+	}
+	s := r.Shadow.WithCore(core)
+	r.Shadow = &s
+	for _, c := range s.Checks {
+		if c.Name != ledger.CheckCrossUnitAtomic {
+			continue
+		}
+		for i := range r.Checks {
+			if r.Checks[i].Name == shadowPrefix+c.Name {
+				c.Name = r.Checks[i].Name
+				r.Checks[i] = c
+			}
+		}
+	}
+	r.Verdict = ledger.Overall(r.Checks)
+	return r
+}
+
+// SettleShadowTransfers is SettleTransfers for the shadow plane's transfers.
+func SettleShadowTransfers(ctx context.Context, client *http.Client, coreAddrs []string) ledger.CoreTransfers {
+	deadline := time.Now().Add(SettleMax)
+	var last string
+	moved := time.Now()
+	for {
+		f := ShadowCoreFigures(ctx, client, coreAddrs)
+		if now := fmt.Sprintf("%+v", f); now != last {
+			last, moved = now, time.Now()
+		}
+		settled := f.Error == "" && f.Undecided == 0 && f.Unfinished == 0
+		if settled || time.Now().After(deadline) || time.Since(moved) >= settleStill || ctx.Err() != nil {
+			return f
+		}
+		select {
+		case <-ctx.Done():
+			return f
+		case <-time.After(settleEvery):
+		}
+	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/redline-dev/redline/shadow"
 	"github.com/redline-dev/redline/target/ledger"
 )
 
@@ -414,10 +415,10 @@ func (f *fsm) openTransfers(limit int) []Transfer {
 	return out
 }
 
-func (f *fsm) transferFigures() ledger.CoreTransfers {
+func (f *fsm) transferFigures(p shadow.Plane) ledger.CoreTransfers {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.transfers.figures()
+	return f.transfers.figuresOf(p)
 }
 
 // unit returns a unit's configuration without copying the whole state.
@@ -524,7 +525,11 @@ func (n *node) handleTransferFigures(w http.ResponseWriter, r *http.Request) {
 		n.forward(w, r, nil)
 		return
 	}
-	writeJSON(w, http.StatusOK, n.fsm.transferFigures())
+	p := shadow.Production
+	if r.URL.Query().Get("plane") == string(shadow.Shadow) {
+		p = shadow.Shadow
+	}
+	writeJSON(w, http.StatusOK, n.fsm.transferFigures(p))
 }
 
 // resolveRequest is the body of POST /v1/transfers/{key}/resolve: the leg's transfer, as the

@@ -106,6 +106,8 @@ type transfers struct {
 	open     map[string]struct{} // not done
 	finished []string            // done, in the order they finished
 	stats    ledger.CoreTransfers
+	// shadowStats are the figures of stress traffic's transfers, apart (plane.go).
+	shadowStats ledger.CoreTransfers
 }
 
 func (r *transfers) init() {
@@ -159,7 +161,7 @@ func (r *transfers) begin(c Command, index uint64, s State) (Transfer, error) {
 	t.State, t.Reason, t.Done, t.Index = TransferTrying, "", false, index
 	t.Headers = maps.Clone(t.Headers)
 	r.byKey[t.Key], r.open[t.Key] = &t, struct{}{}
-	r.stats.Begun++
+	r.statsOf(&t).Begun++
 	return t, nil
 }
 
@@ -188,9 +190,9 @@ func (r *transfers) decide(c Command, index uint64, s State) (Transfer, error) {
 	t.State, t.Reason = c.Decision, c.Reason
 	if t.State == TransferConfirmed {
 		t.Reason = ""
-		r.stats.Confirmed.AddLeg(t.Key, t.AmountMinor)
+		r.statsOf(t).Confirmed.AddLeg(t.Key, t.AmountMinor)
 	} else {
-		r.stats.Cancelled.AddLeg(t.Key, t.AmountMinor)
+		r.statsOf(t).Cancelled.AddLeg(t.Key, t.AmountMinor)
 	}
 	return *t, nil
 }
@@ -209,27 +211,18 @@ func (r *transfers) prune() {
 }
 
 // figures are the registry's counts and digests for the audit.
-func (r *transfers) figures() ledger.CoreTransfers {
-	f := r.stats
-	for k := range r.open {
-		if r.byKey[k].Decided() {
-			f.Unfinished++
-		} else {
-			f.Undecided++
-		}
-	}
-	return f
-}
 
 // transfersSnapshot is the registry in a snapshot: open transfers by index, then finished ones
 // in the order they finished.
 type transfersSnapshot struct {
 	Transfers []Transfer           `json:"transfers,omitempty"`
 	Stats     ledger.CoreTransfers `json:"transfer_stats"`
+	// ShadowStats are the shadow plane's (plane.go).
+	ShadowStats ledger.CoreTransfers `json:"shadow_transfer_stats"`
 }
 
 func (r *transfers) export() transfersSnapshot {
-	out := transfersSnapshot{Stats: r.stats, Transfers: make([]Transfer, 0, len(r.open)+len(r.finished))}
+	out := transfersSnapshot{Stats: r.stats, ShadowStats: r.shadowStats, Transfers: make([]Transfer, 0, len(r.open)+len(r.finished))}
 	for k := range r.open {
 		out.Transfers = append(out.Transfers, *r.byKey[k])
 	}
@@ -243,7 +236,7 @@ func (r *transfers) export() transfersSnapshot {
 func restoreTransfers(s transfersSnapshot) transfers {
 	var r transfers
 	r.init()
-	r.stats = s.Stats
+	r.stats, r.shadowStats = s.Stats, s.ShadowStats
 	for i := range s.Transfers {
 		t := s.Transfers[i]
 		r.byKey[t.Key] = &t

@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/raft"
+
+	"github.com/redline-dev/redline/shadow"
 )
 
 // applyAll runs commands through a state machine as Raft would, one log index each.
@@ -63,12 +65,12 @@ func TestTransferCommands(t *testing.T) {
 	if got := res[9].transfer; got.State != TransferTrying {
 		t.Errorf("presumed abort of a begun transfer: %+v, want it left trying", got)
 	}
-	fig := f.transferFigures()
+	fig := f.transferFigures(shadow.Production)
 	if fig.Begun != 2 || fig.Confirmed.Count != 1 || fig.Cancelled.Count != 1 || fig.Undecided != 1 || fig.Unfinished != 2 {
 		t.Errorf("figures %+v", fig)
 	}
 	applyAll(t, f, Command{Op: OpTransferDone, Keys: []string{"k1", "k3", "k4", "nope"}}) // k4 undecided: stays open
-	fig = f.transferFigures()
+	fig = f.transferFigures(shadow.Production)
 	if fig.Unfinished != 0 || fig.Undecided != 1 {
 		t.Errorf("after done: %+v", fig)
 	}
@@ -148,7 +150,34 @@ func TestTransfersPrune(t *testing.T) {
 	if _, ok := r.byKey["p"+strconv.Itoa(n-1)]; !ok {
 		t.Errorf("the newest transfer was forgotten")
 	}
-	if f := r.figures(); f.Begun != int64(n) || f.Confirmed.Count != int64(n) || f.Unfinished != 0 {
+	if f := r.figuresOf(shadow.Production); f.Begun != int64(n) || f.Confirmed.Count != int64(n) || f.Unfinished != 0 {
 		t.Errorf("figures %+v, want %d begun and confirmed", f, n)
+	}
+}
+
+// TestTransferPlanes: a marked transfer is counted in the shadow plane's figures only, and the
+// split survives a snapshot.
+func TestTransferPlanes(t *testing.T) {
+	f := &fsm{}
+	applyAll(t, f, Command{Op: OpInit, Seeds: seeds2()})
+	marked := transferAB("s1", 3)
+	marked.Headers = map[string]string{shadow.Header: "run-1"}
+	applyAll(t, f,
+		Command{Op: OpTransferBegin, Transfer: transferAB("p1", 5)},
+		Command{Op: OpTransferBegin, Transfer: marked},
+		Command{Op: OpTransferDecide, Key: "p1", Decision: TransferConfirmed},
+		Command{Op: OpTransferDecide, Key: "s1", Decision: TransferConfirmed},
+		Command{Op: OpTransferBegin, Transfer: &Transfer{Key: "s2", FromUID: 0, ToUID: 1, AmountMinor: 1, Headers: map[string]string{shadow.Header: "run-1"}}},
+	)
+	prod, shad := f.transferFigures(shadow.Production), f.transferFigures(shadow.Shadow)
+	if prod.Begun != 1 || prod.Confirmed.Count != 1 || prod.Undecided != 0 || prod.Unfinished != 1 {
+		t.Errorf("production figures %+v", prod)
+	}
+	if shad.Begun != 2 || shad.Confirmed.Count != 1 || shad.Undecided != 1 || shad.Unfinished != 1 || shad.Confirmed == prod.Confirmed {
+		t.Errorf("shadow figures %+v", shad)
+	}
+	back := restoreTransfers(f.transfers.export())
+	if got := back.figuresOf(shadow.Shadow); got != shad {
+		t.Errorf("shadow figures after a snapshot %+v, want %+v", got, shad)
 	}
 }

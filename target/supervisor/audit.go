@@ -25,9 +25,11 @@ func (s *supervisor) audit(ctx context.Context) (audit.Report, error) {
 	}
 	// Transfers first: a confirm still on its way adds an event the event audit must see.
 	audit.SettleTransfers(ctx, s.http, core)
+	audit.SettleShadowTransfers(ctx, s.http, core)
 	rep, err := audit.OnlineWithShadow(ctx, s.http, targets, pipe)
 	if err != nil {
 		return rep, err
 	}
+	rep = rep.WithShadowCore(audit.ShadowCoreFigures(ctx, s.http, core))
 	return rep.WithCore(audit.CoreFigures(ctx, s.http, core)), nil
 }

@@ -25,7 +25,8 @@ func isolation(t *testing.T, defects []string, markedMin int) (prod, shad target
 	newWorkload := func(h http.Header) *targettest.Workload {
 		c := targettest.NewClient(tg.RouterURL, 10)
 		c.Header = h
-		return &targettest.Workload{Client: c, Accounts: 400, Balance: 1_000_000, Workers: 6, AmountMax: 50, RetryFor: 15 * time.Second}
+		return &targettest.Workload{Client: c, Accounts: 400, Balance: 1_000_000, Workers: 6, AmountMax: 50, RetryFor: 15 * time.Second,
+			CrossUnit: 0.2, Units: 2}
 	}
 	pw := newWorkload(nil)
 	sw := newWorkload(http.Header{shadow.Header: {"isolation-run"}})
@@ -67,7 +68,7 @@ func checkOf(rep audit.Report, name string) ledger.Check {
 	return ledger.Check{Name: name, Verdict: "missing"}
 }
 
-// TestShadowIsolation: marked payments land only in the shadow plane. Production balances are
+// TestShadowIsolation: marked payments (a fifth of them across units) land only in the shadow plane. Production balances are
 // exactly what the unmarked payments made them, the shadow plane's what the marked ones made
 // them, the audit (both planes) is true and the admin API counts no leak.
 func TestShadowIsolation(t *testing.T) {
@@ -84,7 +85,7 @@ func TestShadowIsolation(t *testing.T) {
 	if rep.Verdict != ledger.True || rep.Shadow == nil {
 		t.Errorf("audit %s (shadow report present: %v): %+v", rep.Verdict, rep.Shadow != nil, rep.Checks)
 	}
-	for _, name := range []string{"shadow.money_conserved", "shadow.events_applied_once"} {
+	for _, name := range []string{"shadow.money_conserved", "shadow.events_applied_once", "shadow.cross_unit_atomic", "cross_unit_atomic"} {
 		if c := checkOf(rep, name); c.Verdict != ledger.True {
 			t.Errorf("%s: %s %s", name, c.Verdict, c.Detail)
 		}
