@@ -74,7 +74,8 @@
 // redline.run=<run id>, appended to the request's own baggage) or off (no marker: the traffic is
 // production traffic). With a marker, a request may not set X-Redline-Run or a redline.run
 // baggage member itself. On the built-in target, shadow_leaks counts stress writes that reached
-// production data (sampled every second and after the run): shadow_leaks: ["count==0"].
+// production data (sampled every second and after the run): shadow_leaks: ["count==0"]; with
+// abortOnFail the first sampled leak stops the run (exit 4).
 //
 // abortWhen guards say what is bad ("metric aggregation>number [for duration]") and stop the
 // run when it holds on every per-second window for the duration.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/redline-dev/redline/metrics"
 	"github.com/redline-dev/redline/verify"
@@ -82,5 +83,39 @@ func TestShadowLeaksJudged(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), p, Options{RunID: "bad run id", OutDir: t.TempDir(), PlanSource: src}); err == nil {
 		t.Error("a run id that is not a valid marker ran")
+	}
+}
+
+// TestShadowLeakAborts: with abortOnFail, the first sample that shows a stress write in
+// production stops the run there, with the reason, instead of at the phase's end.
+func TestShadowLeakAborts(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	long := strings.Replace(twoPhases, `{rate: 100%, duration: 2s}`, `{rate: 100%, duration: 30s}`, 1)
+	p, src := planFor(t, srv, strings.Replace(long, `  http_req_failed: ["rate<0.5"]`,
+		`  http_req_failed: ["rate<0.5"]
+  shadow_leaks: [{threshold: "count==0", abortOnFail: true}]`, 1))
+	var calls int
+	leaks := func(context.Context) ([]metrics.Gauge, error) {
+		calls++
+		v := 0.0
+		if calls > 3 { // a leak early in the hot phase
+			v = 1
+		}
+		return []metrics.Gauge{{Name: ShadowLeaksGauge, Value: v}}, nil
+	}
+	began := time.Now()
+	rec, err := Run(context.Background(), p, Options{RunID: "leak-abort", OutDir: t.TempDir(), PlanSource: src, Gauges: leaks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rec.Abort, "shadow_leaks") {
+		t.Fatalf("abort %q, want the shadow_leaks criterion", rec.Abort)
+	}
+	if took := time.Since(began); took > 20*time.Second {
+		t.Errorf("the run took %v: the leak did not stop the 30 s phase", took)
+	}
+	if v := Judge(p, rec); v.Status != verify.StatusAborted {
+		t.Errorf("verdict %s, want aborted", v.Status)
 	}
 }

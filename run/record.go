@@ -157,12 +157,7 @@ func Judge(p *plan.Plan, rec *Record) verify.Verdict {
 			maps.Copy(ext, rec.Audit.external())
 		}
 		if r, ok := ran[in.Name]; ok {
-			if lag, ok := consumerLag(r.Gauges); ok {
-				ext[verify.ConsumerLag] = lag
-			}
-			if g, ok := r.Gauges[ShadowLeaksGauge]; ok {
-				ext[verify.ShadowLeaks] = max(ext[verify.ShadowLeaks], g.Max)
-			}
+			gaugeExternal(ext, r.Gauges)
 		}
 		if len(ext) > 0 {
 			inputs[i].External = ext
@@ -176,6 +171,17 @@ func Judge(p *plan.Plan, rec *Record) verify.Verdict {
 		v = v.WithAbort(rec.Abort)
 	}
 	return v
+}
+
+// gaugeExternal adds the target metrics that the phase's sampled gauges give to ext: the
+// consumer lag at the last sample and the most stress writes to production seen.
+func gaugeExternal(ext map[verify.Metric]float64, gauges map[string]*GaugeStats) {
+	if lag, ok := consumerLag(gauges); ok {
+		ext[verify.ConsumerLag] = lag
+	}
+	if g, ok := gauges[ShadowLeaksGauge]; ok {
+		ext[verify.ShadowLeaks] = max(ext[verify.ShadowLeaks], g.Max)
+	}
 }
 
 // consumerLag sums the consumer groups' lag at the phase's last sample; false when the target

@@ -282,6 +282,10 @@ func (r *runner) tick(ph plan.Phase, rec *Phase, gen *load.Generator, now time.T
 	in := r.plan.Input(ph)
 	in.Duration = now.Sub(rec.Started)
 	in.All, in.ByOp = r.collector.Phase(ph.Name)
+	// The target's gauges sampled so far: a criterion on them (shadow_leaks count==0 with
+	// abortOnFail) stops the run at the first sample that breaks it, not at the phase's end.
+	in.External = map[verify.Metric]float64{}
+	gaugeExternal(in.External, rec.Gauges)
 	if abort, ok := verify.CheckAbort(in, r.plan.Criteria()); ok && r.record.Abort == "" {
 		r.record.Abort = abort.Reason()
 		r.progress.say("aborting: %s", abort.Reason())
