@@ -125,11 +125,18 @@ func measure(dir string) (summary, error) {
 	}
 	s.Audit = rec.Audit.Verdict
 	s.AuditFigures = map[string]int64{}
+	// A rehearsal's payments carry the stress marker: their events are the shadow plane's
+	// (checks named shadow.<name>); production's are reported beside them, prefixed.
 	for _, c := range rec.Audit.Checks {
-		if strings.HasPrefix(c.Name, "events") || strings.Contains(c.Name, "consum") || strings.Contains(c.Name, "lag") {
-			for k, v := range c.Figures {
-				s.AuditFigures[k] = v
+		name, plane := strings.CutPrefix(c.Name, "shadow.")
+		if !strings.HasPrefix(name, "events") && name != "lag_drained" {
+			continue
+		}
+		for k, v := range c.Figures {
+			if !plane {
+				k = "production." + k
 			}
+			s.AuditFigures[k] = v
 		}
 	}
 	return s, nil
