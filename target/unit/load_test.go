@@ -90,9 +90,12 @@ func TestKillsUnderLoad(t *testing.T) {
 		victim.Kill()
 		primary := p.Failover(t)
 		victim.Start(ledger.RoleCatchingUp, p.Epoch(), "", primary.Addr())
-		waitFor(t, fmt.Sprintf("kill %d: the victim back as standby", kill), func() bool {
+		// Back as a promotable standby: in the configuration and holding what the primary
+		// acknowledged alone before it was added (the core zone's sync guard; killing the
+		// primary earlier leaves no standby the core zone would promote).
+		waitFor(t, fmt.Sprintf("kill %d: the victim back as a synced standby", kill), func() bool {
 			c := p.Core.Config()
-			return c.Standby == victim.Name && c.StandbyOK
+			return c.Standby == victim.Name && c.StandbyOK && p.Core.Synced()
 		})
 		waitFor(t, fmt.Sprintf("kill %d: payments acknowledged again", kill), func() bool { return l.w.Len() > before+50 })
 	}

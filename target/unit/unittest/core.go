@@ -9,12 +9,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/redline-dev/redline/target/ledger"
 )
 
 // Core is a fake core zone for one unit (httptest, no Raft): it holds the unit's configuration
 // under the same rules as the real one (every change takes a new epoch; a change under an old
-// epoch is refused with 409; a dropped standby is never promoted) and pushes configurations to
-// the replicas after add-standby, as the real leader does.
+// epoch is refused with 409; a dropped standby is never promoted, nor one not yet seen in sync)
+// and pushes configurations to the replicas after add-standby, as the real leader does.
 type Core struct {
 	srv  *httptest.Server
 	unit string
@@ -24,6 +27,12 @@ type Core struct {
 	primary   string
 	standby   string
 	standbyOK bool
+	// The real leader's sync guard (target/corezone, watch): after add-standby the primary may
+	// still owe the standby what it acknowledged alone, so the standby is promotable only once
+	// seen at or past syncSeq, the primary's last seq when it took the configuration (-1: not
+	// known yet).
+	synced    bool
+	syncSeq   int64
 	addrs     map[string]string
 	drops     int
 	decisions map[string]string // cross-unit transfers: key → confirmed | cancelled
@@ -32,15 +41,18 @@ type Core struct {
 
 // UnitConfig is the unit's entry in GET /v1/routing.
 type UnitConfig struct {
-	Epoch     int64             `json:"epoch"`
-	Primary   string            `json:"primary"`
-	Standby   string            `json:"standby"`
-	StandbyOK bool              `json:"standby_ok"`
-	Addrs     map[string]string `json:"addrs"`
+	Epoch     int64  `json:"epoch"`
+	Primary   string `json:"primary"`
+	Standby   string `json:"standby"`
+	StandbyOK bool   `json:"standby_ok"`
+	// StandbySynced says the standby was seen holding everything the primary had when it took
+	// this configuration; only then is it promoted.
+	StandbySynced bool              `json:"standby_synced"`
+	Addrs         map[string]string `json:"addrs"`
 }
 
 func newCore(t testing.TB, unit string) *Core {
-	c := &Core{unit: unit, addrs: map[string]string{}, decisions: map[string]string{}, asked: map[string]int{}}
+	c := &Core{unit: unit, syncSeq: -1, addrs: map[string]string{}, decisions: map[string]string{}, asked: map[string]int{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/routing", c.handleRouting)
 	mux.HandleFunc("POST /v1/units/{unit}/{op}", c.handleChange)
@@ -65,7 +77,7 @@ func (c *Core) configLocked() UnitConfig {
 	for k, v := range c.addrs {
 		addrs[k] = v
 	}
-	return UnitConfig{Epoch: c.epoch, Primary: c.primary, Standby: c.standby, StandbyOK: c.standbyOK, Addrs: addrs}
+	return UnitConfig{Epoch: c.epoch, Primary: c.primary, Standby: c.standby, StandbyOK: c.standbyOK, StandbySynced: c.synced, Addrs: addrs}
 }
 
 // Decide sets the decision the fake core answers a participant asking about a transfer (until
@@ -105,8 +117,46 @@ func (c *Core) Drops() int {
 func (c *Core) set(epoch int64, primary, standby string, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.epoch, c.primary, c.standby, c.standbyOK = epoch, primary, standby, ok
+	c.epoch, c.primary, c.standby, c.standbyOK, c.synced = epoch, primary, standby, ok, ok
 }
+
+// Synced reports whether the standby is promotable: in the configuration and seen holding what
+// the primary had when it took it. It asks the standby for its state until it is.
+func (c *Core) Synced() bool {
+	c.mu.Lock()
+	epoch, ok, synced, syncSeq, addr := c.epoch, c.standbyOK, c.synced, c.syncSeq, c.addrs[c.standby]
+	c.mu.Unlock()
+	if !ok || synced || syncSeq < 0 {
+		return ok && synced
+	}
+	st, err := replicaState(addr)
+	if err != nil || st.Epoch != epoch || st.Role != ledger.RoleStandby || st.LastSeq < syncSeq {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch == epoch && c.standbyOK {
+		c.synced = true
+	}
+	return c.synced
+}
+
+// replicaState reads a replica's GET /internal/state.
+func replicaState(addr string) (State, error) {
+	var st State
+	resp, err := stateClient.Get("http://" + addr + "/internal/state")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("state of %s: %s", addr, resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// stateClient bounds the fake core's probes of a replica.
+var stateClient = &http.Client{Timeout: 2 * time.Second}
 
 func (c *Core) setAddr(replica, addr string) {
 	c.mu.Lock()
@@ -133,6 +183,9 @@ func (c *Core) handleChange(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errBody("bad_request", "malformed change"))
 		return
 	}
+	if r.PathValue("op") == "promote" {
+		c.Synced() // observe the standby first, as the real leader's probes do
+	}
 	c.mu.Lock()
 	if req.Epoch != c.epoch {
 		c.mu.Unlock()
@@ -143,7 +196,7 @@ func (c *Core) handleChange(w http.ResponseWriter, r *http.Request) {
 	switch r.PathValue("op") {
 	case "drop-standby":
 		c.epoch++
-		c.standbyOK = false
+		c.standbyOK, c.synced = false, false
 		c.drops++
 	case "promote":
 		if !c.standbyOK {
@@ -151,12 +204,17 @@ func (c *Core) handleChange(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusConflict, errBody("standby_not_ok", "a dropped standby is never promoted"))
 			return
 		}
+		if !c.synced {
+			c.mu.Unlock()
+			writeJSON(w, http.StatusConflict, errBody("standby_not_ok", "a standby not seen in sync is never promoted"))
+			return
+		}
 		c.epoch++
-		c.primary, c.standby, c.standbyOK = c.standby, "", false
+		c.primary, c.standby, c.standbyOK, c.synced = c.standby, "", false, false
 		push = append(push, pushConfig{c.addrs[c.primary], c.epoch, "primary", ""})
 	case "add-standby":
 		c.epoch++
-		c.standby, c.standbyOK = req.Replica, true
+		c.standby, c.standbyOK, c.synced, c.syncSeq = req.Replica, true, false, -1
 		c.addrs[req.Replica] = req.Addr
 		push = append(push, pushConfig{req.Addr, c.epoch, "standby", ""}, pushConfig{c.addrs[c.primary], c.epoch, "primary", req.Addr})
 	default:
@@ -167,7 +225,14 @@ func (c *Core) handleChange(w http.ResponseWriter, r *http.Request) {
 	cfg := c.configLocked()
 	c.mu.Unlock()
 	for _, p := range push {
-		p.send()
+		st, err := p.send()
+		if err == nil && p.role == ledger.RolePrimary && p.standbyAddr != "" && st.Epoch == cfg.Epoch {
+			c.mu.Lock()
+			if c.epoch == cfg.Epoch {
+				c.syncSeq = st.LastSeq // the primary's head as it took the configuration
+			}
+			c.mu.Unlock()
+		}
 	}
 	writeJSON(w, http.StatusOK, cfg)
 }
@@ -179,12 +244,19 @@ type pushConfig struct {
 	standbyAddr string
 }
 
-func (p pushConfig) send() {
+// send pushes the configuration and returns the replica's state after it.
+func (p pushConfig) send() (State, error) {
+	var st State
 	b, _ := json.Marshal(map[string]any{"epoch": p.epoch, "role": p.role, "standby_addr": p.standbyAddr})
 	resp, err := http.Post("http://"+p.addr+"/internal/config", "application/json", bytes.NewReader(b))
-	if err == nil {
-		resp.Body.Close()
+	if err != nil {
+		return st, err
 	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("config of %s: %s", p.addr, resp.Status)
+	}
+	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
 func errBody(code, msg string) map[string]any {
