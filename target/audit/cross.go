@@ -3,9 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/redline-dev/redline/target/ledger"
 )
@@ -17,13 +15,18 @@ import (
 // CoreFigures reads the core zone's transfer figures from the first replica that answers (a
 // follower passes the request to the leader); an error is carried in the figures.
 func CoreFigures(ctx context.Context, client *http.Client, coreAddrs []string) ledger.CoreTransfers {
+	return coreFigures(ctx, client, coreAddrs, "/v1/transfers")
+}
+
+// coreFigures reads the transfer figures at path from the first core replica that answers.
+func coreFigures(ctx context.Context, client *http.Client, coreAddrs []string, path string) ledger.CoreTransfers {
 	if client == nil {
 		client = http.DefaultClient
 	}
 	var errs []error
 	for _, addr := range coreAddrs {
 		var f ledger.CoreTransfers
-		if err := get(ctx, client, "http://"+addr+"/v1/transfers", &f); err != nil {
+		if err := get(ctx, client, "http://"+addr+path, &f); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -39,24 +42,13 @@ func CoreFigures(ctx context.Context, client *http.Client, coreAddrs []string) l
 // unfinished (the recovery loop finishes what a fault interrupted), and returns its last
 // figures. It ends early when the figures stop moving for settleStill (something is stuck).
 func SettleTransfers(ctx context.Context, client *http.Client, coreAddrs []string) ledger.CoreTransfers {
-	deadline := time.Now().Add(SettleMax)
-	var last string
-	moved := time.Now()
-	for {
-		f := CoreFigures(ctx, client, coreAddrs)
-		if now := fmt.Sprintf("%+v", f); now != last {
-			last, moved = now, time.Now()
-		}
-		settled := f.Error == "" && f.Undecided == 0 && f.Unfinished == 0
-		if settled || time.Now().After(deadline) || time.Since(moved) >= settleStill || ctx.Err() != nil {
-			return f
-		}
-		select {
-		case <-ctx.Done():
-			return f
-		case <-time.After(settleEvery):
-		}
-	}
+	figures := func(ctx context.Context) ledger.CoreTransfers { return CoreFigures(ctx, client, coreAddrs) }
+	return settle(ctx, figures, transfersSettled)
+}
+
+// transfersSettled reports whether the core zone has every transfer decided and finished.
+func transfersSettled(f ledger.CoreTransfers) bool {
+	return f.Error == "" && f.Undecided == 0 && f.Unfinished == 0
 }
 
 // WithCore judges the cross-unit invariant again with the core zone's figures, replacing the

@@ -82,26 +82,26 @@ func OnlineWithEvents(ctx context.Context, client *http.Client, targets []Target
 		}
 		return ev
 	}
-	return rep.withEvents(settle(ctx, gather)), nil
+	return rep.withEvents(settle(ctx, gather, quiet)), nil
 }
 
-// settle gathers until the pipeline is quiet, stops moving for settleStill, SettleMax passed
-// or ctx ended.
-func settle(ctx context.Context, gather func(context.Context) ledger.Events) ledger.Events {
+// settle gathers until quiet says so, the figures stop moving for settleStill, SettleMax passed
+// or ctx ended, and returns the last figures gathered.
+func settle[T any](ctx context.Context, gather func(context.Context) T, quiet func(T) bool) T {
 	deadline := time.Now().Add(SettleMax)
 	var last string
 	moved := time.Now()
 	for {
-		ev := gather(ctx)
-		if now := fmt.Sprintf("%+v", ev); now != last {
+		v := gather(ctx)
+		if now := fmt.Sprintf("%+v", v); now != last {
 			last, moved = now, time.Now()
 		}
-		if quiet(ev) || time.Now().After(deadline) || time.Since(moved) >= settleStill || ctx.Err() != nil {
-			return ev
+		if quiet(v) || time.Now().After(deadline) || time.Since(moved) >= settleStill || ctx.Err() != nil {
+			return v
 		}
 		select {
 		case <-ctx.Done():
-			return ev
+			return v
 		case <-time.After(settleEvery):
 		}
 	}

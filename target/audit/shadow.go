@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/redline-dev/redline/shadow"
 	"github.com/redline-dev/redline/target/events"
@@ -166,22 +165,7 @@ func offlineLeaks(ctx context.Context, dbs map[string]*storage.DB) ledger.Check 
 
 // ShadowCoreFigures reads the core zone's figures of the shadow plane's cross-unit transfers.
 func ShadowCoreFigures(ctx context.Context, client *http.Client, coreAddrs []string) ledger.CoreTransfers {
-	if client == nil {
-		client = http.DefaultClient
-	}
-	var errs []string
-	for _, addr := range coreAddrs {
-		var f ledger.CoreTransfers
-		if err := get(ctx, client, "http://"+addr+"/v1/transfers?plane="+string(shadow.Shadow), &f); err != nil {
-			errs = append(errs, err.Error())
-			continue
-		}
-		return f
-	}
-	if len(errs) == 0 {
-		errs = append(errs, "no core zone replica to ask")
-	}
-	return ledger.CoreTransfers{Error: strings.Join(errs, "; ")}
+	return coreFigures(ctx, client, coreAddrs, "/v1/transfers?plane="+string(shadow.Shadow))
 }
 
 // WithShadowCore is WithCore for the shadow plane's report: its cross-unit invariant judged
@@ -209,22 +193,6 @@ func (r Report) WithShadowCore(core ledger.CoreTransfers) Report {
 
 // SettleShadowTransfers is SettleTransfers for the shadow plane's transfers.
 func SettleShadowTransfers(ctx context.Context, client *http.Client, coreAddrs []string) ledger.CoreTransfers {
-	deadline := time.Now().Add(SettleMax)
-	var last string
-	moved := time.Now()
-	for {
-		f := ShadowCoreFigures(ctx, client, coreAddrs)
-		if now := fmt.Sprintf("%+v", f); now != last {
-			last, moved = now, time.Now()
-		}
-		settled := f.Error == "" && f.Undecided == 0 && f.Unfinished == 0
-		if settled || time.Now().After(deadline) || time.Since(moved) >= settleStill || ctx.Err() != nil {
-			return f
-		}
-		select {
-		case <-ctx.Done():
-			return f
-		case <-time.After(settleEvery):
-		}
-	}
+	figures := func(ctx context.Context) ledger.CoreTransfers { return ShadowCoreFigures(ctx, client, coreAddrs) }
+	return settle(ctx, figures, transfersSettled)
 }

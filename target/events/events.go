@@ -20,6 +20,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/redline-dev/redline/shadow"
 )
 
 // The stream and its subjects.
@@ -90,48 +92,41 @@ func Decode(b []byte) (Event, error) {
 // Connect connects to the broker at url and makes sure the stream exists. The connection
 // reconnects on its own forever; the caller closes it.
 func Connect(ctx context.Context, url, name string) (*nats.Conn, jetstream.JetStream, jetstream.Stream, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(connectWait), nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("connect to broker %s: %w", url, err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, nil, fmt.Errorf("jetstream: %w", err)
-	}
-	st, err := EnsureStream(ctx, js)
-	if err != nil {
-		nc.Close()
-		return nil, nil, nil, err
-	}
-	return nc, js, st, nil
+	return ConnectPlane(ctx, url, name, shadow.Production)
 }
 
-// EnsureStream returns the stream, creating it when missing and updating it only when its
+// EnsureStream is EnsureStreamOf for production's stream.
+func EnsureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	return EnsureStreamOf(ctx, js, shadow.Production)
+}
+
+// EnsureStreamOf returns plane p's stream, creating it when missing and updating it only when its
 // configuration differs: every relay calls it on connect, and an update that races a consumer's
 // creation trips a data race inside nats-server (seen under -race), so a matching stream is left
 // alone.
-func EnsureStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+func EnsureStreamOf(ctx context.Context, js jetstream.JetStream, p shadow.Plane) (jetstream.Stream, error) {
 	want := jetstream.StreamConfig{
-		Name: Stream, Subjects: []string{SubjectPrefix + ">"}, Storage: jetstream.FileStorage,
+		Name: StreamOf(p), Subjects: []string{SubjectOf(p, ">")}, Storage: jetstream.FileStorage,
 		Retention: jetstream.LimitsPolicy, Duplicates: DuplicateWindow,
 	}
-	st, err := js.Stream(ctx, Stream)
+	st, err := js.Stream(ctx, want.Name)
 	if err == nil && sameStream(st.CachedInfo().Config, want) {
 		return st, nil
 	}
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("ensure stream %s: %w", Stream, err)
+		return nil, fmt.Errorf("ensure stream %s: %w", want.Name, err)
 	}
 	st, err = js.CreateOrUpdateStream(ctx, want)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		st, err = js.Stream(ctx, want.Name) // created meanwhile by another process
+	}
 	if err != nil {
-		return nil, fmt.Errorf("ensure stream %s: %w", Stream, err)
+		return nil, fmt.Errorf("ensure stream %s: %w", want.Name, err)
 	}
 	return st, nil
 }
 
-// sameStream reports whether a stream's configuration has every setting EnsureStream sets.
+// sameStream reports whether a stream's configuration has every setting EnsureStreamOf sets.
 func sameStream(have, want jetstream.StreamConfig) bool {
 	return slices.Equal(have.Subjects, want.Subjects) && have.Storage == want.Storage &&
 		have.Retention == want.Retention && have.Duplicates == want.Duplicates

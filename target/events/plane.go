@@ -49,13 +49,9 @@ func MessageOn(p shadow.Plane, e Event) (*nats.Msg, error) {
 	return m, nil
 }
 
-// ConnectPlane is Connect for plane p: it makes sure p's stream exists and returns it. For the
-// shadow plane it touches the shadow stream only, and creates it when missing without ever
-// updating it (the broker's stream update races its consumer creation).
+// ConnectPlane connects to the broker at url and makes sure plane p's stream exists (touching no
+// other plane's stream). The connection reconnects on its own forever; the caller closes it.
 func ConnectPlane(ctx context.Context, url, name string, p shadow.Plane) (*nats.Conn, jetstream.JetStream, jetstream.Stream, error) {
-	if p != shadow.Shadow {
-		return Connect(ctx, url, name)
-	}
 	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(connectWait), nats.MaxReconnects(-1),
 		nats.ReconnectWait(100*time.Millisecond))
 	if err != nil {
@@ -66,31 +62,12 @@ func ConnectPlane(ctx context.Context, url, name string, p shadow.Plane) (*nats.
 		nc.Close()
 		return nil, nil, nil, fmt.Errorf("jetstream: %w", err)
 	}
-	st, err := EnsureShadowStream(ctx, js)
+	st, err := EnsureStreamOf(ctx, js, p)
 	if err != nil {
 		nc.Close()
 		return nil, nil, nil, err
 	}
 	return nc, js, st, nil
-}
-
-// EnsureShadowStream returns the shadow stream, creating it when missing (with the production
-// stream's configuration but for its name and subjects).
-func EnsureShadowStream(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
-	st, err := js.Stream(ctx, ShadowStream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		st, err = js.CreateStream(ctx, jetstream.StreamConfig{
-			Name: ShadowStream, Subjects: []string{ShadowSubjectPrefix + ">"}, Storage: jetstream.FileStorage,
-			Retention: jetstream.LimitsPolicy, Duplicates: DuplicateWindow,
-		})
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			st, err = js.Stream(ctx, ShadowStream) // created meanwhile by another process
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("ensure stream %s: %w", ShadowStream, err)
-	}
-	return st, nil
 }
 
 // LastSeqOn is LastSeq on plane p's subject of unit.
