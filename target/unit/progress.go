@@ -59,6 +59,13 @@ func (p *progress) head() int64 {
 	return p.seq
 }
 
+// watch returns the head and a channel closed at its next change.
+func (p *progress) watch() (int64, <-chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.seq, p.advance
+}
+
 // wait blocks until the head reaches seq, the progress fails, or ctx ends.
 func (p *progress) wait(ctx context.Context, seq int64) error {
 	for {

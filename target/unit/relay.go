@@ -18,8 +18,9 @@ const (
 	// relayBatchMax bounds the events published before waiting for their acks; a relay that
 	// died mid-batch can leave a gap only inside one batch, so it resumes that far back.
 	relayBatchMax = 1_024
-	// relayIdle is how long the relay sleeps when it has nothing to publish.
-	relayIdle = 20 * time.Millisecond
+	// relayGap is the least time between two rounds of the relay: under load a round takes what
+	// the gap gathered (one outbox read and one ack wait for many events, not one each).
+	relayGap = 20 * time.Millisecond
 	// relayAckWait bounds the wait for one batch's acks (SyncAlways: each is an fsync).
 	relayAckWait = 10 * time.Second
 	// relayRetry is the pause after a failure (broker down, not primary).
@@ -50,9 +51,15 @@ func (s *server) relay(ctx context.Context) {
 	}
 }
 
-// relayOn publishes until ctx ends or the broker fails.
+// relayOn publishes until ctx ends or the broker fails. It reads the outbox only when the
+// replicated head has moved past what it read last: an idle primary's relay waits on the head,
+// and costs nothing.
 func (s *server) relayOn(ctx context.Context, js jetstream.JetStream, st jetstream.Stream) error {
 	cursor := int64(-1) // unknown: read from the stream when primary
+	var (
+		read  int64     // the outbox is read up to here: no row in (cursor, read]
+		round time.Time // when the last read started
+	)
 	for ctx.Err() == nil {
 		if s.view().Role != ledger.RolePrimary {
 			cursor = -1
@@ -65,13 +72,27 @@ func (s *server) relayOn(ctx context.Context, js jetstream.JetStream, st jetstre
 				return err
 			}
 			cursor = max(0, last-relayBatchMax)
+			read = cursor
 		}
-		rows, err := s.db.Outbox(ctx, cursor, s.replicated.head(), relayBatchMax)
+		head, advanced := s.replicated.watch()
+		if head <= read {
+			waitCtx(ctx, advanced, relayRetry) // woken by the head, or to look at the role again
+			continue
+		}
+		if gap := relayGap - time.Since(round); gap > 0 {
+			sleepCtx(ctx, gap)
+			head = s.replicated.head()
+		}
+		round = time.Now()
+		rows, err := s.db.Outbox(ctx, read, head, relayBatchMax)
 		if err != nil {
 			return err
 		}
+		read = head
+		if len(rows) == relayBatchMax {
+			read = rows[len(rows)-1].Seq // more may follow
+		}
 		if len(rows) == 0 {
-			sleepCtx(ctx, relayIdle)
 			continue
 		}
 		if err := s.publish(ctx, js, rows); err != nil {
@@ -140,6 +161,17 @@ func (s *server) publishEarly(rows []storage.OutboxRow) {
 
 // jsRef is the relay's JetStream handle, shared with the writer for the defect.
 type jsRef = atomic.Pointer[jetstream.JetStream]
+
+// waitCtx waits until ch is closed, d has passed or ctx ends.
+func waitCtx(ctx context.Context, ch <-chan struct{}, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-ch:
+	case <-t.C:
+	}
+}
 
 func sleepCtx(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
