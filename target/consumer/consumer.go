@@ -237,6 +237,7 @@ func (c *consumer) consumeOn(ctx context.Context, js jetstream.JetStream, l *lan
 // handle applies a batch then acks it (or, with the defect, the other way round).
 func (c *consumer) handle(ctx context.Context, msgs []jetstream.Msg, l *lane) error {
 	batch := make([]delivered, 0, len(msgs))
+	var pending uint64 // the stream's messages not delivered yet, as of the batch's last message
 	for _, m := range msgs {
 		e, err := events.Decode(m.Data())
 		if err != nil {
@@ -249,6 +250,7 @@ func (c *consumer) handle(ctx context.Context, msgs []jetstream.Msg, l *lane) er
 			return fmt.Errorf("read metadata: %w", err)
 		}
 		batch = append(batch, delivered{e: e, streamSeq: md.Sequence.Stream})
+		pending = md.NumPending
 	}
 	if slices.Contains(c.cfg.Defects, DefectAckBeforeApply) {
 		for _, m := range msgs {
@@ -278,6 +280,8 @@ func (c *consumer) handle(ctx context.Context, msgs []jetstream.Msg, l *lane) er
 			return fmt.Errorf("ack: %w", err)
 		}
 	}
+	l.lag.Store(int64(pending)) // the batch is acked: what is left is what was not delivered
+	l.handled.Add(1)
 	return nil
 }
 
@@ -289,18 +293,23 @@ func (c *consumer) between() {
 
 // poll samples a lane's lag (messages not yet delivered plus delivered and not acked); the
 // production lane's poll also judges the group's figures over both lanes: the rate, the max
-// lag, the drain.
+// lag, the drain. A lane that handled a batch since the last tick took its lag from the batch's
+// metadata; only one that did not (idle, paused, stuck) asks the broker: under load a consumer
+// info request every tick was 3% of the broker's CPU.
 func (c *consumer) poll(ctx context.Context, cons jetstream.Consumer, l *lane) {
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	last, lastAt := c.applied.Load(), time.Now()
+	handled := l.handled.Load()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
-		if info, err := cons.Info(ctx); err == nil {
+		if h := l.handled.Load(); h != handled {
+			handled = h
+		} else if info, err := cons.Info(ctx); err == nil {
 			l.lag.Store(int64(info.NumPending) + int64(info.NumAckPending))
 		}
 		if l.plane == shadow.Shadow {

@@ -27,6 +27,7 @@ type lane struct {
 	plane   shadow.Plane
 	store   *store
 	lag     atomic.Int64
+	handled atomic.Int64 // batches applied and acked
 	applied atomic.Int64
 	writes  prometheus.Counter
 }
