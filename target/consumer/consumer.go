@@ -43,8 +43,11 @@ const AckWait = 3 * time.Second
 
 // Limits of a consumer.
 const (
-	fetchMax     = 256                    // messages per fetch
-	fetchWait    = 100 * time.Millisecond // a fetch's wait for its first message
+	fetchMax  = 256                    // messages per fetch
+	fetchWait = 100 * time.Millisecond // how long a fetch gathers up to fetchMax messages
+	// idleWait is how long an idle lane's fetch waits for one message (it returns with the
+	// first): an idle lane asks the broker once per idleWait, not once per fetchWait.
+	idleWait     = 2 * time.Second
 	ackPendMax   = 4 * fetchMax
 	pollInterval = 250 * time.Millisecond // lag and rate sampling
 	retryWait    = 200 * time.Millisecond
@@ -210,20 +213,17 @@ func (c *consumer) consumeOn(ctx context.Context, js jetstream.JetStream, l *lan
 	wg.Add(1)
 	go func() { defer wg.Done(); c.poll(pctx, cons, l) }() // ends with stop
 	defer wg.Wait()
+	idle := false // the last fetch found nothing
 	for ctx.Err() == nil {
 		n, err := c.thr.admit(ctx, fetchMax)
 		if err != nil {
 			return nil // cancelled
 		}
-		batch, err := cons.Fetch(n, jetstream.FetchMaxWait(fetchWait))
+		msgs, err := fetch(ctx, cons, n, idle)
 		if err != nil {
-			return fmt.Errorf("fetch: %w", err)
+			return err
 		}
-		var msgs []jetstream.Msg
-		for m := range batch.Messages() {
-			msgs = append(msgs, m)
-		}
-		if len(msgs) == 0 {
+		if idle = len(msgs) == 0; idle {
 			continue
 		}
 		c.thr.took(ctx, len(msgs))
@@ -232,6 +232,32 @@ func (c *consumer) consumeOn(ctx context.Context, js jetstream.JetStream, l *lan
 		}
 	}
 	return nil
+}
+
+// fetch fetches up to n messages: those that come within fetchWait, or when idle the first
+// that comes within idleWait (the next fetch gathers what follows it). An idle fetch ends with
+// ctx (a stop does not wait for it); the busy one is short, and its client-side wait outlasts the
+// broker's by a second, so that a message the broker delivered is never dropped by the client.
+func fetch(ctx context.Context, cons jetstream.Consumer, n int, idle bool) ([]jetstream.Msg, error) {
+	var (
+		batch jetstream.MessageBatch
+		err   error
+	)
+	if idle {
+		ictx, cancel := context.WithTimeout(ctx, idleWait)
+		defer cancel()
+		batch, err = cons.Fetch(1, jetstream.FetchContext(ictx))
+	} else {
+		batch, err = cons.Fetch(n, jetstream.FetchMaxWait(fetchWait))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
 }
 
 // handle applies a batch then acks it (or, with the defect, the other way round).
