@@ -66,9 +66,9 @@ func Subject(unit string) string { return SubjectPrefix + unit }
 
 // Message encodes e as a JetStream message with its id as Nats-Msg-Id.
 func Message(e Event) (*nats.Msg, error) {
-	b, err := Encode(e)
+	b, err := json.Marshal(e)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encode event: %w", err)
 	}
 	m := nats.NewMsg(Subject(e.Unit))
 	m.Data = b
@@ -77,29 +77,11 @@ func Message(e Event) (*nats.Msg, error) {
 	return m, nil
 }
 
-// eventBytesTypical sizes an encoding's buffer: an event with short ids and keys.
-const eventBytesTypical = 160
-
-// Encode is the message body of e: its JSON.
-func Encode(e Event) ([]byte, error) {
-	if b, ok := appendJSON(make([]byte, 0, eventBytesTypical), e); ok {
-		return b, nil
-	}
-	b, err := json.Marshal(e)
-	if err != nil {
-		return nil, fmt.Errorf("encode event: %w", err)
-	}
-	return b, nil
-}
-
 // Decode reads an event from a message body.
 func Decode(b []byte) (Event, error) {
-	e, ok := decodeFast(b)
-	if !ok {
-		e = Event{}
-		if err := json.Unmarshal(b, &e); err != nil {
-			return e, fmt.Errorf("decode event: %w: %w", ErrBadEvent, err)
-		}
+	var e Event
+	if err := json.Unmarshal(b, &e); err != nil {
+		return e, fmt.Errorf("decode event: %w: %w", ErrBadEvent, err)
 	}
 	if e.ID == "" || e.Unit == "" || e.Key == "" {
 		return e, fmt.Errorf("decode event: %w: missing id, unit or key", ErrBadEvent)
