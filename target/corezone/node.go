@@ -149,6 +149,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	wg.Wait()
+	n.tcc.finishing.Wait() // after the handlers that start them
 	return nil
 }
 

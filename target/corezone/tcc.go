@@ -21,10 +21,11 @@ import (
 // The core zone is the coordinator of cross-unit payments (try / confirm / cancel). Its leader
 // begins a transfer in the Raft log before any participant hears of it, tries both legs (the
 // payer's unit reserves the funds, the payee's records a pending credit), commits the decision
-// in the log, and only then confirms or cancels both legs. Every step carries the participant
-// unit's epoch and goes to its current primary, retried across a failover; a step is idempotent
-// at the participant, so the leader that answers a client, a new leader's recovery loop, and
-// a zombie former leader may all drive one transfer: the first decision committed wins.
+// in the log, answers the client, and only then confirms or cancels both legs (a goroutine of
+// its own, the recovery loop after it). Every step carries the participant unit's epoch and goes
+// to its current primary, retried across a failover; a step is idempotent at the participant,
+// so the leader that answers a client, a new leader's recovery loop, and a zombie former leader
+// may all drive one transfer: the first decision committed wins.
 
 // Timing of the coordinator. A transfer request is answered within transferBudget (the core
 // HTTP API's write timeout is 5 s): tries get tryBudget, the confirm or cancel what is left;
@@ -48,6 +49,9 @@ const (
 	doneBatchMax = 1_024
 	doneEvery    = 20 * time.Millisecond
 	doneQueueMax = 8_192
+	// finishersMax bounds the goroutines that confirm or cancel the legs of transfers already
+	// answered; beyond it, a request finishes its transfer before it answers (backpressure).
+	finishersMax = 1_024
 	// participantConnsMax bounds the coordinator's connections to one unit replica.
 	participantConnsMax = 256
 	transferBodyMax     = 4 << 10
@@ -61,6 +65,10 @@ type coordinator struct {
 	n    *node
 	http *http.Client
 	done chan string // keys both participants applied, for the done flusher
+	// finishers holds a token per goroutine finishing an answered transfer; finishing is their
+	// owner, which Run waits for.
+	finishers chan struct{}
+	finishing sync.WaitGroup
 
 	mu        sync.Mutex
 	driving   map[string]bool      // keys a goroutine of this replica drives now
@@ -73,6 +81,7 @@ func newCoordinator(n *node) *coordinator {
 		n:         n,
 		http:      &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: participantConnsMax, IdleConnTimeout: 30 * time.Second}},
 		done:      make(chan string, doneQueueMax),
+		finishers: make(chan struct{}, finishersMax),
 		driving:   map[string]bool{},
 		released:  map[string]time.Time{},
 		firstSeen: map[string]time.Time{},
@@ -126,7 +135,9 @@ func (n *node) commitTransfer(cmd Command) (Transfer, error) {
 	return res.transfer, err
 }
 
-// pay begins (or finds) the transfer t and drives it as far as the budget allows.
+// pay begins (or finds) the transfer t and drives it to its decision as far as the budget
+// allows. A decided transfer is answered at once: its legs are confirmed or cancelled after
+// the answer (finishLater), or before it when finishersMax goroutines are busy already.
 func (c *coordinator) pay(ctx context.Context, t Transfer) (Transfer, error) {
 	for !c.claim(t.Key) {
 		// A retry of a request still being driven here: wait for its decision.
@@ -140,37 +151,75 @@ func (c *coordinator) pay(ctx context.Context, t Transfer) (Transfer, error) {
 			return t, errUndecided
 		}
 	}
-	defer c.release(t.Key)
 	t, err := c.n.commitTransfer(Command{Op: OpTransferBegin, Transfer: &t})
-	if err != nil {
+	if err == nil {
+		t, err = c.decide(ctx, t, false)
+	}
+	if err != nil || t.Done {
+		c.release(t.Key)
 		return t, err
 	}
-	return c.drive(ctx, t, false)
+	if !c.finishLater(ctx, t) {
+		c.settle(ctx, t)
+		c.release(t.Key)
+	}
+	return t, nil
+}
+
+// finishLater hands a decided transfer, and its claim, to a goroutine that confirms or cancels
+// its legs; false when finishersMax goroutines are busy already.
+func (c *coordinator) finishLater(ctx context.Context, t Transfer) bool {
+	select {
+	case c.finishers <- struct{}{}:
+	default:
+		return false
+	}
+	// Ends within transferBudget; what is left then, the recovery loop finishes.
+	c.finishing.Go(func() {
+		defer func() { <-c.finishers }()
+		defer c.release(t.Key)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), transferBudget)
+		defer cancel()
+		c.settle(fctx, t)
+	})
+	return true
 }
 
 // drive takes a claimed transfer to its decision and both participants to it. Without giveUp
 // an unanswered try leaves it undecided (errUndecided); with it, the transfer is cancelled.
 func (c *coordinator) drive(ctx context.Context, t Transfer, giveUp bool) (Transfer, error) {
-	if !t.Decided() {
-		decision, reason, ok := c.tryBoth(ctx, t)
-		if !ok && !giveUp {
-			return t, errUndecided
-		}
-		if !ok {
-			decision, reason = TransferCancelled, ReasonUnavailable
-		}
-		var err error
-		if t, err = c.n.commitTransfer(Command{Op: OpTransferDecide, Key: t.Key, Decision: decision, Reason: reason}); err != nil {
-			return t, err
-		}
+	t, err := c.decide(ctx, t, giveUp)
+	if err == nil && !t.Done {
+		c.settle(ctx, t)
 	}
-	if !t.Done && c.finish(ctx, t) {
-		select {
-		case c.done <- t.Key:
-		default: // the flusher is behind: the recovery loop finds it again
-		}
+	return t, err
+}
+
+// decide tries both legs of a claimed transfer not decided yet and commits the decision.
+func (c *coordinator) decide(ctx context.Context, t Transfer, giveUp bool) (Transfer, error) {
+	if t.Decided() {
+		return t, nil
 	}
-	return t, nil
+	decision, reason, ok := c.tryBoth(ctx, t)
+	if !ok && !giveUp {
+		return t, errUndecided
+	}
+	if !ok {
+		decision, reason = TransferCancelled, ReasonUnavailable
+	}
+	return c.n.commitTransfer(Command{Op: OpTransferDecide, Key: t.Key, Decision: decision, Reason: reason})
+}
+
+// settle confirms or cancels both legs of a decided transfer and, once both applied the
+// decision, queues its done mark.
+func (c *coordinator) settle(ctx context.Context, t Transfer) {
+	if !c.finish(ctx, t) {
+		return
+	}
+	select {
+	case c.done <- t.Key:
+	default: // the flusher is behind: the recovery loop finds it again
+	}
 }
 
 // legAnswer is a participant's answer to a step.

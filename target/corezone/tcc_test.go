@@ -124,9 +124,10 @@ func TestTransfersThroughTheAPI(t *testing.T) {
 			t.Fatalf("transfer #%d: %d %s", i, status, body)
 		}
 	}
-	if d, c := units["a"].r1.leg("t1", ledger.LegDebit), units["b"].r1.leg("t1", ledger.LegCredit); d != ledger.LegConfirmed || c != ledger.LegConfirmed {
-		t.Errorf("legs of t1: debit %q, credit %q, want both confirmed", d, c)
-	}
+	// The answer follows the decision; the legs are confirmed after it.
+	waitFor(t, 5*time.Second, "both legs of t1 confirmed", func() bool {
+		return units["a"].r1.leg("t1", ledger.LegDebit) == ledger.LegConfirmed && units["b"].r1.leg("t1", ledger.LegCredit) == ledger.LegConfirmed
+	})
 	if status, body := post(t, leader, "/v1/transfers", `{"key":"t1","from_uid":0,"to_uid":1,"amount_minor":6}`); status != http.StatusConflict {
 		t.Errorf("the key with another amount: %d %s, want 409", status, body)
 	}
@@ -135,9 +136,9 @@ func TestTransfersThroughTheAPI(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &o); status != http.StatusOK || err != nil || o.Status != ledger.StatusFailed || o.Reason != ledger.ReasonInsufficientFunds {
 		t.Errorf("over the funds: %d %s, want failed insufficient_funds", status, body)
 	}
-	if d, c := units["a"].r1.leg("t2", ledger.LegDebit), units["b"].r1.leg("t2", ledger.LegCredit); d != ledger.LegCancelled || c != ledger.LegCancelled {
-		t.Errorf("legs of t2: debit %q, credit %q, want both cancelled", d, c)
-	}
+	waitFor(t, 5*time.Second, "both legs of t2 cancelled", func() bool {
+		return units["a"].r1.leg("t2", ledger.LegDebit) == ledger.LegCancelled && units["b"].r1.leg("t2", ledger.LegCredit) == ledger.LegCancelled
+	})
 	waitFor(t, 5*time.Second, "both transfers done", func() bool {
 		var f ledger.CoreTransfers
 		err := g.client.call(context.Background(), http.MethodGet, "/v1/transfers", nil, &f)
