@@ -19,13 +19,14 @@ import (
 )
 
 // The core zone is the coordinator of cross-unit payments (try / confirm / cancel). Its leader
-// begins a transfer in the Raft log before any participant hears of it, tries both legs (the
-// payer's unit reserves the funds, the payee's records a pending credit), commits the decision
-// in the log, answers the client, and only then confirms or cancels both legs (a goroutine of
-// its own, the recovery loop after it). Every step carries the participant unit's epoch and goes
+// tries both legs (the payer's unit reserves the funds, the payee's records a pending credit),
+// commits the decision in the Raft log with the transfer (nothing is written before: a
+// transfer with no decision is aborted when a participant asks, PROTOCOL.md says why that is
+// safe), answers the client, and only then confirms or cancels both legs (a goroutine of its
+// own, the recovery loop after it). Every step carries the participant unit's epoch and goes
 // to its current primary, retried across a failover; a step is idempotent at the participant,
-// so the leader that answers a client, a new leader's recovery loop, and a zombie former leader
-// may all drive one transfer: the first decision committed wins.
+// so the leader that answers a client, a new leader's recovery loop, and a zombie former
+// leader may all drive one transfer: the first decision committed wins.
 
 // Timing of the coordinator. A transfer request is answered within transferBudget (the core
 // HTTP API's write timeout is 5 s): tries get tryBudget, the confirm or cancel what is left;
@@ -71,9 +72,9 @@ type coordinator struct {
 	finishing sync.WaitGroup
 
 	mu        sync.Mutex
-	driving   map[string]bool      // keys a goroutine of this replica drives now
-	released  map[string]time.Time // keys let go of within recoverGrace, and when
-	firstSeen map[string]time.Time // undecided keys the recovery loop met, and when first
+	driving   map[string]shadow.Plane // keys a goroutine of this replica drives now, and their plane
+	released  map[string]time.Time    // keys let go of within recoverGrace, and when
+	firstSeen map[string]time.Time    // undecided keys the recovery loop met, and when first
 }
 
 func newCoordinator(n *node) *coordinator {
@@ -82,21 +83,43 @@ func newCoordinator(n *node) *coordinator {
 		http:      &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: participantConnsMax, IdleConnTimeout: 30 * time.Second}},
 		done:      make(chan string, doneQueueMax),
 		finishers: make(chan struct{}, finishersMax),
-		driving:   map[string]bool{},
+		driving:   map[string]shadow.Plane{},
 		released:  map[string]time.Time{},
 		firstSeen: map[string]time.Time{},
 	}
 }
 
-// claim marks key as driven by the caller; false when another goroutine drives it.
-func (c *coordinator) claim(key string) bool {
+// claim marks t's key as driven by the caller; false when another goroutine drives it.
+func (c *coordinator) claim(t Transfer) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.driving[key] {
+	if _, ok := c.driving[t.Key]; ok {
 		return false
 	}
-	c.driving[key] = true
+	c.driving[t.Key] = t.plane()
 	return true
+}
+
+// drives says whether a goroutine of this replica drives key now.
+func (c *coordinator) drives(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.driving[key]
+	return ok
+}
+
+// unrecorded counts the transfers of plane p driven here that the registry does not hold yet:
+// undecided transfers (nothing is in the log before a decision).
+func (c *coordinator) unrecorded(p shadow.Plane) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	for k, kp := range c.driving {
+		if _, ok := c.n.fsm.transfer(k); !ok && kp == p {
+			n++
+		}
+	}
+	return n
 }
 
 func (c *coordinator) release(key string) {
@@ -135,11 +158,12 @@ func (n *node) commitTransfer(cmd Command) (Transfer, error) {
 	return res.transfer, err
 }
 
-// pay begins (or finds) the transfer t and drives it to its decision as far as the budget
-// allows. A decided transfer is answered at once: its legs are confirmed or cancelled after
-// the answer (finishLater), or before it when finishersMax goroutines are busy already.
+// pay drives the transfer t (or finds it) to its decision as far as the budget allows. A
+// decided transfer is answered at once: its legs are confirmed or cancelled after the answer
+// (finishLater), or before it when finishersMax goroutines are busy already. One undecided when
+// the budget ends is driven on after the answer (decideLater).
 func (c *coordinator) pay(ctx context.Context, t Transfer) (Transfer, error) {
-	for !c.claim(t.Key) {
+	for !c.claim(t) {
 		// A retry of a request still being driven here: wait for its decision.
 		if have, ok := c.n.fsm.transfer(t.Key); ok && have.Decided() {
 			if !have.sameRequest(t) {
@@ -151,11 +175,17 @@ func (c *coordinator) pay(ctx context.Context, t Transfer) (Transfer, error) {
 			return t, errUndecided
 		}
 	}
-	t, err := c.n.commitTransfer(Command{Op: OpTransferBegin, Transfer: &t})
+	t, err := c.known(t)
 	if err == nil {
 		t, err = c.decide(ctx, t, false)
 	}
-	if err != nil || t.Done {
+	switch {
+	case errors.Is(err, errUndecided):
+		if !c.decideLater(ctx, t) {
+			c.release(t.Key)
+		}
+		return t, err
+	case err != nil || t.Done:
 		c.release(t.Key)
 		return t, err
 	}
@@ -166,21 +196,68 @@ func (c *coordinator) pay(ctx context.Context, t Transfer) (Transfer, error) {
 	return t, nil
 }
 
+// known returns the registry's transfer of t's key, or t checked against the routing table
+// when the key is unknown (nothing is written before both legs are tried: see decide).
+func (c *coordinator) known(t Transfer) (Transfer, error) {
+	if have, ok := c.n.fsm.transfer(t.Key); ok {
+		if !have.sameRequest(t) {
+			return have, fmt.Errorf("transfer %q: %w", t.Key, ErrTransferConflict)
+		}
+		return have, nil
+	}
+	t.State, t.Reason, t.Done = TransferTrying, "", false
+	err := t.check(c.n.fsm.current())
+	return t, err
+}
+
+// decideLater hands an undecided transfer, and its claim, to a goroutine that drives it on: it
+// tries its legs again for tryGiveUp, then cancels it (participant_unavailable), and finishes
+// it. False when finishersMax goroutines are busy already: the participants then ask about
+// their tried legs, and the core zone presumes an abort.
+func (c *coordinator) decideLater(ctx context.Context, t Transfer) bool {
+	return c.handOver(ctx, t, tryGiveUp, func(ctx context.Context) {
+		for {
+			d, err := c.decide(ctx, t, false)
+			if err == nil {
+				c.settle(ctx, d)
+				return
+			}
+			if !errors.Is(err, errUndecided) || !sleepDone(ctx, stepRetry) {
+				break
+			}
+		}
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), transferBudget)
+		defer cancel()
+		if d, err := c.decide(gctx, t, true); err == nil {
+			c.settle(gctx, d)
+		} else {
+			c.n.log.Warn("give up transfer", "key", t.Key, "err", err)
+		}
+	})
+}
+
 // finishLater hands a decided transfer, and its claim, to a goroutine that confirms or cancels
 // its legs; false when finishersMax goroutines are busy already.
 func (c *coordinator) finishLater(ctx context.Context, t Transfer) bool {
+	return c.handOver(ctx, t, transferBudget, func(ctx context.Context) { c.settle(ctx, t) })
+}
+
+// handOver runs f on a goroutine of its own that takes over t's claim, with a budget from now;
+// false when finishersMax goroutines are busy already (the caller keeps the claim).
+func (c *coordinator) handOver(ctx context.Context, t Transfer, budget time.Duration, f func(context.Context)) bool {
 	select {
 	case c.finishers <- struct{}{}:
 	default:
 		return false
 	}
-	// Ends within transferBudget; what is left then, the recovery loop finishes.
+	// Ends within budget (and a last transferBudget to give up); what is left then, the
+	// recovery loop or the participants' questions finish.
 	c.finishing.Go(func() {
 		defer func() { <-c.finishers }()
 		defer c.release(t.Key)
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), transferBudget)
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
 		defer cancel()
-		c.settle(fctx, t)
+		f(fctx)
 	})
 	return true
 }
@@ -207,7 +284,8 @@ func (c *coordinator) decide(ctx context.Context, t Transfer, giveUp bool) (Tran
 	if !ok {
 		decision, reason = TransferCancelled, ReasonUnavailable
 	}
-	return c.n.commitTransfer(Command{Op: OpTransferDecide, Key: t.Key, Decision: decision, Reason: reason})
+	// The transfer rides with its decision: the first decision for the key records it.
+	return c.n.commitTransfer(Command{Op: OpTransferDecide, Key: t.Key, Decision: decision, Reason: reason, Transfer: &t})
 }
 
 // settle confirms or cancels both legs of a decided transfer and, once both applied the
@@ -410,7 +488,7 @@ func (c *coordinator) recoverRound(ctx context.Context) {
 		if ctx.Err() != nil {
 			break
 		}
-		if recent(t.Key) || !c.claim(t.Key) {
+		if recent(t.Key) || !c.claim(t) {
 			continue
 		}
 		giveUp := false
@@ -555,6 +633,9 @@ func (n *node) handleTransferGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, ok := n.fsm.transfer(r.PathValue("key"))
+	if !ok && n.tcc.drives(r.PathValue("key")) {
+		t, ok = Transfer{Key: r.PathValue("key"), State: TransferTrying}, true // not decided yet
+	}
 	if !ok {
 		writeError(w, http.StatusNotFound, "not_found", "no transfer with key "+r.PathValue("key"))
 		return
@@ -578,7 +659,9 @@ func (n *node) handleTransferFigures(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("plane") == string(shadow.Shadow) {
 		p = shadow.Shadow
 	}
-	writeJSON(w, http.StatusOK, n.fsm.transferFigures(p))
+	f := n.fsm.transferFigures(p)
+	f.Undecided += n.tcc.unrecorded(p)
+	writeJSON(w, http.StatusOK, f)
 }
 
 // resolveRequest is the body of POST /v1/transfers/{key}/resolve: the leg's transfer, as the
@@ -609,6 +692,9 @@ func (n *node) handleResolve(w http.ResponseWriter, r *http.Request) {
 	}
 	key := r.PathValue("key")
 	t, ok := n.fsm.transfer(key)
+	if !ok && n.tcc.drives(key) {
+		t, ok = Transfer{State: TransferTrying}, true // its coordinator is at it: wait
+	}
 	if !ok {
 		guess := &Transfer{Key: key, FromUID: req.FromUID, ToUID: req.ToUID, AmountMinor: req.AmountMinor}
 		if t, err = n.commitTransfer(Command{Op: OpTransferDecide, Key: key, Decision: TransferCancelled, Reason: ReasonUnknown, Transfer: guess}); err != nil {

@@ -165,27 +165,37 @@ func (r *transfers) begin(c Command, index uint64, s State) (Transfer, error) {
 	return t, nil
 }
 
-// decide records a decision (the first one wins). A decision on an unknown transfer that
-// carries it is a presumed abort: the transfer is recorded cancelled, never begun.
+// decide records a decision: the first one committed for a key wins, every later one answers
+// it. A decision that carries its transfer records it when the key is unknown: the
+// coordinator's (it tried both legs first, nothing in the log before), or a participant's
+// question about a transfer nobody decided (a presumed abort, reason unknown_to_core).
 func (r *transfers) decide(c Command, index uint64, s State) (Transfer, error) {
 	if c.Decision != TransferConfirmed && c.Decision != TransferCancelled {
 		return Transfer{}, fmt.Errorf("%w: decision %q", ErrBadCommand, c.Decision)
 	}
+	presumed := c.presumedAbort()
 	t, ok := r.byKey[c.Key]
-	if !ok {
-		if c.Transfer == nil || c.Decision != TransferCancelled || c.Transfer.Key != c.Key {
-			return Transfer{}, fmt.Errorf("decide %q: %w", c.Key, ErrUnknownTransfer)
-		}
+	switch {
+	case !ok && c.Transfer == nil:
+		return Transfer{}, fmt.Errorf("decide %q: %w", c.Key, ErrUnknownTransfer)
+	case c.Transfer != nil && c.Transfer.Key != c.Key:
+		return Transfer{}, fmt.Errorf("%w: decision on %q carries transfer %q", ErrBadCommand, c.Key, c.Transfer.Key)
+	case ok && c.Transfer != nil && !presumed && !t.sameRequest(*c.Transfer):
+		return *t, fmt.Errorf("transfer %q: %w", c.Key, ErrTransferConflict)
+	case ok && (t.Decided() || presumed):
+		return *t, nil // decided already; or a presumed abort of a transfer begun after all
+	case !ok:
 		n := *c.Transfer
 		if err := n.check(s); err != nil {
 			return Transfer{}, err
 		}
 		n.State, n.Reason, n.Done, n.Index = TransferTrying, "", false, index
+		n.Headers = maps.Clone(n.Headers)
 		t = &n
 		r.byKey[n.Key], r.open[n.Key] = t, struct{}{}
-	}
-	if t.Decided() || c.Transfer != nil && ok {
-		return *t, nil // decided already; or a presumed abort of a transfer that was begun after all
+		if !presumed {
+			r.statsOf(t).Begun++
+		}
 	}
 	t.State, t.Reason = c.Decision, c.Reason
 	if t.State == TransferConfirmed {
@@ -195,6 +205,11 @@ func (r *transfers) decide(c Command, index uint64, s State) (Transfer, error) {
 		r.statsOf(t).Cancelled.AddLeg(t.Key, t.AmountMinor)
 	}
 	return *t, nil
+}
+
+// presumedAbort says whether c is a participant's question answered by a presumed abort.
+func (c Command) presumedAbort() bool {
+	return c.Op == OpTransferDecide && c.Transfer != nil && c.Decision == TransferCancelled && c.Reason == ReasonUnknown
 }
 
 // prune forgets the oldest finished transfers beyond finishedKeptMax, a quarter of it at a

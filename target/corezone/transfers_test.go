@@ -79,6 +79,55 @@ func TestTransferCommands(t *testing.T) {
 	}
 }
 
+// TestDecisionCarriesTheTransfer: nothing is in the log before a transfer's decision, which
+// carries it; the first decision for a key wins, so a coordinator's late confirm after a
+// participant's question was answered by a presumed abort is refused, and the other way round.
+func TestDecisionCarriesTheTransfer(t *testing.T) {
+	confirm := func(tr *Transfer) Command {
+		return Command{Op: OpTransferDecide, Key: tr.Key, Decision: TransferConfirmed, Transfer: tr}
+	}
+	cancel := func(tr *Transfer, reason string) Command {
+		return Command{Op: OpTransferDecide, Key: tr.Key, Decision: TransferCancelled, Reason: reason, Transfer: tr}
+	}
+	tests := []struct {
+		name       string
+		cmds       []Command
+		wantState  string // of the last command's answer
+		wantReason string
+		wantErr    error
+		wantBegun  int64
+	}{
+		{"a coordinator's confirm records the transfer", []Command{confirm(transferAB("k", 5))}, TransferConfirmed, "", nil, 1},
+		{"a coordinator's cancel records it", []Command{cancel(transferAB("k", 5), "insufficient_funds")}, TransferCancelled, "insufficient_funds", nil, 1},
+		{"a retry answers the first decision", []Command{confirm(transferAB("k", 5)), confirm(transferAB("k", 5))}, TransferConfirmed, "", nil, 1},
+		{"a late confirm after a presumed abort is refused", []Command{cancel(transferAB("k", 5), ReasonUnknown), confirm(transferAB("k", 5))}, TransferCancelled, ReasonUnknown, nil, 0},
+		{"a presumed abort after a confirm answers the confirm", []Command{confirm(transferAB("k", 5)), cancel(transferAB("k", 5), ReasonUnknown)}, TransferConfirmed, "", nil, 1},
+		{"a presumed abort with other fields answers the decision", []Command{cancel(transferAB("k", 5), "aborted"), cancel(transferAB("k", 6), ReasonUnknown)}, TransferCancelled, "aborted", nil, 1},
+		{"the key with other fields", []Command{confirm(transferAB("k", 5)), confirm(transferAB("k", 6))}, TransferConfirmed, "", ErrTransferConflict, 1},
+		{"one unit", []Command{confirm(&Transfer{Key: "k", FromUID: 0, ToUID: 2, AmountMinor: 1})}, "", "", ErrSameUnit, 0},
+		{"the transfer of another key", []Command{{Op: OpTransferDecide, Key: "k", Decision: TransferConfirmed, Transfer: transferAB("j", 5)}}, "", "", ErrBadCommand, 0},
+		{"a decision on a begun transfer", []Command{{Op: OpTransferBegin, Transfer: transferAB("k", 5)}, confirm(transferAB("k", 5))}, TransferConfirmed, "", nil, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fsm{}
+			applyAll(t, f, Command{Op: OpInit, Seeds: seeds2()})
+			res := applyAll(t, f, tt.cmds...)
+			last := res[len(res)-1]
+			if !errors.Is(last.err, tt.wantErr) {
+				t.Fatalf("error %v, want %v", last.err, tt.wantErr)
+			}
+			if got := last.transfer; got.State != tt.wantState || got.Reason != tt.wantReason {
+				t.Errorf("answer %s %q, want %s %q", got.State, got.Reason, tt.wantState, tt.wantReason)
+			}
+			fig := f.transferFigures(shadow.Production)
+			if fig.Begun != tt.wantBegun || fig.Confirmed.Count+fig.Cancelled.Count > 1 {
+				t.Errorf("figures %+v, want %d begun and at most one decision", fig, tt.wantBegun)
+			}
+		})
+	}
+}
+
 // TestTransfersSnapshot: a snapshot restores the routing state and every transfer, and a
 // snapshot of the routing state alone (older replicas) still reads.
 func TestTransfersSnapshot(t *testing.T) {
