@@ -309,8 +309,9 @@ func (w *Workload) Verify(ctx context.Context) Witness {
 		uids[i] = int64(i)
 	}
 	// The core zone answers a cross-unit payment once it is decided, and the payee's unit
-	// applies the credit moments later (PROTOCOL.md): balances converge, so the accounts off are
-	// read again until they agree or balanceSettleMax passed.
+	// applies the credit moments later; a reservation of a transfer whose coordinator died is
+	// released once its participant asked (PROTOCOL.md): balances converge, so the accounts off
+	// are read again until they agree or balanceSettleMax passed.
 	deadline := time.Now().Add(balanceSettleMax)
 	for {
 		var off []int64
@@ -360,8 +361,10 @@ func (w *Workload) account(ctx context.Context, uid int64) (int, Account, error)
 const (
 	// verifyWorkers bounds the reads of Verify.
 	verifyWorkers = 16
-	// balanceSettleMax bounds how long Verify reads again the balances that are off.
-	balanceSettleMax = 5 * time.Second
+	// balanceSettleMax bounds how long Verify reads again the balances that are off: longer
+	// than a participant takes to ask the core zone about a leg left tried by a coordinator that
+	// died (5 s, then once a second), which a presumed abort then releases.
+	balanceSettleMax = 10 * time.Second
 )
 
 // parallel calls f on every item from verifyWorkers goroutines, and returns when all are done.
