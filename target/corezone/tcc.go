@@ -46,9 +46,12 @@ const (
 	recoverGrace       = time.Second
 	recoverBatchMax    = 512
 	recoverParallelMax = 32
-	// doneBatchMax and doneEvery batch the done marks into one Raft command.
+	// doneBatchMax and doneEvery batch the done marks into one Raft command. Nothing waits for
+	// a done mark but the audit and the recovery loop (which leaves a transfer let go of less
+	// than recoverGrace ago alone), so it is batched long: every Raft command is an fsync on the
+	// leader, then on a follower, of the disk the units' commits share.
 	doneBatchMax = 1_024
-	doneEvery    = 20 * time.Millisecond
+	doneEvery    = 250 * time.Millisecond
 	doneQueueMax = 8_192
 	// finishersMax bounds the goroutines that confirm or cancel the legs of transfers already
 	// answered; beyond it, a request finishes its transfer before it answers (backpressure).
