@@ -29,14 +29,15 @@ import (
 // leader may all drive one transfer: the first decision committed wins.
 
 // Timing of the coordinator. A transfer request is answered within transferBudget (the core
-// HTTP API's write timeout is 5 s): tries get tryBudget, the confirm or cancel what is left;
-// what is not finished then, the recovery loop finishes.
+// HTTP API's write timeout is 5 s): tries get tryBudget, then the decision is committed and
+// answered; the confirm or cancel after the answer gets transferBudget of its own, and what is
+// not finished then, the recovery loop finishes.
 const (
 	transferBudget = 4 * time.Second
 	tryBudget      = 2500 * time.Millisecond
 	stepRetry      = 25 * time.Millisecond
 	stepTimeout    = time.Second
-	// tryGiveUp: recovery cancels a transfer whose tries went unanswered this long.
+	// tryGiveUp: a transfer whose tries went unanswered this long is cancelled.
 	tryGiveUp = 10 * time.Second
 	// recoverEvery is the recovery loop's period; recoverBatchMax and recoverParallelMax bound
 	// the transfers one round drives, and how many at once.
