@@ -289,7 +289,12 @@ func (c *coordinator) decide(ctx context.Context, t Transfer, giveUp bool) (Tran
 		decision, reason = TransferCancelled, ReasonUnavailable
 	}
 	// The transfer rides with its decision: the first decision for the key records it.
-	return c.n.commitTransfer(Command{Op: OpTransferDecide, Key: t.Key, Decision: decision, Reason: reason, Transfer: &t})
+	d, err := c.n.commitTransfer(Command{Op: OpTransferDecide, Key: t.Key, Decision: decision, Reason: reason, Transfer: &t})
+	if errors.Is(err, raft.ErrEnqueueTimeout) {
+		// Not in the log, and this replica still leads: the legs stay tried, decide again.
+		return t, fmt.Errorf("%w: %w", errUndecided, err)
+	}
+	return d, err
 }
 
 // settle confirms or cancels both legs of a decided transfer and, once both applied the
@@ -668,6 +673,10 @@ func (n *node) handleTransferFigures(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, f)
 }
 
+// resolveRun is the run id a presumed abort of a shadow plane's leg carries to its
+// participants' cancel steps: the participant that asks knows its plane, not the run.
+const resolveRun = "redline.resolve"
+
 // resolveRequest is the body of POST /v1/transfers/{key}/resolve: the leg's transfer, as the
 // participant that asks recorded it.
 type resolveRequest struct {
@@ -694,13 +703,21 @@ func (n *node) handleResolve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "malformed_json", err.Error())
 		return
 	}
-	key := r.PathValue("key")
+	guess := &Transfer{Key: r.PathValue("key"), FromUID: req.FromUID, ToUID: req.ToUID, AmountMinor: req.AmountMinor}
+	switch shadow.Plane(r.URL.Query().Get("plane")) {
+	case "", shadow.Production:
+	case shadow.Shadow:
+		guess.Headers = map[string]string{shadow.Header: resolveRun}
+	default:
+		writeError(w, http.StatusBadRequest, "bad_plane", "plane must be production or shadow")
+		return
+	}
+	key := guess.Key
 	t, ok := n.fsm.transfer(key)
 	if !ok && n.tcc.drives(key) {
 		t, ok = Transfer{State: TransferTrying}, true // its coordinator is at it: wait
 	}
 	if !ok {
-		guess := &Transfer{Key: key, FromUID: req.FromUID, ToUID: req.ToUID, AmountMinor: req.AmountMinor}
 		if t, err = n.commitTransfer(Command{Op: OpTransferDecide, Key: key, Decision: TransferCancelled, Reason: ReasonUnknown, Transfer: guess}); err != nil {
 			status, code := errorStatus(err)
 			writeError(w, status, code, err.Error())

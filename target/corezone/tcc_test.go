@@ -156,4 +156,22 @@ func TestTransfersThroughTheAPI(t *testing.T) {
 	waitFor(t, 5*time.Second, "the presumed abort cancelled on both legs", func() bool {
 		return units["a"].r1.leg("ghost", ledger.LegDebit) == ledger.LegCancelled && units["b"].r1.leg("ghost", ledger.LegCredit) == ledger.LegCancelled
 	})
+	// A shadow plane's participant says its plane: the presumed abort counts in that plane's
+	// figures, not production's.
+	if status, body := post(t, leader, "/v1/transfers/ghost2/resolve?plane=shadow", `{"from_uid":0,"to_uid":1,"amount_minor":3}`); status != http.StatusOK || !bytes.Contains([]byte(body), []byte(`"cancelled"`)) {
+		t.Errorf("resolve of an unknown shadow transfer: %d %s, want cancelled", status, body)
+	}
+	if status, body := post(t, leader, "/v1/transfers/ghost3/resolve?plane=mars", `{"from_uid":0,"to_uid":1,"amount_minor":3}`); status != http.StatusBadRequest {
+		t.Errorf("resolve for an unknown plane: %d %s, want 400", status, body)
+	}
+	var prod, shad ledger.CoreTransfers
+	if err := g.client.call(context.Background(), http.MethodGet, "/v1/transfers", nil, &prod); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.client.call(context.Background(), http.MethodGet, "/v1/transfers?plane=shadow", nil, &shad); err != nil {
+		t.Fatal(err)
+	}
+	if prod.Cancelled.Count != 2 || shad.Cancelled.Count != 1 {
+		t.Errorf("cancelled: production %d (want t2 and ghost), shadow %d (want ghost2)", prod.Cancelled.Count, shad.Cancelled.Count)
+	}
 }

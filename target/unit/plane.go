@@ -142,12 +142,13 @@ func (s *server) runShadow(ctx context.Context, sp *server, err error) {
 	}
 }
 
-// start runs a shadow plane's writer, replicator and relay; the returned function waits for
-// them after ctx ended and closes the plane's database.
+// start runs a shadow plane's writer, replicator, relay and questions about transfer legs;
+// the returned function waits for them after ctx ended and closes the plane's database.
 func (s *server) start(ctx context.Context) (wait func()) {
 	var wg sync.WaitGroup
-	wg.Go(func() { s.write(ctx) })     // ends with ctx
-	wg.Go(func() { s.replicate(ctx) }) // ends with ctx
+	wg.Go(func() { s.write(ctx) })      // ends with ctx
+	wg.Go(func() { s.replicate(ctx) })  // ends with ctx
+	wg.Go(func() { s.resolveTCC(ctx) }) // ends with ctx
 	if s.cfg.NATS != "" {
 		wg.Go(func() { s.relay(ctx) }) // ends with ctx
 	}

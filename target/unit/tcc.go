@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/redline-dev/redline/shadow"
 	"github.com/redline-dev/redline/target/ledger"
 	"github.com/redline-dev/redline/target/storage"
 )
@@ -292,8 +293,12 @@ type decisionAnswer struct {
 // askCore asks the core zone for the decision on one leg's transfer and applies it.
 func (s *server) askCore(ctx context.Context, row storage.TCCRow) {
 	body := map[string]int64{"from_uid": row.FromUID, "to_uid": row.ToUID, "amount_minor": row.AmountMinor}
+	path := "/v1/transfers/" + url.PathEscape(row.Key) + "/resolve"
+	if s.follower() {
+		path += "?plane=" + string(shadow.Shadow) // a presumed abort is counted in this plane's figures
+	}
 	var d decisionAnswer
-	if err := s.core(ctx, http.MethodPost, "/v1/transfers/"+url.PathEscape(row.Key)+"/resolve", body, &d); err != nil {
+	if err := s.core(ctx, http.MethodPost, path, body, &d); err != nil {
 		s.log.Warn("ask the core zone about a transfer", "key", row.Key, "err", err)
 		return
 	}

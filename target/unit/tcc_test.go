@@ -3,6 +3,7 @@ package unit_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"testing"
 
 	"github.com/redline-dev/redline/target/ledger"
@@ -176,4 +177,29 @@ func TestTCCAsksBeforeExpiring(t *testing.T) {
 	if status, a := step(t, p, addr, "try", e, held); status != http.StatusOK || a.State != ledger.LegCancelled {
 		t.Errorf("a late try after the cancel: %d %+v, want the cancelled leg", status, a)
 	}
+}
+
+// TestTCCShadowLegAsksToo: the shadow plane's legs are asked about like production's, and say
+// their plane, so that a presumed abort is counted in the shadow plane's figures.
+func TestTCCShadowLegAsksToo(t *testing.T) {
+	p := unittest.StartPair(t, unittest.Options{})
+	addr := p.Primary().Addr()
+	run := runHeader("run-1")
+	if status, raw := marked(t, http.MethodPost, "http://"+addr+"/v1/accounts/bulk", run,
+		map[string]any{"accounts": []ledger.Account{{UID: 0, BalanceMinor: 1_000}, {UID: 1, BalanceMinor: 1_000}}}, nil); status != http.StatusOK {
+		t.Fatalf("open shadow accounts: %d %s", status, raw)
+	}
+	h := runHeader("run-1")
+	h.Set(unit.EpochHeader, strconv.FormatInt(p.Epoch(), 10))
+	held := leg{Key: "s1", Leg: ledger.LegDebit, FromUID: 0, ToUID: 1, AmountMinor: 400}
+	var a legAnswer
+	if status, raw := marked(t, http.MethodPost, "http://"+addr+"/internal/tcc/try", h, held, &a); status != http.StatusOK || a.State != ledger.LegTried {
+		t.Fatalf("marked try: %d %s", status, raw)
+	}
+	waitFor(t, "the shadow plane to ask the core zone", func() bool { return p.Core.Asked("s1?plane=shadow") >= 1 })
+	if got := p.Core.Asked("s1"); got != 0 {
+		t.Errorf("asked %d times about s1 for the production plane, which holds no leg of it", got)
+	}
+	p.Core.Decide("s1", ledger.LegCancelled)
+	waitFor(t, "the shadow reservation released", func() bool { return balance(t, addr, run, 0) == 1_000 })
 }

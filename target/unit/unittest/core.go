@@ -36,7 +36,7 @@ type Core struct {
 	addrs     map[string]string
 	drops     int
 	decisions map[string]string // cross-unit transfers: key → confirmed | cancelled
-	asked     map[string]int    // resolve requests per key
+	asked     map[string]int    // resolve requests per key and plane ("key" or "key?plane=shadow")
 }
 
 // UnitConfig is the unit's entry in GET /v1/routing.
@@ -88,7 +88,8 @@ func (c *Core) Decide(key, state string) {
 	c.decisions[key] = state
 }
 
-// Asked counts the times a participant asked about a transfer.
+// Asked counts the times a participant asked about a transfer: key for the production plane,
+// key+"?plane=shadow" for the shadow plane.
 func (c *Core) Asked(key string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -98,7 +99,11 @@ func (c *Core) Asked(key string) int {
 func (c *Core) handleResolve(w http.ResponseWriter, r *http.Request) {
 	c.mu.Lock()
 	key := r.PathValue("key")
-	c.asked[key]++
+	if p := r.URL.Query().Get("plane"); p != "" {
+		c.asked[key+"?plane="+p]++
+	} else {
+		c.asked[key]++
+	}
 	state, ok := c.decisions[key]
 	c.mu.Unlock()
 	if !ok {
