@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/redline-dev/redline/target/ledger"
 )
@@ -44,6 +45,32 @@ func coreFigures(ctx context.Context, client *http.Client, coreAddrs []string, p
 func SettleTransfers(ctx context.Context, client *http.Client, coreAddrs []string) ledger.CoreTransfers {
 	figures := func(ctx context.Context) ledger.CoreTransfers { return CoreFigures(ctx, client, coreAddrs) }
 	return settle(ctx, figures, transfersSettled)
+}
+
+// SettleLegs waits, up to SettleMax, until no unit primary holds a transfer leg tried and
+// undecided. The core zone writes nothing before a transfer's decision, so a leg whose
+// coordinator died with it undecided shows in no core figure: it is cancelled once its
+// participant asks the core zone (5 s after its try, then once a second).
+func SettleLegs(ctx context.Context, client *http.Client, targets []Target) {
+	deadline := time.Now().Add(SettleMax)
+	for pendingLegs(ctx, client, targets) > 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(settleEvery):
+		}
+	}
+}
+
+// pendingLegs counts the legs tried and undecided on the unit primaries that answer.
+func pendingLegs(ctx context.Context, client *http.Client, targets []Target) int64 {
+	var n int64
+	for _, t := range targets {
+		if r := fetchFigures(ctx, client, t); r.Error == "" && r.Role == ledger.RolePrimary {
+			n += r.Cross.PendingDebits + r.Cross.PendingCredits
+		}
+	}
+	return n
 }
 
 // transfersSettled reports whether the core zone has every transfer decided and finished.

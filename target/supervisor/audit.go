@@ -23,9 +23,12 @@ func (s *supervisor) audit(ctx context.Context) (audit.Report, error) {
 			pipe.Consumers = append(pipe.Consumers, audit.Consumer{Group: p.unit, Addr: p.addr})
 		}
 	}
-	// Transfers first: a confirm still on its way adds an event the event audit must see.
+	// Transfers first: a confirm still on its way adds an event the event audit must see; then
+	// the legs no core figure shows (their coordinator died before deciding), on both planes.
 	audit.SettleTransfers(ctx, s.http, core)
 	audit.SettleShadowTransfers(ctx, s.http, core)
+	audit.SettleLegs(ctx, s.http, targets)
+	audit.SettleLegs(ctx, audit.PlaneClient(s.http), targets)
 	rep, err := audit.OnlineWithShadow(ctx, s.http, targets, pipe)
 	if err != nil {
 		return rep, err
