@@ -187,12 +187,18 @@ func open(p Place, readOnly bool) (*sql.DB, error) {
 	}
 	cfg.RuntimeParams["search_path"] = p.Schema
 	cfg.RuntimeParams["synchronous_commit"] = "on"
-	cfg.RuntimeParams["application_name"] = "redline"
+	// Each database's sessions name it, so an operator (or a test) can tell them apart in
+	// pg_stat_activity: AppName.
+	cfg.RuntimeParams["application_name"] = AppName(p.Schema)
 	if readOnly {
 		cfg.RuntimeParams["default_transaction_read_only"] = "on"
 	}
 	return stdlib.OpenDB(*cfg), nil
 }
+
+// AppName is the application_name of the PostgreSQL sessions of the database in schema (the
+// server cuts it at 63 bytes; the target's schema names leave room for the "redline:").
+func AppName(schema string) string { return "redline:" + schema }
 
 func sqliteDSN(path string, readOnly bool) string {
 	q := url.Values{}
