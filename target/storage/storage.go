@@ -30,6 +30,10 @@ var (
 	ErrNotFound      = errors.New("not found")
 	ErrSchemaTooNew  = errors.New("database schema newer than this program")
 	ErrSnapshotShape = errors.New("malformed snapshot")
+	// ErrCommitUnknown is a COMMIT that failed without saying whether it took effect (the
+	// connection dropped while the server committed): the database may hold the transaction
+	// or not, and only reading it again can tell.
+	ErrCommitUnknown = errors.New("commit outcome unknown")
 )
 
 // DB is one replica's database: a single writer connection and a read-only pool.

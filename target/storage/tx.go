@@ -33,13 +33,14 @@ type Tx struct {
 	pend  pending              // rows inserted at commit
 }
 
-// Commit makes the transaction durable (synchronous=FULL: fsynced before it returns).
+// Commit makes the transaction durable (synchronous=FULL: fsynced before it returns). An error
+// of the COMMIT itself is ErrCommitUnknown: the transaction may have taken effect.
 func (t *Tx) Commit() error {
 	if err := t.flush(context.Background()); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	if err := t.tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return fmt.Errorf("commit: %w: %w", ErrCommitUnknown, err)
 	}
 	return nil
 }

@@ -108,6 +108,7 @@ func (side *shadowSide) openPlane(ctx context.Context) (*server, error) {
 	sp.client = &http.Client{Transport: planeTransport{base: sp.client.Transport}}
 	sp.counts = s.counts
 	sp.addr = s.addr
+	sp.halt = s.halt // one process: a plane that halts stops both
 	return sp, nil
 }
 

@@ -82,6 +82,11 @@ type server struct {
 
 	bg sync.WaitGroup // catch-up goroutines, waited for by run
 
+	// halt stops the whole process (both planes) with an error, set by run (and by openPlane
+	// for the shadow plane): the writer's way out when its history head in memory may no
+	// longer be the database's (writer.go, failStop).
+	halt func(error)
+
 	js        jsRef        // the relay's JetStream handle, nil while disconnected
 	published atomic.Int64 // the relay's cursor: the last seq published
 
@@ -197,8 +202,10 @@ func (s *server) run(ctx context.Context) error {
 		}
 	}
 	s.addr = ln.Addr().String()
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	cancel := func() { cancelCause(nil) }
 	defer cancel()
+	s.halt = func(err error) { cancelCause(fmt.Errorf("%w: %w", ErrHalted, err)) }
 	srv := &http.Server{
 		Handler: s.handler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute,
 		BaseContext: func(net.Listener) context.Context { return ctx }, // a stop ends every request
@@ -240,6 +247,9 @@ func (s *server) run(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.bg.Wait()
+	if cause := context.Cause(ctx); errors.Is(cause, ErrHalted) {
+		return cause
+	}
 	select {
 	case err := <-errc:
 		return err

@@ -62,6 +62,7 @@ var (
 	ErrSeqGap        = errors.New("replication gap")
 	ErrDiverged      = errors.New("replica history diverged")
 	ErrStopped       = errors.New("unit stopped")
+	ErrHalted        = errors.New("unit halted: its state in memory may disagree with its database")
 
 	// Client errors of the HTTP layer.
 	errBadJSON      = errors.New("malformed JSON")

@@ -86,7 +86,7 @@ func (s *server) submit(ctx context.Context, o *op) result {
 // transaction (group commit). It ends when ctx is cancelled.
 func (s *server) write(ctx context.Context) {
 	var held *op
-	for {
+	for ctx.Err() == nil { // after a halt too: not one more transaction
 		o := held
 		held = nil
 		if o == nil {
@@ -119,18 +119,37 @@ func (s *server) write(ctx context.Context) {
 }
 
 func (s *server) control(ctx context.Context, o *op) {
+	var r result
 	switch o.kind {
 	case opReplicate:
-		o.done <- s.applyReplicated(ctx, o.repl)
+		r = s.applyReplicated(ctx, o.repl)
 	case opConfig:
-		o.done <- s.configure(ctx, o.cfg)
+		r = s.configure(ctx, o.cfg)
 	case opInstall:
-		o.done <- s.installSnapshot(ctx, o.install)
+		r = s.installSnapshot(ctx, o.install)
 	case opCatchUpLog:
-		o.done <- s.applyLog(ctx, o.repl)
+		r = s.applyLog(ctx, o.repl)
 	default:
 		panic(fmt.Sprintf("unit: writer got op kind %d", o.kind))
 	}
+	s.failStop(r.err)
+	o.done <- r
+}
+
+// failStop halts the process when err is a COMMIT of unknown outcome. The writer's history
+// head (seq, chain), its persisted view and its counters in memory then may or may not match
+// the database: carrying on would write the next batch over seqs the database already holds
+// (every batch failing from then on) or ship a history the standby cannot follow. Stopping is
+// the one safe answer, and an ordinary one: the supervisor restarts the process, which reads
+// its head from the database and catches up as after a kill; the core zone fails the unit over
+// meanwhile. Nothing of the batch was acknowledged, so nothing acknowledged is lost.
+func (s *server) failStop(err error) {
+	if !errors.Is(err, storage.ErrCommitUnknown) {
+		return
+	}
+	assert(s.halt != nil, "a writer runs without a way to halt")
+	s.log.Error("halting: a commit's outcome is unknown", "err", err)
+	s.halt(err)
 }
 
 // commit decides and applies a batch of business writes in one transaction, then hands the new
@@ -145,6 +164,7 @@ func (s *server) commit(ctx context.Context, ops []*op) {
 	results, b, err := s.commitTx(ctx, v, ops)
 	if err != nil {
 		s.log.Error("commit batch", "err", err)
+		s.failStop(err) // before the answers: no client hears of it while the writer goes on
 		answerAll(ops, result{err: err})
 		return
 	}
