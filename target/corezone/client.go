@@ -157,9 +157,9 @@ func (c *Client) Transfer(ctx context.Context, body []byte, h http.Header) (int,
 }
 
 // TransferOutcome reads a cross-unit payment's outcome (GET /v1/payments/{key} of the business
-// API), as is.
-func (c *Client) TransferOutcome(ctx context.Context, key string) (int, []byte, error) {
-	return c.raw(ctx, http.MethodGet, "/v1/transfers/"+url.PathEscape(key), nil, nil)
+// API), as is. h carries the reader's stress marker: each plane reads only its own transfers.
+func (c *Client) TransferOutcome(ctx context.Context, key string, h http.Header) (int, []byte, error) {
+	return c.raw(ctx, http.MethodGet, "/v1/transfers/"+url.PathEscape(key), nil, h)
 }
 
 // raw tries the replicas until one that leads answers, and returns that answer unread.

@@ -125,6 +125,11 @@ func (n *node) forward(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeError(w, http.StatusInternalServerError, "forward", err.Error())
 		return
 	}
+	for _, h := range carriedHeaders { // the plane and the trace of the request
+		if v := r.Header.Values(h); len(v) > 0 {
+			req.Header[h] = v
+		}
+	}
 	req.Header.Set(forwardedHeader, n.cfg.ID)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := n.http.Do(req)

@@ -1,6 +1,8 @@
 package corezone
 
 import (
+	"net/http"
+
 	"github.com/redline-dev/redline/shadow"
 	"github.com/redline-dev/redline/target/ledger"
 )
@@ -14,6 +16,15 @@ import (
 // plane is the plane of a transfer.
 func (t *Transfer) plane() shadow.Plane {
 	if t.Headers[shadow.Header] != "" {
+		return shadow.Shadow
+	}
+	return shadow.Production
+}
+
+// planeOf is the plane of a request to the core zone: the router passes a marked request's run
+// id in X-Redline-Run, as it does for a transfer (Transfer.plane).
+func planeOf(r *http.Request) shadow.Plane {
+	if r.Header.Get(shadow.Header) != "" {
 		return shadow.Shadow
 	}
 	return shadow.Production

@@ -642,6 +642,9 @@ func (n *node) handleTransferGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, ok := n.fsm.transfer(r.PathValue("key"))
+	if ok && t.plane() != planeOf(r) {
+		ok = false // each plane reads its own transfers only
+	}
 	if !ok && n.tcc.drives(r.PathValue("key")) {
 		t, ok = Transfer{Key: r.PathValue("key"), State: TransferTrying}, true // not decided yet
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redline-dev/redline/shadow"
 	"github.com/redline-dev/redline/target/ledger"
 )
 
@@ -131,6 +132,14 @@ func TestTransfersThroughTheAPI(t *testing.T) {
 	if status, body := post(t, leader, "/v1/transfers", `{"key":"t1","from_uid":0,"to_uid":1,"amount_minor":6}`); status != http.StatusConflict {
 		t.Errorf("the key with another amount: %d %s, want 409", status, body)
 	}
+	// The stress plane neither reads nor reuses a production transfer's key.
+	marked := http.Header{shadow.Header: {"run-1"}}
+	if status, body, err := g.client.TransferOutcome(context.Background(), "t1", marked); err != nil || status != http.StatusNotFound {
+		t.Errorf("a marked read of a production transfer: %d %s %v, want 404", status, body, err)
+	}
+	if status, body, err := g.client.Transfer(context.Background(), []byte(ok), marked); err != nil || status != http.StatusConflict {
+		t.Errorf("a marked transfer under a production transfer's key: %d %s %v, want 409", status, body, err)
+	}
 	status, body := post(t, leader, "/v1/transfers", `{"key":"t2","from_uid":0,"to_uid":1,"amount_minor":5000}`)
 	var o ledger.Outcome
 	if err := json.Unmarshal([]byte(body), &o); status != http.StatusOK || err != nil || o.Status != ledger.StatusFailed || o.Reason != ledger.ReasonInsufficientFunds {
@@ -145,7 +154,7 @@ func TestTransfersThroughTheAPI(t *testing.T) {
 		return err == nil && f.Begun == 2 && f.Confirmed.Count == 1 && f.Cancelled.Count == 1 && f.Unfinished == 0 && f.Undecided == 0
 	})
 	for key, want := range map[string]int{"t1": http.StatusOK, "t2": http.StatusOK, "nope": http.StatusNotFound} {
-		if status, body, err := g.client.TransferOutcome(context.Background(), key); err != nil || status != want {
+		if status, body, err := g.client.TransferOutcome(context.Background(), key, nil); err != nil || status != want {
 			t.Errorf("GET %s: %d %s %v, want %d", key, status, body, err, want)
 		}
 	}

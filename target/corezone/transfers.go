@@ -74,8 +74,10 @@ func (t Transfer) payment() ledger.Payment {
 	return ledger.Payment{Key: t.Key, FromUID: t.FromUID, ToUID: t.ToUID, AmountMinor: t.AmountMinor}
 }
 
+// sameRequest says whether o is a retry of t: the same payment on the same plane (a key of
+// the other plane is another payment, refused as a conflict, never answered across planes).
 func (t Transfer) sameRequest(o Transfer) bool {
-	return t.payment() == o.payment()
+	return t.payment() == o.payment() && t.plane() == o.plane()
 }
 
 // check validates a transfer to begin against the routing table.

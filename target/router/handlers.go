@@ -126,7 +126,7 @@ func (rt *router) getPayment(r *http.Request) reply {
 	replies := make(chan reply, len(st.Units)+1)
 	var wg sync.WaitGroup
 	h := passed(r)
-	wg.Go(func() { replies <- rt.transferOutcome(ctx, key) }) // a cross-unit payment
+	wg.Go(func() { replies <- rt.transferOutcome(ctx, key, h) }) // a cross-unit payment
 	for unit := range st.Units {
 		// Each ends with its forward (bounded by forwardTimeout, cut short by cancel).
 		wg.Go(func() { replies <- rt.forward(ctx, unit, http.MethodGet, "/v1/payments/"+url.PathEscape(key), nil, h) })

@@ -28,10 +28,10 @@ func (rt *router) transfer(ctx context.Context, body []byte, h http.Header) repl
 }
 
 // transferOutcome asks the core zone for a cross-unit payment's outcome.
-func (rt *router) transferOutcome(ctx context.Context, key string) reply {
+func (rt *router) transferOutcome(ctx context.Context, key string, h http.Header) reply {
 	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
 	defer cancel()
-	status, b, err := rt.core.TransferOutcome(ctx, key)
+	status, b, err := rt.core.TransferOutcome(ctx, key, h)
 	if err != nil {
 		return errorReply(http.StatusServiceUnavailable, "core_unavailable", "the core zone cannot say now: "+err.Error())
 	}
