@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb"
+	"github.com/redline-dev/redline/target/sqldb/sqldbtest"
 	"github.com/redline-dev/redline/target/supervisor"
 	"github.com/redline-dev/redline/target/targettest"
 )
@@ -14,12 +16,19 @@ import (
 // TestCrossUnitPaymentAcrossFailover: a unit fails over in the middle of a cross-unit payment
 // (its primary stops answering while the core zone tries its leg, or dies just before), and the
 // payment is still decided once and applied on both sides: the coordinator retries the step on
-// the new primary. The audit, with the core zone's decisions, and the client's read-back agree.
+// the new primary. The audit, with the core zone's decisions, and the client's read-back agree,
+// on SQLite and on PostgreSQL.
 func TestCrossUnitPaymentAcrossFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: unit failovers under cross-unit payments")
 	}
-	tg := targettest.Start(t, targettest.Options{})
+	for _, be := range sqldbtest.Backends() {
+		t.Run(be.Name, func(t *testing.T) { crossAcrossFailover(t, be.Server(t)) })
+	}
+}
+
+func crossAcrossFailover(t *testing.T, srv sqldb.Server) {
+	tg := targettest.Start(t, targettest.Options{Storage: srv})
 	ctx := context.Background()
 	w := &targettest.Workload{Client: targettest.NewClient(tg.RouterURL, 4), Accounts: 400, Balance: 1_000,
 		AmountMax: 10, RetryFor: 15 * time.Second}

@@ -8,16 +8,17 @@ import (
 
 	"github.com/redline-dev/redline/target/consumer"
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb/sqldbtest"
 	"github.com/redline-dev/redline/target/supervisor"
 	"github.com/redline-dev/redline/target/targettest"
 	"github.com/redline-dev/redline/target/unit"
 )
 
 // TestEventDefectsAreCaught runs the event pipeline's faults under load on the whole topology:
-// every consumer group's process killed twice and two unit primaries killed, each a real SIGKILL.
-// The sound target's audit must find every committed payment's events published once and
-// applied once by every group; with a seeded event defect the audit must call its invariant
-// false.
+// every consumer group's process killed twice and two unit primaries killed, each a real SIGKILL,
+// on SQLite and on PostgreSQL. The sound target's audit must find every committed payment's
+// events published once and applied once by every group; with a seeded event defect the audit
+// must call its invariant false.
 func TestEventDefectsAreCaught(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: the event defects under load with kills of consumers and primaries")
@@ -30,38 +31,44 @@ func TestEventDefectsAreCaught(t *testing.T) {
 		{string(consumer.DefectAckBeforeApply), ledger.CheckEventsAppliedOnce},
 		{string(unit.DefectPublishBeforeCommit), ledger.CheckEventsPublishedOnce},
 	}
-	for _, tt := range tests {
-		name := tt.defect
-		if name == "" {
-			name = "none"
-		}
-		t.Run(name, func(t *testing.T) {
-			var opts targettest.Options
-			if tt.defect != "" {
-				opts.Defects = []string{tt.defect}
-			}
-			l := underLoad(t, opts, 8)
-			eventFaults(t, l)
-			l.stop()
-			if err := l.tg.AwaitHealthy(healMax); err != nil {
-				t.Logf("after the load: %v", err)
-			}
-			rep := l.tg.Audit(t)
-			verdicts := map[string]ledger.Verdict{}
-			for _, c := range rep.Checks {
-				verdicts[c.Name] = c.Verdict
-			}
-			t.Logf("audit %s %v; events %+v", rep.Verdict, auditFalse(rep), rep.Events)
-			if tt.defect == "" {
-				if rep.Verdict != ledger.True {
-					t.Errorf("sound target: audit %s, want true", rep.Verdict)
+	for _, be := range sqldbtest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			for _, tt := range tests {
+				name := tt.defect
+				if name == "" {
+					name = "none"
 				}
-				return
-			}
-			if got := verdicts[tt.check]; got != ledger.False {
-				t.Errorf("%s: %s is %q, want false", tt.defect, tt.check, got)
+				t.Run(name, func(t *testing.T) {
+					opts := targettest.Options{Storage: be.Server(t)}
+					if tt.defect != "" {
+						opts.Defects = []string{tt.defect}
+					}
+					eventDefect(t, opts, tt.defect, tt.check)
+				})
 			}
 		})
+	}
+}
+
+// eventDefect runs the event faults under load on a target with defect ("": none) and checks
+// the audit: true for the sound target, check false with the defect.
+func eventDefect(t *testing.T, opts targettest.Options, defect, check string) {
+	l := underLoad(t, opts, 8)
+	eventFaults(t, l)
+	l.stop()
+	if err := l.tg.AwaitHealthy(healMax); err != nil {
+		t.Logf("after the load: %v", err)
+	}
+	rep := l.tg.Audit(t)
+	t.Logf("audit %s %v; events %+v", rep.Verdict, auditFalse(rep), rep.Events)
+	if defect == "" {
+		if rep.Verdict != ledger.True {
+			t.Errorf("sound target: audit %s, want true", rep.Verdict)
+		}
+		return
+	}
+	if c := checkOf(rep, check); c.Verdict != ledger.False {
+		t.Errorf("%s: %s is %q, want false", defect, check, c.Verdict)
 	}
 }
 

@@ -2,13 +2,18 @@ package supervisor_test
 
 import (
 	"context"
+	"database/sql"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/redline-dev/redline/shadow"
 	"github.com/redline-dev/redline/target/audit"
 	"github.com/redline-dev/redline/target/ledger"
+	"github.com/redline-dev/redline/target/sqldb"
+	"github.com/redline-dev/redline/target/sqldb/sqldbtest"
+	"github.com/redline-dev/redline/target/storage"
 	"github.com/redline-dev/redline/target/supervisor"
 	"github.com/redline-dev/redline/target/targettest"
 )
@@ -17,11 +22,27 @@ import (
 // units, enough for the shadow-misroute defect (one in a thousand per replica) to strike.
 const misrouteWritesMin = 2600
 
-// isolation runs marked and unmarked payments side by side on a two-unit target and returns the
-// two witnesses and the audit.
-func isolation(t *testing.T, defects []string, markedMin int) (prod, shad targettest.Witness, rep audit.Report, live supervisor.Shadow) {
+// markedKeys begins the key of every marked payment of the tests, so that the databases can be
+// searched for them.
+const markedKeys = "m-"
+
+// isolated is what a run of marked and unmarked payments side by side found.
+type isolated struct {
+	prod, shad targettest.Witness
+	rep        audit.Report
+	live       supervisor.Shadow
+	// leaked: marked keys a production client reads back through the business API.
+	leaked []string
+	rows   markedRows
+	// missing: committed marked payments no shadow database holds.
+	missing []string
+}
+
+// isolation runs marked and unmarked payments side by side on a two-unit target on storage srv
+// and returns what the witnesses, the audit and the databases say.
+func isolation(t *testing.T, srv sqldb.Server, defects []string, markedMin int) isolated {
 	t.Helper()
-	tg := targettest.Start(t, targettest.Options{Units: 2, Defects: defects})
+	tg := targettest.Start(t, targettest.Options{Units: 2, Defects: defects, Storage: srv})
 	newWorkload := func(h http.Header) *targettest.Workload {
 		c := targettest.NewClient(tg.RouterURL, 10)
 		c.Header = h
@@ -30,6 +51,7 @@ func isolation(t *testing.T, defects []string, markedMin int) (prod, shad target
 	}
 	pw := newWorkload(nil)
 	sw := newWorkload(http.Header{shadow.Header: {"isolation-run"}})
+	sw.KeyPrefix = markedKeys
 	for _, w := range []*targettest.Workload{pw, sw} {
 		if err := w.Seed(context.Background()); err != nil {
 			t.Fatal(err)
@@ -50,13 +72,89 @@ func isolation(t *testing.T, defects []string, markedMin int) (prod, shad target
 	if sw.Mark() < markedMin {
 		t.Fatalf("only %d marked payments acknowledged in 90 s, want %d", sw.Mark(), markedMin)
 	}
-	if err := tg.Admin(context.Background(), http.MethodGet, "/admin/shadow", &live); err != nil {
+	var out isolated
+	if err := tg.Admin(context.Background(), http.MethodGet, "/admin/shadow", &out.live); err != nil {
 		t.Fatal(err)
 	}
-	prod, shad = pw.Verify(context.Background()), sw.Verify(context.Background())
-	t.Logf("production: %s", prod)
-	t.Logf("shadow: %s", shad)
-	return prod, shad, tg.Audit(t), live
+	out.prod, out.shad = pw.Verify(context.Background()), sw.Verify(context.Background())
+	t.Logf("production: %s", out.prod)
+	t.Logf("shadow: %s", out.shad)
+	out.rep = tg.Audit(t)
+	out.leaked = sw.FoundBy(context.Background(), pw.Client)
+	out.rows = findMarked(t, tg, srv, markedKeys)
+	for _, k := range sw.Committed() {
+		if !out.rows.shadow[k] {
+			out.missing = append(out.missing, k)
+		}
+	}
+	t.Logf("databases: %d rows of marked payments in production %v; %d marked keys in the shadow databases, %d committed ones missing",
+		out.rows.production, out.rows.byTable, len(out.rows.shadow), len(out.missing))
+	return out
+}
+
+// markedRows is the test's own look into the unit replicas' databases, beside the audit's.
+type markedRows struct {
+	// production counts rows under marked keys in production databases (every replica);
+	// byTable by "unit/replica/table".
+	production int64
+	byTable    map[string]int64
+	// shadow holds the marked keys of payments and transfer legs in the shadow databases.
+	shadow map[string]bool
+}
+
+// markedTables are the tables of a unit's database whose rows carry a payment's key.
+var markedTables = []string{"payments", "postings", "outbox", "tcc", "lost"}
+
+// findMarked reads every unit replica's production and shadow database (SQLite files or
+// PostgreSQL schemas, as the target placed them) for the rows of keys beginning with prefix.
+func findMarked(t *testing.T, tg *targettest.Target, srv sqldb.Server, prefix string) markedRows {
+	t.Helper()
+	ctx := context.Background()
+	out := markedRows{byTable: map[string]int64{}, shadow: map[string]bool{}}
+	for _, p := range tg.Topology(t).Processes {
+		if p.Role != supervisor.RoleUnit {
+			continue
+		}
+		prod := srv.Place(filepath.Join(tg.DataDir, "units", p.Unit, p.Replica), storage.FileName, "unit", p.Unit, p.Replica)
+		db := openReaders(t, prod)
+		for _, table := range markedTables {
+			var n int64
+			if err := db.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE idem_key LIKE $1`, prefix+"%").Scan(&n); err != nil {
+				t.Fatalf("%s: count marked rows of %s: %v", prod, table, err)
+			}
+			if n > 0 {
+				out.production += n
+				out.byTable[p.Unit+"/"+p.Replica+"/"+table] = n
+			}
+		}
+		sdb := openReaders(t, storage.ShadowPlace(prod))
+		rows, err := sdb.QueryContext(ctx, `SELECT idem_key FROM payments WHERE idem_key LIKE $1
+			UNION SELECT idem_key FROM tcc WHERE idem_key LIKE $1`, prefix+"%")
+		if err != nil {
+			t.Fatalf("%s: read marked keys: %v", storage.ShadowPlace(prod), err)
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				t.Fatal(err)
+			}
+			out.shadow[k] = true
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func openReaders(t *testing.T, p sqldb.Place) *sql.DB {
+	t.Helper()
+	db, err := sqldb.OpenReaders(context.Background(), p, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
 
 func checkOf(rep audit.Report, name string) ledger.Check {
@@ -68,47 +166,71 @@ func checkOf(rep audit.Report, name string) ledger.Check {
 	return ledger.Check{Name: name, Verdict: "missing"}
 }
 
-// TestShadowIsolation: marked payments (a fifth of them across units) land only in the shadow plane. Production balances are
-// exactly what the unmarked payments made them, the shadow plane's what the marked ones made
-// them, the audit (both planes) is true and the admin API counts no leak.
+// TestShadowIsolation: marked payments (a fifth of them across units) land only in the shadow
+// plane, on SQLite and on PostgreSQL. Production balances are exactly what the unmarked
+// payments made them, the shadow plane's what the marked ones made them; no production
+// database holds a row of a marked payment, and the shadow databases hold every committed one;
+// a production client reads none back; the audit (both planes) is true and the admin API
+// counts no leak.
 func TestShadowIsolation(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a whole topology under load")
 	}
-	prod, shad, rep, live := isolation(t, nil, 600)
-	if !prod.OK() || !shad.OK() {
-		t.Errorf("witnesses: production %s; shadow %s", prod, shad)
-	}
-	if c := checkOf(rep, audit.CheckShadowLeaks); c.Verdict != ledger.True {
-		t.Errorf("%s: %s %s %v", c.Name, c.Verdict, c.Detail, c.Figures)
-	}
-	if rep.Verdict != ledger.True || rep.Shadow == nil {
-		t.Errorf("audit %s (shadow report present: %v): %+v", rep.Verdict, rep.Shadow != nil, rep.Checks)
-	}
-	for _, name := range []string{"shadow.money_conserved", "shadow.events_applied_once", "shadow.cross_unit_atomic", "cross_unit_atomic"} {
-		if c := checkOf(rep, name); c.Verdict != ledger.True {
-			t.Errorf("%s: %s %s", name, c.Verdict, c.Detail)
-		}
-	}
-	if live.Leaks != 0 || live.Ready != live.Replicas || live.Replicas != 4 {
-		t.Errorf("admin shadow: %+v", live)
+	for _, be := range sqldbtest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			got := isolation(t, be.Server(t), nil, 600)
+			if !got.prod.OK() || !got.shad.OK() {
+				t.Errorf("witnesses: production %s; shadow %s", got.prod, got.shad)
+			}
+			if got.rows.production != 0 || len(got.missing) != 0 || len(got.leaked) != 0 {
+				t.Errorf("marked payments: %d rows in production databases %v; %d committed missing from the shadow databases %v; %d read back by a production client %v",
+					got.rows.production, got.rows.byTable, len(got.missing), first(got.missing), len(got.leaked), first(got.leaked))
+			}
+			rep := got.rep
+			if c := checkOf(rep, audit.CheckShadowLeaks); c.Verdict != ledger.True {
+				t.Errorf("%s: %s %s %v", c.Name, c.Verdict, c.Detail, c.Figures)
+			}
+			if rep.Verdict != ledger.True || rep.Shadow == nil {
+				t.Errorf("audit %s (shadow report present: %v): %+v", rep.Verdict, rep.Shadow != nil, rep.Checks)
+			}
+			for _, name := range []string{"shadow.money_conserved", "shadow.events_applied_once", "shadow.cross_unit_atomic", "cross_unit_atomic"} {
+				if c := checkOf(rep, name); c.Verdict != ledger.True {
+					t.Errorf("%s: %s %s", name, c.Verdict, c.Detail)
+				}
+			}
+			if got.live.Leaks != 0 || got.live.Ready != got.live.Replicas || got.live.Replicas != 4 {
+				t.Errorf("admin shadow: %+v", got.live)
+			}
+		})
 	}
 }
 
-// TestShadowMisrouteCaught: with the shadow-misroute defect, the leaks are counted live and the
-// audit's invariant is false.
+// first is at most the first 5 of s, for messages.
+func first(s []string) []string { return s[:min(5, len(s))] }
+
+// TestShadowMisrouteCaught: with the shadow-misroute defect, the leaks are counted live, the
+// audit's invariant is false, and the test's own look into the production databases finds the
+// misrouted rows.
 func TestShadowMisrouteCaught(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a whole topology under load")
 	}
-	_, _, rep, live := isolation(t, []string{"shadow-misroute"}, misrouteWritesMin)
-	if c := checkOf(rep, audit.CheckShadowLeaks); c.Verdict != ledger.False || c.Figures["stress_writes_in_production"] == 0 {
-		t.Errorf("%s: %s %s %v, want false", c.Name, c.Verdict, c.Detail, c.Figures)
-	}
-	if rep.Verdict != ledger.False {
-		t.Errorf("audit verdict %s, want false", rep.Verdict)
-	}
-	if live.Leaks == 0 {
-		t.Errorf("admin shadow counted no leak: %+v", live)
+	for _, be := range sqldbtest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			got := isolation(t, be.Server(t), []string{"shadow-misroute"}, misrouteWritesMin)
+			rep := got.rep
+			if c := checkOf(rep, audit.CheckShadowLeaks); c.Verdict != ledger.False || c.Figures["stress_writes_in_production"] == 0 {
+				t.Errorf("%s: %s %s %v, want false", c.Name, c.Verdict, c.Detail, c.Figures)
+			}
+			if rep.Verdict != ledger.False {
+				t.Errorf("audit verdict %s, want false", rep.Verdict)
+			}
+			if got.live.Leaks == 0 {
+				t.Errorf("admin shadow counted no leak: %+v", got.live)
+			}
+			if got.rows.production == 0 {
+				t.Errorf("no row of a marked payment in the production databases")
+			}
+		})
 	}
 }

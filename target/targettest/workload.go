@@ -42,6 +42,9 @@ type Workload struct {
 	// target's unit count (0: 4), which places the buckets (bucket % units).
 	CrossUnit float64
 	Units     int
+	// KeyPrefix begins the idempotency key of every payment the workers send, so that a test
+	// can tell two workloads' payments apart in the databases (stress-marked ones, say).
+	KeyPrefix string
 
 	mu      sync.Mutex
 	records map[string]*record
@@ -113,7 +116,7 @@ func (w *Workload) work(ctx context.Context, worker int) {
 		if w.CrossUnit > 0 && rng.Float64() < w.CrossUnit {
 			to = w.crossPeer(rng, from)
 		}
-		p := Payment{Key: fmt.Sprintf("w%d-%d-%d", worker, seq, rng.Int64()), FromUID: from, ToUID: to, AmountMinor: 1 + rng.Int64N(w.AmountMax)}
+		p := Payment{Key: fmt.Sprintf("%sw%d-%d-%d", w.KeyPrefix, worker, seq, rng.Int64()), FromUID: from, ToUID: to, AmountMinor: 1 + rng.Int64N(w.AmountMax)}
 		w.mu.Lock()
 		if w.records == nil {
 			w.records = map[string]*record{}
@@ -333,6 +336,46 @@ func (w *Workload) Verify(ctx context.Context) Witness {
 	}
 	sort.Strings(wit.BalanceOff)
 	return wit
+}
+
+// Committed returns the keys of the payments committed (after Verify: with the unknown
+// outcomes it resolved), sorted.
+func (w *Workload) Committed() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var keys []string
+	for k, r := range w.records {
+		if r.status == StatusCommitted {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// FoundBy returns the keys of w's committed payments that client c reads back: none, when c
+// sees another plane than w's client (a production client reading stress-marked payments).
+func (w *Workload) FoundBy(ctx context.Context, c *Client) []string {
+	var mu sync.Mutex
+	var found []string
+	parallel(w.Committed(), func(key string) {
+		deadline := time.Now().Add(w.RetryFor)
+		for {
+			status, _, err := c.Payment(ctx, key)
+			if err == nil && status == http.StatusNotFound {
+				return
+			}
+			if (err == nil && status != http.StatusServiceUnavailable) || time.Now().After(deadline) {
+				mu.Lock()
+				found = append(found, fmt.Sprintf("%s(%d %v)", key, status, err))
+				mu.Unlock()
+				return
+			}
+			sleep(ctx, 50*time.Millisecond)
+		}
+	})
+	sort.Strings(found)
+	return found
 }
 
 // readBack reads a payment, retrying while the target is unavailable (bounded).
