@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redline-dev/redline/target/router"
@@ -232,15 +233,16 @@ func (w *Workload) ReplayBefore(ctx context.Context, mark, n int) {
 		recs[i] = *w.records[k]
 	}
 	w.mu.Unlock()
-	mismatched := 0
-	for _, r := range recs {
+	var mismatched atomic.Int64
+	// In parallel (bounded): each replay stands alone, as a client retrying many payments does.
+	parallel(recs, func(r record) {
 		if got := w.send(ctx, r.p); got != r.status {
-			mismatched++
+			mismatched.Add(1)
 		}
-	}
+	})
 	w.mu.Lock()
 	w.replays.sent += len(recs)
-	w.replays.mismatched += mismatched
+	w.replays.mismatched += int(mismatched.Load())
 	w.mu.Unlock()
 }
 
