@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/redline-dev/redline/shadow"
 	"github.com/redline-dev/redline/target/audit"
 	"github.com/redline-dev/redline/target/ledger"
 	"github.com/redline-dev/redline/target/sqldb/sqldbtest"
@@ -21,11 +23,12 @@ import (
 // after a second, catch-up, add-standby, sync.
 const healMax = 30 * time.Second
 
-// loaded is a target under a workload.
+// loaded is a target under a workload, and a stress-marked one beside it when asked for.
 type loaded struct {
-	tg   *targettest.Target
-	w    *targettest.Workload
-	stop func()
+	tg     *targettest.Target
+	w      *targettest.Workload
+	marked *targettest.Workload // nil without marked workers
+	stop   func()
 }
 
 // crossShare is the share of cross-unit payments in the tests' load (issue 4: 20%).
@@ -35,25 +38,47 @@ const crossShare = 0.2
 // two units; stop ends the workload.
 func underLoad(t *testing.T, opts targettest.Options, workers int) *loaded {
 	t.Helper()
+	return underMixedLoad(t, opts, workers, 0)
+}
+
+// underMixedLoad is underLoad with markedWorkers more sending stress-marked payments (header
+// X-Redline-Run, keys beginning with markedKeys) between the same accounts of the shadow
+// plane: a workload and a witness of their own.
+func underMixedLoad(t *testing.T, opts targettest.Options, workers, markedWorkers int) *loaded {
+	t.Helper()
 	tg := targettest.Start(t, opts)
-	w := &targettest.Workload{
-		Client: targettest.NewClient(tg.RouterURL, workers+2), Accounts: 1000, Balance: 100_000, Workers: workers,
-		AmountMax: 100, RetryFor: 15 * time.Second, CrossUnit: crossShare,
+	newWorkload := func(workers int) *targettest.Workload {
+		return &targettest.Workload{
+			Client: targettest.NewClient(tg.RouterURL, workers+2), Accounts: 1000, Balance: 100_000, Workers: workers,
+			AmountMax: 100, RetryFor: 15 * time.Second, CrossUnit: crossShare, Units: opts.Units,
+		}
 	}
-	if err := w.Seed(context.Background()); err != nil {
-		t.Fatal(err)
+	l := &loaded{tg: tg, w: newWorkload(workers)}
+	all := []*targettest.Workload{l.w}
+	if markedWorkers > 0 {
+		l.marked = newWorkload(markedWorkers)
+		l.marked.Client.Header = http.Header{shadow.Header: {"rehearsal-run"}}
+		l.marked.KeyPrefix = markedKeys
+		all = append(all, l.marked)
+	}
+	for _, w := range all {
+		if err := w.Seed(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); w.Run(ctx) }() // ends with stop
+	var wg sync.WaitGroup
+	for _, w := range all {
+		wg.Go(func() { w.Run(ctx) }) // ends with stop
+	}
 	var stopped bool
-	l := &loaded{tg: tg, w: w, stop: func() {
+	l.stop = func() {
 		if !stopped {
 			stopped = true
 			cancel()
-			<-done
+			wg.Wait()
 		}
-	}}
+	}
 	t.Cleanup(l.stop)
 	return l
 }
@@ -173,11 +198,16 @@ func TestFailoverUnderLoad(t *testing.T) {
 	}
 }
 
-// TestSeededDefectsAreCaught runs the same faults under load with each seeded defect and
-// without: the audit must call each defect false and the sound target true; the client's own
-// witness must find nothing wrong with the sound target.
 // staleWrites is how many payments the defect test sends under a stale epoch.
 const staleWrites = 20
+
+// TestSeededDefectsAreCaught runs the same faults under the same mixed load with each seeded
+// defect and without, on SQLite and on PostgreSQL: the audit must call each defect false and
+// the sound target true. The sound target's run is issue 4's "done when" rehearsal
+// (checkRehearsal): under load from the test's own client (same-unit payments, a fifth across
+// units, about a tenth stress-marked), kills of unit primaries and a consumer group throttled
+// to 10% and released, every invariant holds, the client's witnesses agree, and the marked
+// payments are in the shadow databases only.
 
 func TestSeededDefectsAreCaught(t *testing.T) {
 	if testing.Short() {
@@ -218,11 +248,15 @@ func TestSeededDefectsAreCaught(t *testing.T) {
 	}
 }
 
-// seededDefect runs the defect test's faults under load on a target with defect ("": none),
-// and checks the audit's verdict, online and then offline on the stopped target's databases.
+// seededDefect runs the defect test's faults under the mixed load on a target with defect ("":
+// none), a consumer group throttled meanwhile, and checks the audit's verdict, online and then
+// offline on the stopped target's databases; for the sound target, the whole rehearsal.
 func seededDefect(t *testing.T, opts targettest.Options, defect string, want ledger.Verdict) {
-	l := underLoad(t, opts, 8)
+	l := underMixedLoad(t, opts, rehearsalWorkers, rehearsalMarkedWorkers)
+	time.Sleep(time.Second) // the consumers' rate under load: what the throttle takes 10% of
+	throttle(t, l.tg, throttledGroup, throttledPercent)
 	refused := faults(t, l)
+	release(t, l.tg, throttledGroup, throttledPercent)
 	l.stop()
 	ctx := context.Background()
 	wit := l.w.Verify(ctx)
@@ -231,8 +265,8 @@ func seededDefect(t *testing.T, opts targettest.Options, defect string, want led
 	if rep.Verdict != want {
 		t.Errorf("audit %s, want %s", rep.Verdict, want)
 	}
-	if defect == "" && !wit.OK() {
-		t.Errorf("the client's own witness found problems: %v", wit)
+	if defect == "" {
+		checkRehearsal(t, l, opts.Storage, wit, rep)
 	}
 	if defect == "" && refused != 2*staleWrites {
 		t.Errorf("%d of %d payments and transfer steps under a stale epoch refused, want all", refused, 2*staleWrites)
@@ -261,7 +295,7 @@ func faults(t *testing.T, l *loaded) (staleRefused int) {
 		}
 		l.w.ReplayBefore(ctx, mark, 200)
 	}
-	time.Sleep(time.Second)
+	time.Sleep(500 * time.Millisecond)
 	mark = l.w.Mark()
 	killBehindPausedStandby(t, l, "a")
 	heal("kill of a's primary behind its paused standby")

@@ -38,19 +38,20 @@ type isolated struct {
 	missing []string
 }
 
-// isolation runs marked and unmarked payments side by side on a two-unit target on storage srv
-// and returns what the witnesses, the audit and the databases say.
-func isolation(t *testing.T, srv sqldb.Server, defects []string, markedMin int) isolated {
+// isolation runs marked and unmarked payments side by side (prodWorkers and 6 workers) on a
+// two-unit target on storage srv and returns what the witnesses, the audit and the databases
+// say.
+func isolation(t *testing.T, srv sqldb.Server, defects []string, prodWorkers, markedMin int) isolated {
 	t.Helper()
 	tg := targettest.Start(t, targettest.Options{Units: 2, Defects: defects, Storage: srv})
-	newWorkload := func(h http.Header) *targettest.Workload {
+	newWorkload := func(h http.Header, workers int) *targettest.Workload {
 		c := targettest.NewClient(tg.RouterURL, 10)
 		c.Header = h
-		return &targettest.Workload{Client: c, Accounts: 400, Balance: 1_000_000, Workers: 6, AmountMax: 50, RetryFor: 15 * time.Second,
+		return &targettest.Workload{Client: c, Accounts: 400, Balance: 1_000_000, Workers: workers, AmountMax: 50, RetryFor: 15 * time.Second,
 			CrossUnit: 0.2, Units: 2}
 	}
-	pw := newWorkload(nil)
-	sw := newWorkload(http.Header{shadow.Header: {"isolation-run"}})
+	pw := newWorkload(nil, prodWorkers)
+	sw := newWorkload(http.Header{shadow.Header: {"isolation-run"}}, 6)
 	sw.KeyPrefix = markedKeys
 	for _, w := range []*targettest.Workload{pw, sw} {
 		if err := w.Seed(context.Background()); err != nil {
@@ -178,7 +179,7 @@ func TestShadowIsolation(t *testing.T) {
 	}
 	for _, be := range sqldbtest.Backends() {
 		t.Run(be.Name, func(t *testing.T) {
-			got := isolation(t, be.Server(t), nil, 600)
+			got := isolation(t, be.Server(t), nil, 6, 600)
 			if !got.prod.OK() || !got.shad.OK() {
 				t.Errorf("witnesses: production %s; shadow %s", got.prod, got.shad)
 			}
@@ -217,7 +218,9 @@ func TestShadowMisrouteCaught(t *testing.T) {
 	}
 	for _, be := range sqldbtest.Backends() {
 		t.Run(be.Name, func(t *testing.T) {
-			got := isolation(t, be.Server(t), []string{"shadow-misroute"}, misrouteWritesMin)
+			// Few production workers: the defect needs marked writes, and the test's time goes
+			// into them.
+			got := isolation(t, be.Server(t), []string{"shadow-misroute"}, 2, misrouteWritesMin)
 			rep := got.rep
 			if c := checkOf(rep, audit.CheckShadowLeaks); c.Verdict != ledger.False || c.Figures["stress_writes_in_production"] == 0 {
 				t.Errorf("%s: %s %s %v, want false", c.Name, c.Verdict, c.Detail, c.Figures)

@@ -203,11 +203,27 @@ func (tg *Target) Stop() { tg.stop() }
 
 // Admin calls the admin API and decodes a 200 answer into out (nil: discarded).
 func (tg *Target) Admin(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, tg.AdminURL+path, nil)
+	return tg.AdminSend(ctx, method, path, nil, out)
+}
+
+// AdminSend is Admin with a JSON request body in (nil: none).
+func (tg *Target) AdminSend(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("%s %s: encode: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, tg.AdminURL+path, body)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+tg.Token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := tg.HTTP.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
