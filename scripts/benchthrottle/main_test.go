@@ -27,3 +27,20 @@ func TestLagSeriesKeepsCloseInstantsApart(t *testing.T) {
 		t.Fatalf("lag series %+v, want 9552 then 9520", got)
 	}
 }
+
+// Pooled over runs, counts add up and maxima stay the worst run's.
+func TestPoolAuditFigures(t *testing.T) {
+	for _, c := range []struct {
+		name         string
+		sum, v, want int64
+	}{
+		{"consumed_ledger", 39000, 39000, 78000},
+		{"production.events_published", 0, 5, 5},
+		{"max_lag_settlement", 8049, 7970, 8049},
+		{"production.drain_ms_settlement", 810, 1091, 1091},
+	} {
+		if got := pool(c.name, c.sum, c.v); got != c.want {
+			t.Errorf("pool(%s, %d, %d) = %d, want %d", c.name, c.sum, c.v, got, c.want)
+		}
+	}
+}
