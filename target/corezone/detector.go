@@ -8,15 +8,19 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"syscall"
 	"time"
 )
 
 // Failure detection (PROTOCOL.md): the leader polls each unit's primary every probeInterval,
-// each poll bounded by probeTimeout, and fails over after failuresMax consecutive failures.
+// each poll bounded by probeTimeout, and fails over after failuresMax consecutive failures, or
+// after refusalsMax consecutive refused connections: nothing listens on the primary's port, the
+// process is gone (a paused or overloaded one still accepts and times out instead).
 const (
 	probeInterval   = 100 * time.Millisecond
 	probeTimeout    = 300 * time.Millisecond
 	failuresMax     = 3
+	refusalsMax     = 2
 	standbyFreshMax = time.Second // a standby silent for longer is not promoted
 	// watchGrace: a primary that has not answered a new watcher yet (the target is starting,
 	// or this replica just became the leader) is failed over only after this long, so that a
@@ -53,6 +57,7 @@ type ReplicaConfig struct {
 type watch struct {
 	primary  string    // the primary the counters refer to
 	failures int       // consecutive failed polls of the primary
+	refusals int       // consecutive polls of those whose connection was refused
 	lastOK   time.Time // last answer of the primary
 	// The sync guard: add-standby puts a standby in the configuration before the primary has
 	// shipped it what it acknowledged alone. The leader marks the standby synced (through
@@ -90,7 +95,7 @@ func (n *node) watchUnit(ctx context.Context, name string) {
 func (n *node) check(ctx context.Context, name string, u Unit, w *watch) {
 	now := time.Now()
 	if u.Primary != w.primary {
-		w.primary, w.failures, w.lastOK = u.Primary, 0, now
+		w.primary, w.failures, w.refusals, w.lastOK = u.Primary, 0, 0, now
 	}
 	if u.Epoch != w.epoch {
 		w.epoch, w.syncSeq = u.Epoch, -1
@@ -109,13 +114,17 @@ func (n *node) check(ctx context.Context, name string, u Unit, w *watch) {
 			return
 		}
 		w.failures++
+		w.refusals++
+		if !refused(perr) {
+			w.refusals = 0
+		}
 		n.metrics.probeFailures.WithLabelValues(name).Inc()
-		if w.failures >= failuresMax {
+		if w.failures >= failuresMax || w.refusals >= refusalsMax {
 			n.failover(ctx, name, u, w)
 		}
 		return
 	}
-	w.failures, w.lastOK, w.answered = 0, time.Now(), true
+	w.failures, w.refusals, w.lastOK, w.answered = 0, 0, time.Now(), true
 	// Standby first: after add-standby it must accept the new epoch before the primary ships.
 	if serr == nil && (ss.Epoch < u.Epoch || ss.Role != RoleStandby) && ss.Role != RoleCatchingUp {
 		n.push(ctx, name, u.StandbyAddr(), ReplicaConfig{Epoch: u.Epoch, Role: RoleStandby})
@@ -189,7 +198,7 @@ func (n *node) failover(ctx context.Context, name string, u Unit, w *watch) {
 	if _, err := n.apply(Command{Op: OpFailoverTime, Unit: name, FailoverMS: elapsed.Milliseconds()}); err != nil {
 		n.log.Warn("record failover time", "unit", name, "err", err)
 	}
-	w.primary, w.failures, w.lastOK = nu.Primary, 0, time.Now()
+	w.primary, w.failures, w.refusals, w.lastOK = nu.Primary, 0, 0, time.Now()
 }
 
 // logEvery logs a stuck failover once per failuresMax polls, not on every poll.
@@ -221,6 +230,9 @@ func (n *node) probe(ctx context.Context, addr string) (ReplicaState, error) {
 	}
 	return st, nil
 }
+
+// refused reports whether a probe failed because its connection was refused.
+func refused(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }
 
 // push sends a configuration to a replica, within probeTimeout.
 func (n *node) push(ctx context.Context, unit, addr string, cfg ReplicaConfig) error {
