@@ -251,3 +251,43 @@ func TestZombieAfterNewWrites(t *testing.T) {
 		})
 	}
 }
+
+// TestRestartedPrimaryShipsItsTail: a primary killed between committing payments and its
+// standby acknowledging them restarts as primary under the same epoch (the core zone has not
+// failed it over: its standby was unreachable). Its history ends in entries the standby does not
+// hold. A retry of one must not be acknowledged before the standby has it (a failover to the
+// standby would lose an acknowledged payment), nor its event published; once the standby is
+// back, the restarted primary ships its tail and the retries are acknowledged.
+func TestRestartedPrimaryShipsItsTail(t *testing.T) {
+	p := pairWith(t, unit.DefectAsyncReplication, false)
+	seed(t, p, 8, 1_000)
+	w := unittest.NewWitness()
+	old := p.Primary()
+	p.Link.Pause()
+	unacked := payMany(t, p, old.Addr(), p.Epoch(), "tail", 5, w, 300*time.Millisecond)
+	if len(unacked) != 5 {
+		t.Fatalf("%d of 5 payments unacknowledged with the standby unreachable, want 5", len(unacked))
+	}
+	old.Kill()
+	old.Start(ledger.RolePrimary, p.Epoch(), p.Link.Addr(), "")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	status, _, err := p.Client.Pay(ctx, old.Addr(), p.Epoch(), unacked[0])
+	cancel()
+	if err == nil && status == http.StatusOK {
+		t.Fatalf("a retry of %s, which the standby never held, was acknowledged by the restarted primary", unacked[0].Key)
+	}
+	p.Link.Resume()
+	for _, pay := range unacked {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		status, o, err := p.Client.Pay(ctx, old.Addr(), p.Epoch(), pay)
+		cancel()
+		if err != nil || status != http.StatusOK {
+			t.Fatalf("retry %s with the standby back: %d %v", pay.Key, status, err)
+		}
+		w.Ack(o)
+	}
+	if missing := w.Check(context.Background(), p.Client, old.Addr()); len(missing) != 0 {
+		t.Fatalf("acknowledged and missing: %v", missing)
+	}
+	expectAllTrue(t, p)
+}

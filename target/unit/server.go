@@ -129,7 +129,15 @@ func newServer(ctx context.Context, cfg Config) (*server, error) {
 		s.v.StandbyAddr = ""
 	}
 	s.forgetBelow = st.LastSeq
-	s.replicated = newProgress(st.LastSeq)
+	// What the standby is known to hold is the acknowledged head persisted with the last batch,
+	// not the local head: a primary killed between its commit and the standby's ack restarts
+	// with a tail the standby may lack. That tail counts as replicated (a retry of it
+	// acknowledged, its events published) only once shipped: syncStandby fills the standby and
+	// moves the head; alone, the first ship attempt moves it at once.
+	s.replicated = newProgress(min(st.AckedSeq, st.LastSeq))
+	if s.v.Role == ledger.RolePrimary {
+		s.syncStandby()
+	}
 	if err := s.persistIdentity(ctx, st); err != nil {
 		db.Close()
 		return nil, err
