@@ -87,8 +87,8 @@ type delivered struct {
 const inboxRowsMax = 256
 
 // apply records each event in the inbox and applies its effect, in one transaction; an event
-// already in the inbox is skipped (a redelivery). It returns how many were new. A batch costs two
-// one statement per inbox chunk and one for the effects, summed over its new events: one statement
+// already in the inbox is skipped (a redelivery). It returns how many were new. A batch costs one
+// statement per inbox chunk and one for the effects, summed over its new events: one statement
 // per event and effect cost the consumers most of their CPU (perf: 70%, mostly re-preparing).
 func (s *store) apply(ctx context.Context, group string, batch []delivered) (int, error) {
 	tx, err := s.db.BeginTx(ctx, nil)

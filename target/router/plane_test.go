@@ -1,7 +1,6 @@
 package router
 
 import (
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,20 +20,7 @@ func TestStressMarker(t *testing.T) {
 		return 200, `{}`
 	})
 	send := func(h http.Header) (int, string) {
-		req, err := http.NewRequest(http.MethodPost, e.url+"/v1/payments", strings.NewReader(`{"key":"k","from_uid":2,"to_uid":4,"amount_minor":1}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range h {
-			req.Header[k] = v
-		}
-		resp, err := e.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return e.doWith(t, http.MethodPost, "/v1/payments", `{"key":"k","from_uid":2,"to_uid":4,"amount_minor":1}`, h)
 	}
 	ok := []struct {
 		name      string

@@ -206,9 +206,18 @@ func start(t testing.TB) *env {
 
 func (e *env) do(t *testing.T, method, path, body string) (int, string) {
 	t.Helper()
+	return e.doWith(t, method, path, body, nil)
+}
+
+// doWith is do with the request's headers set to h.
+func (e *env) doWith(t *testing.T, method, path, body string, h http.Header) (int, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, e.url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
