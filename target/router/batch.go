@@ -5,12 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"sync"
 	"time"
+
+	"github.com/redline-dev/redline/target/lanes"
 )
 
-// Payments bound for the same unit travel together: each unit has a lane, a queue drained by
-// laneSenders goroutines; a sender takes every payment queued at that moment (up to
+// Payments bound for the same unit travel together (package lanes): each unit has a lane drained
+// by laneSenders goroutines; a sender takes every payment queued at that moment (up to
 // batchPaymentsMax) into one POST /v1/payments/batch. While a unit is busy with earlier
 // batches, payments gather, so the batches grow with the load and cost no wait when it is light.
 // One request and one answer per batch instead of per payment: the router's client side and the
@@ -33,73 +34,26 @@ type queued struct {
 	done chan reply // buffered: the sender never waits for the handler
 }
 
-// lane is one unit's queue.
-type lane struct {
-	q chan *queued
-}
-
-// batcher owns the lanes and their senders.
-type batcher struct {
-	mu      sync.Mutex
-	lanes   map[string]*lane
-	cancels []context.CancelFunc // one per lane: cancels its forwards at close
-	closed  bool
-	stopped chan struct{} // closed by close: waiting handlers give up
-	wg      sync.WaitGroup
-}
-
-func newBatcher() *batcher {
-	return &batcher{lanes: map[string]*lane{}, stopped: make(chan struct{})}
-}
-
-// lane returns unit's lane, starting its senders on first use; nil once closed.
-func (b *batcher) lane(rt *router, unit string) *lane {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return nil
-	}
-	if l, ok := b.lanes[unit]; ok {
-		return l
-	}
-	l := &lane{q: make(chan *queued, inflightMax)}
-	b.lanes[unit] = l
-	ctx, cancel := context.WithCancel(context.Background())
-	b.cancels = append(b.cancels, cancel)
-	for range laneSenders {
-		// Each sender ends when close cancels ctx, after its batch in flight.
-		b.wg.Go(func() { rt.sendBatches(ctx, unit, l) })
-	}
-	return l
-}
-
-// close stops every sender and waits for them; handlers still waiting answer 503.
-func (b *batcher) close() {
-	b.mu.Lock()
-	if !b.closed {
-		b.closed = true
-		close(b.stopped)
-		for _, cancel := range b.cancels {
-			cancel()
-		}
-	}
-	b.mu.Unlock()
-	b.wg.Wait()
+// newBatches returns the router's lanes: one per unit, laneSenders batches in flight to each.
+func (rt *router) newBatches() *lanes.Lanes[*queued] {
+	return lanes.New(laneSenders, batchPaymentsMax, inflightMax, func(ctx context.Context, unit string, batch []*queued) {
+		rt.metrics.batchQueued.Sub(float64(len(batch)))
+		rt.sendBatch(ctx, unit, batch)
+	})
 }
 
 // payBatched queues a payment in its unit's lane and waits for its answer.
 func (rt *router) payBatched(ctx context.Context, unit, key string, body []byte) reply {
-	l := rt.batches.lane(rt, unit)
-	if l == nil {
-		return errorReply(http.StatusServiceUnavailable, "unavailable", "router stopping")
-	}
 	p := &queued{key: key, body: body, done: make(chan reply, 1)}
-	select {
-	case l.q <- p:
-		rt.metrics.batchQueued.Inc()
-	default:
-		return errorReply(http.StatusServiceUnavailable, "overloaded", "unit "+unit+": batch queue full")
+	if !rt.batches.Add(unit, p) {
+		select {
+		case <-rt.batches.Stopped():
+			return errorReply(http.StatusServiceUnavailable, "unavailable", "router stopping")
+		default:
+			return errorReply(http.StatusServiceUnavailable, "overloaded", "unit "+unit+": batch queue full")
+		}
 	}
+	rt.metrics.batchQueued.Inc()
 	t := time.NewTimer(batchWaitMax)
 	defer t.Stop()
 	select {
@@ -107,34 +61,10 @@ func (rt *router) payBatched(ctx context.Context, unit, key string, body []byte)
 		return rep
 	case <-ctx.Done():
 		return errorReply(http.StatusServiceUnavailable, "unit_unavailable", "unit "+unit+": "+ctx.Err().Error())
-	case <-rt.batches.stopped:
+	case <-rt.batches.Stopped():
 		return errorReply(http.StatusServiceUnavailable, "unavailable", "router stopping")
 	case <-t.C:
 		return errorReply(http.StatusServiceUnavailable, "unit_unavailable", "unit "+unit+": no answer in "+batchWaitMax.String())
-	}
-}
-
-// sendBatches sends l's payments in batches until ctx ends.
-func (rt *router) sendBatches(ctx context.Context, unit string, l *lane) {
-	for {
-		var first *queued
-		select {
-		case <-ctx.Done():
-			return
-		case first = <-l.q:
-		}
-		batch := []*queued{first}
-	drain:
-		for len(batch) < batchPaymentsMax {
-			select {
-			case p := <-l.q:
-				batch = append(batch, p)
-			default:
-				break drain
-			}
-		}
-		rt.metrics.batchQueued.Sub(float64(len(batch)))
-		rt.sendBatch(ctx, unit, batch)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/redline-dev/redline/target/corezone"
+	"github.com/redline-dev/redline/target/lanes"
 	"github.com/redline-dev/redline/target/profiling"
 )
 
@@ -87,7 +88,7 @@ func Serve(ctx context.Context, ln net.Listener, cfg Config) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
 	defer cancel()
 	_ = srv.Shutdown(sctx)
-	rt.batches.close()
+	rt.batches.Close()
 	stopPoll()
 	wg.Wait()
 	return nil
@@ -100,14 +101,14 @@ type router struct {
 	log      *slog.Logger
 	metrics  *metrics
 	inflight chan struct{}
-	batches  *batcher
+	batches  *lanes.Lanes[*queued]
 }
 
 func newRouter(cfg Config) *router {
 	m := newMetrics()
 	log := slog.New(slog.NewTextHandler(cfg.Log, nil)).With("role", "router")
 	core := corezone.NewClient(cfg.CoreAddrs, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 2}})
-	return &router{
+	rt := &router{
 		table:   &table{core: core, log: log, metrics: m},
 		core:    corezone.NewClient(cfg.CoreAddrs, &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: coreConnsMax, IdleConnTimeout: 30 * time.Second}}),
 		log:     log,
@@ -120,8 +121,9 @@ func newRouter(cfg Config) *router {
 			DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
 		}},
 		inflight: make(chan struct{}, inflightMax),
-		batches:  newBatcher(),
 	}
+	rt.batches = rt.newBatches()
+	return rt
 }
 
 func (rt *router) routes() http.Handler {
