@@ -15,6 +15,7 @@ type metrics struct {
 	failovers       *prometheus.CounterVec
 	failoverSeconds prometheus.Histogram
 	lastFailover    *prometheus.GaugeVec
+	transferSeconds *prometheus.HistogramVec
 }
 
 func newMetrics() *metrics {
@@ -43,8 +44,13 @@ func newMetrics() *metrics {
 		lastFailover: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "redline_core_last_failover_seconds", Help: "Duration of the last failover of a unit.",
 		}, []string{"unit"}),
+		transferSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "redline_core_transfer_seconds",
+			Help:    "Where a cross-unit payment's time goes on the leader: try (both legs tried), decide (the decision committed in Raft), answer (the whole request, to the answer).",
+			Buckets: []float64{0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1},
+		}, []string{"phase"}),
 	}
-	m.reg.MustRegister(m.leader, m.epoch, m.commands, m.probeFailures, m.failovers, m.failoverSeconds, m.lastFailover,
+	m.reg.MustRegister(m.leader, m.epoch, m.commands, m.probeFailures, m.failovers, m.failoverSeconds, m.lastFailover, m.transferSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -281,7 +281,10 @@ func (c *coordinator) decide(ctx context.Context, t Transfer, giveUp bool) (Tran
 	if t.Decided() {
 		return t, nil
 	}
+	began := time.Now()
 	decision, reason, ok := c.tryBoth(ctx, t)
+	tried := time.Now()
+	c.n.metrics.transferSeconds.WithLabelValues("try").Observe(tried.Sub(began).Seconds())
 	if !ok && !giveUp {
 		return t, errUndecided
 	}
@@ -290,6 +293,7 @@ func (c *coordinator) decide(ctx context.Context, t Transfer, giveUp bool) (Tran
 	}
 	// The transfer rides with its decision: the first decision for the key records it.
 	d, err := c.n.commitTransfer(Command{Op: OpTransferDecide, Key: t.Key, Decision: decision, Reason: reason, Transfer: &t})
+	c.n.metrics.transferSeconds.WithLabelValues("decide").Observe(time.Since(tried).Seconds())
 	if errors.Is(err, raft.ErrEnqueueTimeout) {
 		// Not in the log, and this replica still leads: the legs stay tried, decide again.
 		return t, fmt.Errorf("%w: %w", errUndecided, err)
@@ -618,7 +622,9 @@ func (n *node) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), transferBudget)
 	defer cancel()
+	began := time.Now()
 	t, err := n.tcc.pay(ctx, t)
+	n.metrics.transferSeconds.WithLabelValues("answer").Observe(time.Since(began).Seconds())
 	switch {
 	case errors.Is(err, ErrTransferConflict):
 		writeError(w, http.StatusConflict, "idempotency_conflict", err.Error())
