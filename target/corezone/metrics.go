@@ -16,6 +16,7 @@ type metrics struct {
 	failoverSeconds prometheus.Histogram
 	lastFailover    *prometheus.GaugeVec
 	transferSeconds *prometheus.HistogramVec
+	stepBatch       prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -49,8 +50,13 @@ func newMetrics() *metrics {
 			Help:    "Where a cross-unit payment's time goes on the leader: try (both legs tried), decide (the decision committed in Raft), answer (the whole request, to the answer).",
 			Buckets: []float64{0.001, 0.002, 0.004, 0.006, 0.008, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1},
 		}, []string{"phase"}),
+		stepBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "redline_core_step_batch_steps",
+			Help:    "Transfer steps per batch request to a unit.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
+		}),
 	}
-	m.reg.MustRegister(m.leader, m.epoch, m.commands, m.probeFailures, m.failovers, m.failoverSeconds, m.lastFailover, m.transferSeconds,
+	m.reg.MustRegister(m.leader, m.epoch, m.commands, m.probeFailures, m.failovers, m.failoverSeconds, m.lastFailover, m.transferSeconds, m.stepBatch,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -124,6 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 		http:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}},
 	}
 	n.tcc = newCoordinator(n)
+	defer n.tcc.steps.Close() // last: after every goroutine that sends steps
 	defer n.http.CloseIdleConnections()
 	defer n.tcc.http.CloseIdleConnections()
 	closeRaft, err := n.startRaft()

@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/redline-dev/redline/shadow"
+	"github.com/redline-dev/redline/target/lanes"
 	"github.com/redline-dev/redline/target/ledger"
 )
 
@@ -67,9 +67,10 @@ var errUndecided = errors.New("transfer not decided yet")
 
 // coordinator drives transfers on the leader.
 type coordinator struct {
-	n    *node
-	http *http.Client
-	done chan string // keys both participants applied, for the done flusher
+	n     *node
+	http  *http.Client
+	steps *lanes.Lanes[*stepCall] // steps to the units, batched per unit (steps.go)
+	done  chan string             // keys both participants applied, for the done flusher
 	// finishers holds a token per goroutine finishing an answered transfer; finishing is their
 	// owner, which Run waits for.
 	finishers chan struct{}
@@ -82,7 +83,7 @@ type coordinator struct {
 }
 
 func newCoordinator(n *node) *coordinator {
-	return &coordinator{
+	c := &coordinator{
 		n:         n,
 		http:      &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: participantConnsMax, IdleConnTimeout: 30 * time.Second}},
 		done:      make(chan string, doneQueueMax),
@@ -91,6 +92,8 @@ func newCoordinator(n *node) *coordinator {
 		released:  map[string]time.Time{},
 		firstSeen: map[string]time.Time{},
 	}
+	c.steps = c.newSteps()
+	return c
 }
 
 // claim marks t's key as driven by the caller; false when another goroutine drives it.
@@ -110,6 +113,14 @@ func (c *coordinator) drives(key string) bool {
 	defer c.mu.Unlock()
 	_, ok := c.driving[key]
 	return ok
+}
+
+// drivesFor says whether a goroutine of this replica drives key of plane p now.
+func (c *coordinator) drivesFor(key string, p shadow.Plane) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kp, ok := c.driving[key]
+	return ok && kp == p
 }
 
 // unrecorded counts the transfers of plane p driven here that the registry does not hold yet:
@@ -380,6 +391,7 @@ func (c *coordinator) both(ctx context.Context, t Transfer, step string) ([2]leg
 
 // stepRequest is a step's body (PROTOCOL.md: POST /internal/tcc/{step}).
 type stepRequest struct {
+	Step        string `json:"step"`
 	Key         string `json:"key"`
 	Leg         string `json:"leg"`
 	FromUID     int64  `json:"from_uid"`
@@ -392,16 +404,12 @@ type stepRequest struct {
 // refused epoch, an unreachable or unavailable primary are retried with the routing state of the
 // moment (the failure detector fails the unit over meanwhile). A participant's 4xx is final.
 func (c *coordinator) step(ctx context.Context, unit, step, leg string, t Transfer) (legAnswer, error) {
-	body, err := json.Marshal(stepRequest{Key: t.Key, Leg: leg, FromUID: t.FromUID, ToUID: t.ToUID, AmountMinor: t.AmountMinor, Reason: t.Reason})
-	if err != nil {
-		return legAnswer{}, fmt.Errorf("encode step: %w", err)
-	}
+	req := stepRequest{Step: step, Key: t.Key, Leg: leg, FromUID: t.FromUID, ToUID: t.ToUID, AmountMinor: t.AmountMinor, Reason: t.Reason}
 	for {
-		u, ok := c.n.fsm.unit(unit)
-		if !ok {
+		if _, ok := c.n.fsm.unit(unit); !ok {
 			return legAnswer{}, fmt.Errorf("%s %s of %q: %w %q", step, leg, t.Key, ErrUnknownUnit, unit)
 		}
-		a, status, err := c.post(ctx, u, step, body, t.Headers)
+		a, status, err := c.call(ctx, unit, req, t.Headers)
 		switch {
 		case err == nil && status == http.StatusOK:
 			return a, nil
@@ -415,32 +423,6 @@ func (c *coordinator) step(ctx context.Context, unit, step, leg string, t Transf
 			return legAnswer{}, fmt.Errorf("%s %s of %q at unit %s: %w (last: %d %v)", step, leg, t.Key, unit, ctx.Err(), status, err)
 		}
 	}
-}
-
-func (c *coordinator) post(ctx context.Context, u Unit, step string, body []byte, headers map[string]string) (legAnswer, int, error) {
-	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+u.PrimaryAddr()+"/internal/tcc/"+step, bytes.NewReader(body))
-	if err != nil {
-		return legAnswer{}, 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Redline-Epoch", strconv.FormatUint(u.Epoch, 10))
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return legAnswer{}, 0, err
-	}
-	defer drain(resp.Body)
-	var a legAnswer
-	if resp.StatusCode == http.StatusOK {
-		if err := json.NewDecoder(io.LimitReader(resp.Body, replyBytesMax)).Decode(&a); err != nil {
-			return legAnswer{}, 0, fmt.Errorf("decode step answer: %w", err)
-		}
-	}
-	return a, resp.StatusCode, nil
 }
 
 // lead runs the leader's transfer duties until ctx ends: the done flusher and the recovery loop.
@@ -647,15 +629,14 @@ func (n *node) handleTransferGet(w http.ResponseWriter, r *http.Request) {
 		n.forward(w, r, nil)
 		return
 	}
-	t, ok := n.fsm.transfer(r.PathValue("key"))
-	if ok && t.plane() != planeOf(r) {
-		ok = false // each plane reads its own transfers only
-	}
-	if !ok && n.tcc.drives(r.PathValue("key")) {
-		t, ok = Transfer{Key: r.PathValue("key"), State: TransferTrying}, true // not decided yet
+	key, p := r.PathValue("key"), planeOf(r)
+	t, known := n.fsm.transfer(key)
+	ok := known && t.plane() == p // each plane reads its own transfers only
+	if !known && n.tcc.drivesFor(key, p) {
+		t, ok = Transfer{Key: key, State: TransferTrying}, true // not decided yet
 	}
 	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "no transfer with key "+r.PathValue("key"))
+		writeError(w, http.StatusNotFound, "not_found", "no transfer with key "+key)
 		return
 	}
 	status, body := t.outcome()

@@ -22,10 +22,10 @@ type fakeLegs struct {
 }
 
 func (f *fakeReplica) tccRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("POST /internal/tcc/{step}", func(w http.ResponseWriter, r *http.Request) {
-		var req stepRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || r.Header.Get("X-Redline-Epoch") == "" {
-			writeError(w, http.StatusBadRequest, "bad_transfer", "malformed step")
+	mux.HandleFunc("POST /internal/tcc/batch", func(w http.ResponseWriter, r *http.Request) {
+		var req stepBatch
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Steps) == 0 || r.Header.Get("X-Redline-Epoch") == "" {
+			writeError(w, http.StatusBadRequest, "bad_transfer", "malformed steps")
 			return
 		}
 		f.mu.Lock()
@@ -39,30 +39,40 @@ func (f *fakeReplica) tccRoutes(mux *http.ServeMux) {
 			writeError(w, http.StatusMisdirectedRequest, "not_primary", "failing over")
 			return
 		}
-		id, state := req.Key+"/"+req.Leg, ""
-		have := l.legs[id]
-		switch step := r.PathValue("step"); {
-		case step == "try" && have != "":
-			state = have
-		case step == "try" && req.Leg == ledger.LegDebit && req.AmountMinor > l.fundsMinor:
-			writeJSON(w, http.StatusOK, legAnswer{State: "refused", Reason: "insufficient_funds"})
-			return
-		case step == "try":
-			state = ledger.LegTried
-		case step == "confirm" && have != ledger.LegTried && have != ledger.LegConfirmed:
-			writeError(w, http.StatusConflict, "transfer_decided", "confirm of "+have)
-			return
-		case step == "confirm":
-			state = ledger.LegConfirmed
-		case have == ledger.LegConfirmed:
-			writeError(w, http.StatusConflict, "transfer_decided", "cancel of a confirmed leg")
-			return
-		default:
-			state = ledger.LegCancelled
+		type reply struct {
+			Status int `json:"status"`
+			Body   any `json:"body"`
 		}
-		l.legs[id] = state
-		writeJSON(w, http.StatusOK, legAnswer{State: state})
+		replies := make([]reply, len(req.Steps))
+		for i, step := range req.Steps {
+			replies[i].Status, replies[i].Body = l.step(step)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"replies": replies})
 	})
+}
+
+// step applies one step to the fake's legs and returns its answer.
+func (l *fakeLegs) step(req stepRequest) (int, any) {
+	id, state := req.Key+"/"+req.Leg, ""
+	have := l.legs[id]
+	switch step := req.Step; {
+	case step == "try" && have != "":
+		state = have
+	case step == "try" && req.Leg == ledger.LegDebit && req.AmountMinor > l.fundsMinor:
+		return http.StatusOK, legAnswer{State: "refused", Reason: "insufficient_funds"}
+	case step == "try":
+		state = ledger.LegTried
+	case step == "confirm" && have != ledger.LegTried && have != ledger.LegConfirmed:
+		return http.StatusConflict, map[string]any{"error": map[string]string{"code": "transfer_decided", "message": "confirm of " + have}}
+	case step == "confirm":
+		state = ledger.LegConfirmed
+	case have == ledger.LegConfirmed:
+		return http.StatusConflict, map[string]any{"error": map[string]string{"code": "transfer_decided", "message": "cancel of a confirmed leg"}}
+	default:
+		state = ledger.LegCancelled
+	}
+	l.legs[id] = state
+	return http.StatusOK, legAnswer{State: state}
 }
 
 func (f *fakeReplica) leg(key, leg string) string {

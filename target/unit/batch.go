@@ -87,13 +87,8 @@ func (s *server) handlePayBatch(w http.ResponseWriter, r *http.Request) {
 		if res.err == nil {
 			res.err = s.awaitAck(ctx, res.seq)
 		}
-		status, body := s.payReply(res)
-		raw, err := json.Marshal(body)
-		if err != nil {
-			raw, status = []byte(`{"error":{"code":"unavailable","message":"encode reply"}}`), http.StatusServiceUnavailable
-		}
-		resp.Replies[i] = BatchReply{Status: status, Body: raw}
-		if status == http.StatusMisdirectedRequest {
+		resp.Replies[i] = batchReply(s.payReply(res))
+		if resp.Replies[i].Status == http.StatusMisdirectedRequest {
 			misdirected++
 		}
 	}
@@ -106,6 +101,15 @@ func (s *server) handlePayBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// batchReply is one answer of a batch's: status and the JSON of body.
+func batchReply(status int, body any) BatchReply {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return BatchReply{Status: http.StatusServiceUnavailable, Body: json.RawMessage(`{"error":{"code":"unavailable","message":"encode reply"}}`)}
+	}
+	return BatchReply{Status: status, Body: raw}
 }
 
 // submitAll hands every non-nil op to the writer before waiting for any, so that they can share

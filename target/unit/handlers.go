@@ -28,6 +28,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /internal/state", s.handleState)
 	mux.HandleFunc("POST /internal/config", s.handleConfig)
 	mux.HandleFunc("GET /internal/audit", s.handleAudit)
+	mux.HandleFunc("POST /internal/tcc/batch", s.handleTCCBatch)
 	mux.HandleFunc("POST /internal/tcc/{step}", s.handleTCC)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	profiling.Register(mux)
@@ -201,8 +202,7 @@ func (s *server) handlePay(w http.ResponseWriter, r *http.Request) {
 // payReply is what POST /v1/payments answers for a payment's result.
 func (s *server) payReply(res result) (status int, body any) {
 	if res.err != nil {
-		status, code := classify(res.err)
-		return status, errorBody{Error: apiError{Code: code, Message: res.err.Error()}}
+		return errorReply(res.err)
 	}
 	s.metrics.payments.WithLabelValues(string(res.outcome.Status)).Inc()
 	return http.StatusOK, res.outcome

@@ -85,6 +85,12 @@ func classify(err error) (int, string) {
 	return http.StatusServiceUnavailable, "unavailable" // timeouts and failures: outcome unknown, retry with the key
 }
 
+// errorReply is the status and body that answer err.
+func errorReply(err error) (int, errorBody) {
+	status, code := classify(err)
+	return status, errorBody{Error: apiError{Code: code, Message: err.Error()}}
+}
+
 // writeError answers err. Internal endpoints (replication, config) answer refusals of epoch as
 // 409, as PROTOCOL.md says; business endpoints answer 421 so the router refreshes and retries.
 func writeError(w http.ResponseWriter, err error, internal bool, head replicateResponse) {

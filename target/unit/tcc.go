@@ -130,9 +130,76 @@ func (s *server) handleTCC(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res.tcc)
 }
 
+// POST /internal/tcc/batch carries the steps the core zone gathered for this unit while its
+// earlier batches were in flight (one request and one answer for many steps, and all of them in
+// the writer's queue at once, so they share a group commit). Each step is answered as
+// POST /internal/tcc/{step} would have answered it alone, in a BatchResponse (PROTOCOL.md).
+
+// TCCBatchMax bounds the steps of one batch request.
+const TCCBatchMax = 256
+
+// tccBatchRequest is the body of POST /internal/tcc/batch.
+type tccBatchRequest struct {
+	Steps []tccBatchStep `json:"steps"`
+}
+
+// tccBatchStep is one step of a batch: the single endpoint's body and the step of its path.
+type tccBatchStep struct {
+	Step string `json:"step"`
+	tccRequest
+}
+
+func (s *server) handleTCCBatch(w http.ResponseWriter, r *http.Request) {
+	var req tccBatchRequest
+	if err := decode(w, r, TCCBatchMax*smallBodyBytesMax, &req); err != nil {
+		writeError(w, err, false, replicateResponse{})
+		return
+	}
+	if len(req.Steps) == 0 || len(req.Steps) > TCCBatchMax {
+		writeError(w, fmt.Errorf("%d steps, want 1..%d a batch: %w", len(req.Steps), TCCBatchMax, errBadTCC), false, replicateResponse{})
+		return
+	}
+	epoch, err := epochOf(r)
+	if err == nil && epoch == 0 {
+		err = fmt.Errorf("a transfer step needs %s: %w", EpochHeader, errBadEpoch)
+	}
+	if err != nil {
+		writeError(w, err, false, replicateResponse{})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), requestTimeout)
+	defer cancel()
+	results := make([]result, len(req.Steps))
+	ops := make([]*op, len(req.Steps))
+	for i := range req.Steps {
+		step := &req.Steps[i].tccRequest
+		step.Step = req.Steps[i].Step
+		if results[i].err = step.validate(); results[i].err == nil {
+			ops[i] = &op{kind: opTCC, epoch: epoch, tcc: step}
+		}
+	}
+	s.submitAll(ctx, ops, results)
+	resp := BatchResponse{Replies: make([]BatchReply, len(results))}
+	for i, res := range results {
+		if ops[i] != nil {
+			res = s.stepped(ctx, ops[i].tcc, res)
+		}
+		if res.err != nil {
+			resp.Replies[i] = batchReply(errorReply(res.err))
+		} else {
+			resp.Replies[i] = batchReply(http.StatusOK, res.tcc)
+		}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
 // stepTCC runs one step through the writer and waits until it is replicated.
 func (s *server) stepTCC(ctx context.Context, epoch int64, req *tccRequest) result {
-	res := s.submit(ctx, &op{kind: opTCC, epoch: epoch, tcc: req})
+	return s.stepped(ctx, req, s.submit(ctx, &op{kind: opTCC, epoch: epoch, tcc: req}))
+}
+
+// stepped waits until the writer's result of a step is replicated, and counts the step.
+func (s *server) stepped(ctx context.Context, req *tccRequest, res result) result {
 	if res.err == nil {
 		res.err = s.awaitAck(ctx, res.seq)
 	}

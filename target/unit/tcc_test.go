@@ -65,42 +65,7 @@ func tccSteps(t *testing.T, srv sqldb.Server) {
 	p := unittest.StartPair(t, unittest.Options{Storage: srv})
 	seed(t, p, 2, 1_000)
 	addr, e := p.Primary().Addr(), p.Epoch()
-	debit := func(key string, amount int64) leg {
-		return leg{Key: key, Leg: ledger.LegDebit, FromUID: 0, ToUID: 1, AmountMinor: amount}
-	}
-	credit := func(key string, amount int64) leg {
-		return leg{Key: key, Leg: ledger.LegCredit, FromUID: 0, ToUID: 1, AmountMinor: amount}
-	}
-	steps := []struct {
-		name       string
-		step       string
-		leg        leg
-		wantStatus int
-		wantState  string
-		wantBal    []int64 // balances of 0 and 1 after the step
-	}{
-		{"try reserves the payer's funds", "try", debit("k1", 300), 200, "tried", []int64{700, 1_000}},
-		{"try again: the same reservation", "try", debit("k1", 300), 200, "tried", []int64{700, 1_000}},
-		{"pending credit", "try", credit("k1", 300), 200, "tried", []int64{700, 1_000}},
-		{"confirm the debit", "confirm", debit("k1", 300), 200, "confirmed", []int64{700, 1_000}},
-		{"confirm the credit applies it", "confirm", credit("k1", 300), 200, "confirmed", []int64{700, 1_300}},
-		{"confirm again", "confirm", credit("k1", 300), 200, "confirmed", []int64{700, 1_300}},
-		{"cancel after confirm is refused", "cancel", debit("k1", 300), 409, "", []int64{700, 1_300}},
-		{"same key, other amount", "try", debit("k1", 301), 409, "", []int64{700, 1_300}},
-		{"empty rollback", "cancel", credit("k2", 50), 200, "cancelled", []int64{700, 1_300}},
-		{"empty rollback of the other leg", "cancel", debit("k2", 50), 200, "cancelled", []int64{700, 1_300}},
-		{"try after its cancel is refused", "try", debit("k2", 50), 200, "cancelled", []int64{700, 1_300}},
-		{"insufficient funds", "try", debit("k3", 5_000), 200, "refused", []int64{700, 1_300}},
-		{"try then cancel releases", "try", debit("k4", 200), 200, "tried", []int64{500, 1_300}},
-		{"cancel releases", "cancel", debit("k4", 200), 200, "cancelled", []int64{700, 1_300}},
-		{"cancel again", "cancel", debit("k4", 200), 200, "cancelled", []int64{700, 1_300}},
-		{"its credit never tried", "cancel", credit("k4", 200), 200, "cancelled", []int64{700, 1_300}},
-		{"confirm without try", "confirm", debit("k5", 10), 409, "", []int64{700, 1_300}},
-		{"unknown payee", "try", leg{Key: "k6", Leg: ledger.LegCredit, FromUID: 0, ToUID: 99, AmountMinor: 1}, 200, "refused", []int64{700, 1_300}},
-		{"bad leg", "try", leg{Key: "k7", Leg: "sideways", FromUID: 0, ToUID: 1, AmountMinor: 1}, 400, "", []int64{700, 1_300}},
-		{"bad amount", "try", leg{Key: "k7", Leg: ledger.LegDebit, FromUID: 0, ToUID: 1, AmountMinor: -1}, 400, "", []int64{700, 1_300}},
-	}
-	for _, s := range steps {
+	for _, s := range walk() {
 		status, a := step(t, p, addr, s.step, e, s.leg)
 		if status != s.wantStatus || (s.wantState != "" && a.State != s.wantState) {
 			t.Errorf("%s: %d %+v, want %d %s", s.name, status, a, s.wantStatus, s.wantState)
@@ -109,7 +74,7 @@ func tccSteps(t *testing.T, srv sqldb.Server) {
 			t.Errorf("%s: balances %v, want %v", s.name, got, s.wantBal)
 		}
 	}
-	if status, _, _ := p.Client.Do(context.Background(), http.MethodPost, "http://"+addr+"/internal/tcc/try", debit("k8", 1), nil, 0); status != http.StatusBadRequest {
+	if status, _, _ := p.Client.Do(context.Background(), http.MethodPost, "http://"+addr+"/internal/tcc/try", debitOf("k8", 1), nil, 0); status != http.StatusBadRequest {
 		t.Errorf("a step without an epoch: %d, want 400", status)
 	}
 	if status, _, _ := p.Client.Pay(context.Background(), addr, e, ledger.Payment{Key: "k1", FromUID: 0, ToUID: 1, AmountMinor: 300}); status != http.StatusConflict {
@@ -124,6 +89,113 @@ func tccSteps(t *testing.T, srv sqldb.Server) {
 				t.Errorf("%s audit: %s %s", rep.name, check, v)
 			}
 		}
+	}
+}
+
+// walkStep is one step of the walk through every step of both legs, and what it answers.
+type walkStep struct {
+	name       string
+	step       string
+	leg        leg
+	wantStatus int
+	wantState  string
+	wantBal    []int64 // balances of 0 and 1 after the step
+}
+
+func debitOf(key string, amount int64) leg {
+	return leg{Key: key, Leg: ledger.LegDebit, FromUID: 0, ToUID: 1, AmountMinor: amount}
+}
+
+func creditOf(key string, amount int64) leg {
+	return leg{Key: key, Leg: ledger.LegCredit, FromUID: 0, ToUID: 1, AmountMinor: amount}
+}
+
+// walk is every step of both legs on accounts 0 and 1 holding 1,000 each: idempotent retries,
+// the reservation, empty rollback, a try after its cancel, refusals.
+func walk() []walkStep {
+	return []walkStep{
+		{"try reserves the payer's funds", "try", debitOf("k1", 300), 200, "tried", []int64{700, 1_000}},
+		{"try again: the same reservation", "try", debitOf("k1", 300), 200, "tried", []int64{700, 1_000}},
+		{"pending credit", "try", creditOf("k1", 300), 200, "tried", []int64{700, 1_000}},
+		{"confirm the debit", "confirm", debitOf("k1", 300), 200, "confirmed", []int64{700, 1_000}},
+		{"confirm the credit applies it", "confirm", creditOf("k1", 300), 200, "confirmed", []int64{700, 1_300}},
+		{"confirm again", "confirm", creditOf("k1", 300), 200, "confirmed", []int64{700, 1_300}},
+		{"cancel after confirm is refused", "cancel", debitOf("k1", 300), 409, "", []int64{700, 1_300}},
+		{"same key, other amount", "try", debitOf("k1", 301), 409, "", []int64{700, 1_300}},
+		{"empty rollback", "cancel", creditOf("k2", 50), 200, "cancelled", []int64{700, 1_300}},
+		{"empty rollback of the other leg", "cancel", debitOf("k2", 50), 200, "cancelled", []int64{700, 1_300}},
+		{"try after its cancel is refused", "try", debitOf("k2", 50), 200, "cancelled", []int64{700, 1_300}},
+		{"insufficient funds", "try", debitOf("k3", 5_000), 200, "refused", []int64{700, 1_300}},
+		{"try then cancel releases", "try", debitOf("k4", 200), 200, "tried", []int64{500, 1_300}},
+		{"cancel releases", "cancel", debitOf("k4", 200), 200, "cancelled", []int64{700, 1_300}},
+		{"cancel again", "cancel", debitOf("k4", 200), 200, "cancelled", []int64{700, 1_300}},
+		{"its credit never tried", "cancel", creditOf("k4", 200), 200, "cancelled", []int64{700, 1_300}},
+		{"confirm without try", "confirm", debitOf("k5", 10), 409, "", []int64{700, 1_300}},
+		{"unknown payee", "try", leg{Key: "k6", Leg: ledger.LegCredit, FromUID: 0, ToUID: 99, AmountMinor: 1}, 200, "refused", []int64{700, 1_300}},
+		{"bad leg", "try", leg{Key: "k7", Leg: "sideways", FromUID: 0, ToUID: 1, AmountMinor: 1}, 400, "", []int64{700, 1_300}},
+		{"bad amount", "try", leg{Key: "k7", Leg: ledger.LegDebit, FromUID: 0, ToUID: 1, AmountMinor: -1}, 400, "", []int64{700, 1_300}},
+	}
+}
+
+// TestTCCBatch sends the whole walk as one POST /internal/tcc/batch: each step answered as the
+// single endpoint answers it, in order, and the balances where the walk leaves them; a batch
+// that is malformed as a whole is refused and changes nothing.
+func TestTCCBatch(t *testing.T) {
+	p := unittest.StartPair(t, unittest.Options{})
+	seed(t, p, 2, 1_000)
+	addr, e := p.Primary().Addr(), p.Epoch()
+	type batchStep struct {
+		Step string `json:"step"`
+		leg
+	}
+	var body struct {
+		Steps []batchStep `json:"steps"`
+	}
+	steps := walk()
+	for _, s := range steps {
+		body.Steps = append(body.Steps, batchStep{Step: s.step, leg: s.leg})
+	}
+	var ans unit.BatchResponse
+	status, raw, err := p.Client.Do(context.Background(), http.MethodPost, "http://"+addr+"/internal/tcc/batch", body, &ans, e)
+	if err != nil || status != http.StatusOK || len(ans.Replies) != len(steps) {
+		t.Fatalf("batch: %d %v %s", status, err, raw)
+	}
+	for i, s := range steps {
+		var a legAnswer
+		if err := jsonUnmarshal(ans.Replies[i].Body, &a); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if ans.Replies[i].Status != s.wantStatus || (s.wantState != "" && a.State != s.wantState) {
+			t.Errorf("%s: %d %s, want %d %s", s.name, ans.Replies[i].Status, ans.Replies[i].Body, s.wantStatus, s.wantState)
+		}
+	}
+	want := steps[len(steps)-1].wantBal
+	if got := balances(t, p, 0, 1); got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("balances %v, want %v", got, want)
+	}
+	tooMany := struct {
+		Steps []batchStep `json:"steps"`
+	}{Steps: make([]batchStep, unit.TCCBatchMax+1)}
+	for i := range tooMany.Steps {
+		tooMany.Steps[i] = batchStep{Step: "try", leg: debitOf("m"+strconv.Itoa(i), 1)}
+	}
+	for _, bad := range []struct {
+		name  string
+		body  any
+		epoch int64
+	}{
+		{"no steps", map[string]any{"steps": []any{}}, e},
+		{"too many steps", tooMany, e},
+		{"no epoch", body, 0},
+		{"unknown field", map[string]any{"steps": []any{map[string]any{"step": "try", "key": "m", "leg": "debit", "from_uid": 0, "to_uid": 1, "amount_minor": 1, "x": 1}}}, e},
+		{"not JSON", "steps", e},
+	} {
+		if status, raw, _ := p.Client.Do(context.Background(), http.MethodPost, "http://"+addr+"/internal/tcc/batch", bad.body, nil, bad.epoch); status != http.StatusBadRequest {
+			t.Errorf("%s: %d %s, want 400", bad.name, status, raw)
+		}
+	}
+	if got := balances(t, p, 0, 1); got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("balances after refused batches %v, want %v", got, want)
 	}
 }
 
