@@ -52,6 +52,7 @@ type options struct {
 	step        time.Duration
 	warmup      time.Duration
 	p99Max      time.Duration
+	tries       int
 	kills       int
 	killEvery   time.Duration
 	loadWorkers int
@@ -70,6 +71,7 @@ func main() {
 	flag.DurationVar(&o.step, "step", 10*time.Second, "throughput: measured time per rate")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "throughput: unmeasured time before each step")
 	flag.DurationVar(&o.p99Max, "p99-max", 50*time.Millisecond, "throughput: the latency bound of a sustained rate")
+	flag.IntVar(&o.tries, "tries", 2, "throughput: windows measured at a rate before it counts as not held (1..5)")
 	flag.IntVar(&o.kills, "kills", 10, "failover: unit primaries to kill")
 	flag.DurationVar(&o.killEvery, "kill-every", time.Second, "failover: load between a healed target and the next kill")
 	flag.IntVar(&o.loadWorkers, "workers", 32, "failover: workers of the background load")
@@ -90,6 +92,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if o.cross < 0 || o.cross > 1 || o.units < 1 || o.units > 26 {
 		return errors.New("-cross must be in 0..1 and -units in 1..26")
+	}
+	if o.tries < 1 || o.tries > 5 {
+		return errors.New("-tries must be in 1..5")
 	}
 	if o.rate <= 0 || o.rateStart <= 0 || o.rateFactor <= 1 || o.step <= 0 || o.warmup < 0 {
 		return errors.New("-rate and -rate-start must be positive, -rate-factor over 1, -step positive")
