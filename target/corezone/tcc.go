@@ -19,7 +19,7 @@ import (
 )
 
 // The core zone is the coordinator of cross-unit payments (try / confirm / cancel). Its leader
-// tries both legs (the payer's unit reserves the funds, the payee's records a pending credit),
+// tries both legs (the payer's unit reserves the funds, the payee's checks the account),
 // commits the decision in the Raft log with the transfer (nothing is written before: a
 // transfer with no decision is aborted when a participant asks, PROTOCOL.md says why that is
 // safe), answers the client, and only then confirms or cancels both legs (a goroutine of its

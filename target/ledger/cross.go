@@ -13,7 +13,7 @@ const CheckCrossUnitAtomic = "cross_unit_atomic"
 // The legs and states of a cross-unit transfer as a participant records them.
 const (
 	LegDebit  = "debit"  // the payer's unit: funds reserved at try, released at cancel
-	LegCredit = "credit" // the payee's unit: a pending credit at try, applied at confirm
+	LegCredit = "credit" // the payee's unit: the account checked at try (nothing recorded), the credit applied at confirm
 
 	LegTried     = "tried"
 	LegConfirmed = "confirmed"

@@ -17,9 +17,10 @@ import (
 // confirm / cancel, PROTOCOL.md). The payer's unit holds the debit leg: try reserves the funds
 // (the balance carries the debit at once, so they cannot be spent twice), confirm keeps it and
 // emits the payment's event, cancel releases it. The payee's unit holds the credit leg: try
-// records a pending credit, confirm applies it, cancel drops it. Every step is an entry of the
-// replicated history, group-committed with the payments and acknowledged only once the standby
-// holds it, and carries the unit's epoch like a payment (fencing).
+// checks the payee's account and records nothing (a pending credit would hold nothing), confirm
+// applies the credit, cancel records the leg cancelled. Every step that records is an entry of
+// the replicated history, group-committed with the payments and acknowledged only once the
+// standby holds it, and carries the unit's epoch like a payment (fencing).
 //
 // Every step is idempotent; a cancel with no try records an empty cancelled leg (empty
 // rollback), so a try that arrives after it is refused (no hanging reservation). A participant
@@ -245,16 +246,24 @@ func (s *server) decideTCC(ctx context.Context, tx *storage.Tx, v view, o *op, s
 		if err != nil || reason != "" {
 			return nil, result{tcc: tccAnswer{Key: req.Key, Leg: req.Leg, State: stateRefused, Reason: reason}}, err
 		}
+		if req.Leg == ledger.LegCredit {
+			// A pending credit would hold nothing and move no money: the try checks the payee's
+			// account and records nothing, so it waits for no commit of its own nor for the
+			// standby, and the transfer's tries take as long as the payer's reservation.
+			return nil, result{tcc: tccAnswer{Key: req.Key, Leg: req.Leg, State: ledger.LegTried}}, nil
+		}
 		next.State, next.TriedMS = ledger.LegTried, time.Now().UnixMilli()
 	case stepConfirm:
 		switch {
-		case !found:
+		case !found && req.Leg == ledger.LegDebit:
 			return nil, result{err: fmt.Errorf("transfer %q %s: %w", req.Key, req.Leg, errTCCNoTry)}, nil
 		case row.State == ledger.LegCancelled:
 			return nil, result{err: fmt.Errorf("confirm transfer %q %s: %w", req.Key, req.Leg, errTCCDecided)}, nil
 		case row.State == ledger.LegConfirmed:
 			return nil, have, nil
 		}
+		// A credit with no row was tried without one (above): the core zone committed the
+		// decision before it sent any confirm, and an account is never removed.
 		next.State = ledger.LegConfirmed
 	default: // stepCancel
 		switch {

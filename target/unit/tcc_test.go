@@ -116,7 +116,7 @@ func walk() []walkStep {
 	return []walkStep{
 		{"try reserves the payer's funds", "try", debitOf("k1", 300), 200, "tried", []int64{700, 1_000}},
 		{"try again: the same reservation", "try", debitOf("k1", 300), 200, "tried", []int64{700, 1_000}},
-		{"pending credit", "try", creditOf("k1", 300), 200, "tried", []int64{700, 1_000}},
+		{"the credit tried (nothing recorded)", "try", creditOf("k1", 300), 200, "tried", []int64{700, 1_000}},
 		{"confirm the debit", "confirm", debitOf("k1", 300), 200, "confirmed", []int64{700, 1_000}},
 		{"confirm the credit applies it", "confirm", creditOf("k1", 300), 200, "confirmed", []int64{700, 1_300}},
 		{"confirm again", "confirm", creditOf("k1", 300), 200, "confirmed", []int64{700, 1_300}},
@@ -134,6 +134,15 @@ func walk() []walkStep {
 		{"unknown payee", "try", leg{Key: "k6", Leg: ledger.LegCredit, FromUID: 0, ToUID: 99, AmountMinor: 1}, 200, "refused", []int64{700, 1_300}},
 		{"bad leg", "try", leg{Key: "k7", Leg: "sideways", FromUID: 0, ToUID: 1, AmountMinor: 1}, 400, "", []int64{700, 1_300}},
 		{"bad amount", "try", leg{Key: "k7", Leg: ledger.LegDebit, FromUID: 0, ToUID: 1, AmountMinor: -1}, 400, "", []int64{700, 1_300}},
+		{"a credit's try records nothing", "try", creditOf("k9", 5), 200, "tried", []int64{700, 1_300}},
+		{"so its cancel is an empty rollback", "cancel", creditOf("k9", 5), 200, "cancelled", []int64{700, 1_300}},
+		{"as is its debit's, never tried", "cancel", debitOf("k9", 5), 200, "cancelled", []int64{700, 1_300}},
+		{"and a credit's try after its cancel is refused", "try", creditOf("k9", 5), 200, "cancelled", []int64{700, 1_300}},
+		{"k10 reserved", "try", debitOf("k10", 5), 200, "tried", []int64{695, 1_300}},
+		{"k10 credit tried", "try", creditOf("k10", 5), 200, "tried", []int64{695, 1_300}},
+		{"k10 debit confirmed", "confirm", debitOf("k10", 5), 200, "confirmed", []int64{695, 1_300}},
+		{"a credit confirmed after a try that recorded nothing", "confirm", creditOf("k10", 5), 200, "confirmed", []int64{695, 1_305}},
+		{"confirmed again", "confirm", creditOf("k10", 5), 200, "confirmed", []int64{695, 1_305}},
 	}
 }
 
