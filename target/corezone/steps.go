@@ -15,9 +15,10 @@ import (
 	"github.com/redline-dev/redline/target/lanes"
 )
 
-// Steps bound for the same unit travel together (package lanes): each unit, and each set of
-// carried headers (a stress run's steps go to its shadow plane), has a lane drained by
-// stepSenders goroutines; a sender takes every step queued at that moment (up to stepBatchMax)
+// Steps bound for the same unit travel together (package lanes): each unit has a lane for its
+// tries and one for its confirms and cancels (so that tries, which a client waits for, never
+// queue behind the steps that finish answered transfers), per set of carried headers (a stress
+// run's steps go to its shadow plane), each drained by stepSenders goroutines; a sender takes every step queued at that moment (up to stepBatchMax)
 // into one POST /internal/tcc/batch to the unit's current primary, under its epoch of that
 // moment. A try, a confirm or a cancel of many transfers then costs the unit one request and one
 // group commit, and the coordinator one round trip: four HTTP exchanges per transfer were a
@@ -53,18 +54,18 @@ func (c *coordinator) newSteps() *lanes.Lanes[*stepCall] {
 	return lanes.New(stepSenders, stepBatchMax, stepQueueMax, c.sendSteps)
 }
 
-// laneOf names the lane of a step: its unit and its carried headers.
-func laneOf(unit string, headers map[string]string) string {
-	if len(headers) == 0 {
-		return unit
+// laneOf names the lane of a step: its unit, tries or not, and its carried headers.
+func laneOf(unit string, req stepRequest, headers map[string]string) string {
+	var b strings.Builder
+	b.WriteString(unit)
+	if req.Step == "try" {
+		b.WriteString(" try")
 	}
 	keys := make([]string, 0, len(headers))
 	for k := range headers {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	var b strings.Builder
-	b.WriteString(unit)
 	for _, k := range keys {
 		b.WriteString("\n" + k + ": " + headers[k])
 	}
@@ -75,7 +76,7 @@ func laneOf(unit string, headers map[string]string) string {
 // its answer.
 func (c *coordinator) call(ctx context.Context, unit string, req stepRequest, headers map[string]string) (legAnswer, int, error) {
 	sc := &stepCall{unit: unit, headers: headers, req: req, done: make(chan stepReply, 1)}
-	if !c.steps.Add(laneOf(unit, headers), sc) {
+	if !c.steps.Add(laneOf(unit, req, headers), sc) {
 		return legAnswer{}, 0, errStepQueueFull
 	}
 	select {
