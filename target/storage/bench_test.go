@@ -139,3 +139,45 @@ func BenchmarkFigures(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOutboxRead measures the relay's read of the outbox as a primary under load does it:
+// a few payments committed, then the rows since the last read. cpu-µs/read is the read alone.
+func BenchmarkOutboxRead(b *testing.B) {
+	for _, be := range sqldbtest.Backends() {
+		b.Run(be.Name, func(b *testing.B) { benchOutboxRead(b, be.Server(b)) })
+	}
+}
+
+func benchOutboxRead(b *testing.B, srv sqldb.Server) {
+	ctx := context.Background()
+	db, err := OpenAt(ctx, srv.Place(b.TempDir(), FileName, "bench", "outbox"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	const perRead = 5 // 250 payments/s a unit, a read every 20 ms
+	var seq int64
+	var cpu time.Duration
+	b.ResetTimer()
+	for range b.N {
+		tx, err := db.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		after := seq
+		for range perRead {
+			seq++
+			tx.AddOutbox(OutboxRow{Seq: seq, Key: fmt.Sprintf("k%d", seq), FromUID: 1, ToUID: 2, AmountMinor: 1})
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		cpu0 := cpuTime()
+		rows, err := db.Outbox(ctx, after, seq, 1_024)
+		cpu += cpuTime() - cpu0
+		if err != nil || len(rows) != perRead {
+			b.Fatalf("read outbox after %d: %d rows, %v", after, len(rows), err)
+		}
+	}
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/read")
+}
