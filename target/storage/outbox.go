@@ -25,11 +25,15 @@ func (t *Tx) AddOutbox(r OutboxRow) {
 // outboxRowsMax bounds one read of the outbox.
 const outboxRowsMax = 4_096
 
+// qOutbox is the relay's read, prepared on the readers at Open: a primary's relay runs it
+// every few commits, and parsing it each time cost more than running it.
+const qOutbox = `SELECT seq, idem_key, from_uid, to_uid, amount_minor FROM outbox
+	WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`
+
 // Outbox returns up to limit events with afterSeq < seq <= uptoSeq, in seq order.
 func (db *DB) Outbox(ctx context.Context, afterSeq, uptoSeq int64, limit int) ([]OutboxRow, error) {
 	limit = min(max(limit, 1), outboxRowsMax)
-	rows, err := db.r.QueryContext(ctx, `SELECT seq, idem_key, from_uid, to_uid, amount_minor FROM outbox
-		WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`, afterSeq, uptoSeq, limit)
+	rows, err := db.outbox.QueryContext(ctx, afterSeq, uptoSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read outbox: %w", err)
 	}

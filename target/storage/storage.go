@@ -43,7 +43,8 @@ type DB struct {
 	place sqldb.Place
 	d     sqldb.Dialect
 
-	stmts map[string]*sql.Stmt // the writer's prepared statements, by SQL; fixed after Open
+	stmts  map[string]*sql.Stmt // the writer's prepared statements, by SQL; fixed after Open
+	outbox *sql.Stmt            // qOutbox on the readers
 }
 
 // Open opens (creating if needed) the SQLite database in dir and migrates it to the current
@@ -78,7 +79,22 @@ func OpenAt(ctx context.Context, p sqldb.Place) (*DB, error) {
 		return nil, fmt.Errorf("open readers: %w", err)
 	}
 	db.r = r
+	if err := db.prepareReads(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
+}
+
+// prepareReads prepares the readers' hot statements (database/sql prepares each again on
+// every reader connection that runs it, once).
+func (db *DB) prepareReads(ctx context.Context) error {
+	st, err := db.r.PrepareContext(ctx, qOutbox)
+	if err != nil {
+		return fmt.Errorf("prepare outbox read: %w", err)
+	}
+	db.outbox = st
+	return nil
 }
 
 // OpenReadOnly opens an existing SQLite database in dir for the offline audit, without
@@ -103,7 +119,12 @@ func OpenReadOnlyAt(ctx context.Context, p sqldb.Place) (*DB, error) {
 		r.Close()
 		return nil, fmt.Errorf("open %s at schema %d (want %d): %w", p, v, len(migrations), ErrSchemaTooNew)
 	}
-	return &DB{r: r, place: p, d: p.Dialect()}, nil
+	db := &DB{r: r, place: p, d: p.Dialect()}
+	if err := db.prepareReads(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // Close closes both pools.
@@ -111,6 +132,9 @@ func (db *DB) Close() error {
 	var errs []error
 	for _, st := range db.stmts {
 		errs = append(errs, st.Close())
+	}
+	if db.outbox != nil {
+		errs = append(errs, db.outbox.Close())
 	}
 	if db.w != nil {
 		errs = append(errs, db.w.Close())
