@@ -14,7 +14,7 @@ import (
 )
 
 // BenchmarkApplyPayments measures the SQL of one payment as the primary applies it (read the
-// key, read both accounts, record, post, append to the history), 100 payments per
+// key, read its inputs, record, post, append to the history), 100 payments per
 // transaction: the storage share of a group-committed payment. It runs on SQLite and then on
 // PostgreSQL ($REDLINE_TEST_DSN; skipped without it), which reports its time per payment
 // over SQLite's as the metric x-sqlite.
@@ -67,11 +67,11 @@ func benchApplyPayments(b *testing.B, srv sqldb.Server) {
 			if _, err := tx.Payment(ctx, p.Key); err == nil {
 				b.Fatal("key exists")
 			}
-			from, _, _, _, err := tx.Pair(ctx, p.FromUID, p.ToUID)
-			if err != nil {
-				b.Fatal(err)
+			in, err := tx.PayInputs(ctx, p.Key, p.FromUID, p.ToUID)
+			if err != nil || in.TCCKnown || !in.FromOK || !in.ToOK {
+				b.Fatal(in, err)
 			}
-			o := ledger.Decide(p, from)
+			o := ledger.Decide(p, in.FromMinor)
 			if err := tx.InsertPayment(ctx, Recorded{Outcome: o, Seq: seq, Epoch: 1}); err != nil {
 				b.Fatal(err)
 			}

@@ -284,9 +284,19 @@ func TestBufferedBalances(t *testing.T) {
 		if b, opened, err := tx.Account(ctx, 3); err != nil || b != 50 || opened != 70 {
 			t.Errorf("a new account in the transaction = %d (opened %d) %v, want 50 (opened 70)", b, opened, err)
 		}
-		from, to, _, _, err := tx.Pair(ctx, 1, 2)
-		if err != nil || from != 670 || to != 300 {
-			t.Errorf("Pair in the transaction = %d %d %v, want 670 300", from, to, err)
+		in, err := tx.PayInputs(ctx, "b4", 1, 2)
+		if want := (PayInputs{FromMinor: 670, ToMinor: 300, FromOK: true, ToOK: true}); err != nil || in != want {
+			t.Errorf("PayInputs in the transaction = %+v %v, want %+v", in, err, want)
+		}
+		in, err = tx.PayInputs(ctx, "b4", 3, 99)
+		if want := (PayInputs{FromMinor: 50, FromOK: true}); err != nil || in != want {
+			t.Errorf("PayInputs of a new account and a missing one = %+v %v, want %+v", in, err, want)
+		}
+		if err := tx.PutTCC(ctx, TCCRow{Key: "t2", Leg: ledger.LegDebit, FromUID: 1, ToUID: 7, AmountMinor: 1, State: ledger.LegTried, Seq: 12, Epoch: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if in, err := tx.PayInputs(ctx, "t2", 1, 2); err != nil || !in.TCCKnown {
+			t.Errorf("PayInputs of a transfer's key = %+v %v, want TCCKnown", in, err)
 		}
 		if a, err := db.Account(ctx, 1); err != nil || a.BalanceMinor != 1_000 {
 			t.Errorf("a reader before the commit: %+v %v, want 1000", a, err)

@@ -25,15 +25,14 @@ var tccMigration = []string{
 const (
 	qTCCLeg = `SELECT idem_key, leg, from_uid, to_uid, amount_minor, state, reason, empty, tried_ms, seq, epoch
 		FROM tcc WHERE idem_key = $1 AND leg = $2`
-	qTCCKnown = `SELECT count(*) FROM tcc WHERE idem_key = $1`
-	qPutTCC   = `INSERT INTO tcc (idem_key, leg, from_uid, to_uid, amount_minor, state, reason, empty, tried_ms, seq, epoch)
+	qPutTCC = `INSERT INTO tcc (idem_key, leg, from_uid, to_uid, amount_minor, state, reason, empty, tried_ms, seq, epoch)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (idem_key, leg) DO UPDATE SET state = excluded.state, reason = excluded.reason,
 			seq = excluded.seq, epoch = excluded.epoch`
 )
 
 // tccQueries are prepared at Open with the writer's other statements.
-var tccQueries = []string{qTCCLeg, qTCCKnown, qPutTCC}
+var tccQueries = []string{qTCCLeg, qPutTCC}
 
 // TCCRow is one leg of a cross-unit transfer as this replica recorded it.
 type TCCRow struct {
@@ -68,16 +67,6 @@ func (t *Tx) TCCLeg(ctx context.Context, key, leg string) (TCCRow, error) {
 		return TCCRow{}, fmt.Errorf("read transfer leg %q/%s: %w", key, leg, err)
 	}
 	return r, nil
-}
-
-// TCCKnown reports whether key names a cross-unit transfer leg here: a same-unit payment may
-// not reuse it.
-func (t *Tx) TCCKnown(ctx context.Context, key string) (bool, error) {
-	var n int64
-	if err := t.queryRow(ctx, qTCCKnown, key).Scan(&n); err != nil {
-		return false, fmt.Errorf("look up transfer %q: %w", key, err)
-	}
-	return n > 0, nil
 }
 
 // PutTCC records a leg's state (a new leg, or the next state of one).

@@ -11,8 +11,9 @@ import (
 
 // The writer's statements, prepared once at Open.
 const (
-	qAccount     = `SELECT balance_minor, opened_minor FROM accounts WHERE uid = $1`
-	qBalance     = `SELECT balance_minor FROM accounts WHERE uid = $1`
+	qAccount   = `SELECT balance_minor, opened_minor FROM accounts WHERE uid = $1`
+	qPayInputs = `SELECT (SELECT count(*) FROM tcc WHERE idem_key = $1),
+		(SELECT balance_minor FROM accounts WHERE uid = $2), (SELECT balance_minor FROM accounts WHERE uid = $3)`
 	qTrimEntries = `UPDATE history SET body = NULL WHERE seq >= $1 AND seq < $2`
 	qSetMeta     = `INSERT INTO meta (name, num, txt) VALUES ($1, $2, $3)
 		ON CONFLICT (name) DO UPDATE SET num = excluded.num, txt = excluded.txt`
@@ -20,7 +21,7 @@ const (
 
 // writerQueries are prepared at Open.
 var writerQueries = []string{
-	qAccount, qBalance,
+	qAccount, qPayInputs,
 	qTrimEntries, qSetMeta, paymentQuery,
 }
 
@@ -120,27 +121,38 @@ func (t *Tx) InsertAccount(_ context.Context, a ledger.Account, seq int64) error
 	return nil
 }
 
-// Pair returns the balances of a payment's two accounts; ok is false for one that does not exist.
-// (Two point reads: SQLite answers "uid IN ($1, $2)" through a temporary b-tree, slower.)
-func (t *Tx) Pair(ctx context.Context, fromUID, toUID int64) (fromMinor, toMinor int64, fromOK, toOK bool, err error) {
-	fromMinor, fromOK, err = t.balance(ctx, fromUID)
-	if err == nil {
-		toMinor, toOK, err = t.balance(ctx, toUID)
-	}
-	return fromMinor, toMinor, fromOK, toOK, err
+// PayInputs are what deciding a new payment reads besides its key's record.
+type PayInputs struct {
+	// TCCKnown says a cross-unit transfer leg has the key: a same-unit payment may not reuse it.
+	TCCKnown bool
+	// The balances of the payment's two accounts; OK is false for one that does not exist.
+	FromMinor, ToMinor int64
+	FromOK, ToOK       bool
 }
 
-func (t *Tx) balance(ctx context.Context, uid int64) (int64, bool, error) {
-	var b int64
-	err := t.queryRow(ctx, qBalance, uid).Scan(&b)
-	if errors.Is(err, sql.ErrNoRows) {
-		b, ok := t.pend.account(uid)
-		return b + t.pend.deltas[uid], ok, nil
+// PayInputs reads a payment's inputs in one statement (three point reads as scalar subqueries:
+// a statement costs more than its reads, and SQLite answers "uid IN ($1, $2)" through a
+// temporary b-tree).
+func (t *Tx) PayInputs(ctx context.Context, key string, fromUID, toUID int64) (PayInputs, error) {
+	var legs int64
+	var from, to sql.NullInt64
+	if err := t.queryRow(ctx, qPayInputs, key, fromUID, toUID).Scan(&legs, &from, &to); err != nil {
+		return PayInputs{}, fmt.Errorf("read payment %q inputs: %w", key, err)
 	}
-	if err != nil {
-		return 0, false, fmt.Errorf("read account %d: %w", uid, err)
+	in := PayInputs{TCCKnown: legs > 0}
+	in.FromMinor, in.FromOK = t.balance(fromUID, from)
+	in.ToMinor, in.ToOK = t.balance(toUID, to)
+	return in, nil
+}
+
+// balance is an account's balance in this transaction: the stored one (or the opening balance
+// of an account opened in it) with its pending change.
+func (t *Tx) balance(uid int64, stored sql.NullInt64) (int64, bool) {
+	b, ok := stored.Int64, stored.Valid
+	if !ok {
+		b, ok = t.pend.account(uid)
 	}
-	return b + t.pend.deltas[uid], true, nil
+	return b + t.pend.deltas[uid], ok
 }
 
 // PostPayment applies a committed payment's two legs: the two balances and both posting rows,

@@ -293,19 +293,16 @@ func (s *server) decide(ctx context.Context, tx *storage.Tx, v view, o *op, seq 
 	case err != nil && !errors.Is(err, storage.ErrNotFound):
 		return nil, result{}, err
 	}
-	if known, err := tx.TCCKnown(ctx, o.pay.Key); err != nil {
+	in, err := tx.PayInputs(ctx, o.pay.Key, o.pay.FromUID, o.pay.ToUID)
+	switch {
+	case err != nil:
 		return nil, result{}, err
-	} else if known {
+	case in.TCCKnown:
 		return nil, result{err: fmt.Errorf("pay %q: a cross-unit transfer has the key: %w", o.pay.Key, ledger.ErrIdempotencyConflict)}, nil
-	}
-	fromMinor, _, fromOK, toOK, err := tx.Pair(ctx, o.pay.FromUID, o.pay.ToUID)
-	if err != nil {
-		return nil, result{}, err
-	}
-	if !fromOK || !toOK {
+	case !in.FromOK || !in.ToOK:
 		return nil, result{err: fmt.Errorf("pay %q: %w", o.pay.Key, ledger.ErrUnknownAccount)}, nil
 	}
-	out := ledger.Decide(o.pay, fromMinor)
+	out := ledger.Decide(o.pay, in.FromMinor)
 	e.Kind, e.Payment = kindPay, &out
 	return e, result{outcome: out, seq: seq}, nil
 }
