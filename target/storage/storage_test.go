@@ -295,8 +295,18 @@ func TestBufferedBalances(t *testing.T) {
 		if err := tx.PutTCC(ctx, TCCRow{Key: "t2", Leg: ledger.LegDebit, FromUID: 1, ToUID: 7, AmountMinor: 1, State: ledger.LegTried, Seq: 12, Epoch: 1}); err != nil {
 			t.Fatal(err)
 		}
-		if in, err := tx.PayInputs(ctx, "t2", 1, 2); err != nil || !in.TCCKnown {
-			t.Errorf("PayInputs of a transfer's key = %+v %v, want TCCKnown", in, err)
+		if in, err := tx.PayInputs(ctx, "t2", 1, 2); err != nil || !in.TCCKnown || in.Recorded {
+			t.Errorf("PayInputs of a transfer's key = %+v %v, want TCCKnown alone", in, err)
+		}
+		if in, err := tx.PayInputs(ctx, "k0", 1, 2); err != nil || !in.Recorded || in.TCCKnown {
+			t.Errorf("PayInputs of a recorded key = %+v %v, want Recorded alone", in, err)
+		}
+		failed := ledger.Outcome{Payment: ledger.Payment{Key: "b5", FromUID: 1, ToUID: 2, AmountMinor: 1}, Status: ledger.StatusFailed, Reason: ledger.ReasonInsufficientFunds}
+		if err := tx.InsertPayment(ctx, Recorded{Outcome: failed, Seq: 12, Epoch: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if in, err := tx.PayInputs(ctx, "b5", 1, 2); err != nil || !in.Recorded {
+			t.Errorf("PayInputs of a key recorded in the transaction = %+v %v, want Recorded", in, err)
 		}
 		if a, err := db.Account(ctx, 1); err != nil || a.BalanceMinor != 1_000 {
 			t.Errorf("a reader before the commit: %+v %v, want 1000", a, err)

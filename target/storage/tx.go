@@ -12,7 +12,7 @@ import (
 // The writer's statements, prepared once at Open.
 const (
 	qAccount   = `SELECT balance_minor, opened_minor FROM accounts WHERE uid = $1`
-	qPayInputs = `SELECT (SELECT count(*) FROM tcc WHERE idem_key = $1),
+	qPayInputs = `SELECT (SELECT count(*) FROM payments WHERE idem_key = $1), (SELECT count(*) FROM tcc WHERE idem_key = $1),
 		(SELECT balance_minor FROM accounts WHERE uid = $2), (SELECT balance_minor FROM accounts WHERE uid = $3)`
 	qTrimEntries = `UPDATE history SET body = NULL WHERE seq >= $1 AND seq < $2`
 	qSetMeta     = `INSERT INTO meta (name, num, txt) VALUES ($1, $2, $3)
@@ -121,8 +121,10 @@ func (t *Tx) InsertAccount(_ context.Context, a ledger.Account, seq int64) error
 	return nil
 }
 
-// PayInputs are what deciding a new payment reads besides its key's record.
+// PayInputs are what deciding a payment reads.
 type PayInputs struct {
+	// Recorded says the key has a payment record (Payment reads it: a retry is rare).
+	Recorded bool
 	// TCCKnown says a cross-unit transfer leg has the key: a same-unit payment may not reuse it.
 	TCCKnown bool
 	// The balances of the payment's two accounts; OK is false for one that does not exist.
@@ -130,16 +132,17 @@ type PayInputs struct {
 	FromOK, ToOK       bool
 }
 
-// PayInputs reads a payment's inputs in one statement (three point reads as scalar subqueries:
+// PayInputs reads a payment's inputs in one statement (four point reads as scalar subqueries:
 // a statement costs more than its reads, and SQLite answers "uid IN ($1, $2)" through a
 // temporary b-tree).
 func (t *Tx) PayInputs(ctx context.Context, key string, fromUID, toUID int64) (PayInputs, error) {
-	var legs int64
+	var records, legs int64
 	var from, to sql.NullInt64
-	if err := t.queryRow(ctx, qPayInputs, key, fromUID, toUID).Scan(&legs, &from, &to); err != nil {
+	if err := t.queryRow(ctx, qPayInputs, key, fromUID, toUID).Scan(&records, &legs, &from, &to); err != nil {
 		return PayInputs{}, fmt.Errorf("read payment %q inputs: %w", key, err)
 	}
-	in := PayInputs{TCCKnown: legs > 0}
+	_, pending := t.pend.keys[key]
+	in := PayInputs{Recorded: records > 0 || pending, TCCKnown: legs > 0}
 	in.FromMinor, in.FromOK = t.balance(fromUID, from)
 	in.ToMinor, in.ToOK = t.balance(toUID, to)
 	return in, nil

@@ -283,20 +283,23 @@ func (s *server) decide(ctx context.Context, tx *storage.Tx, v view, o *op, seq 
 	if o.kind == opOpen {
 		return s.decideOpen(ctx, tx, e, o.accounts)
 	}
-	rec, err := tx.Payment(ctx, o.pay.Key)
-	switch {
-	case err == nil && !(s.cfg.has(DefectForgetfulDedup) && rec.Seq <= s.forgetBelow):
-		if err := ledger.Retry(rec.Outcome, o.pay); err != nil {
-			return nil, result{err: err}, nil
-		}
-		return nil, result{outcome: rec.Outcome, seq: rec.Seq}, nil
-	case err != nil && !errors.Is(err, storage.ErrNotFound):
+	in, err := tx.PayInputs(ctx, o.pay.Key, o.pay.FromUID, o.pay.ToUID)
+	if err != nil {
 		return nil, result{}, err
 	}
-	in, err := tx.PayInputs(ctx, o.pay.Key, o.pay.FromUID, o.pay.ToUID)
+	if in.Recorded {
+		rec, err := tx.Payment(ctx, o.pay.Key)
+		switch {
+		case err != nil:
+			return nil, result{}, err
+		case !(s.cfg.has(DefectForgetfulDedup) && rec.Seq <= s.forgetBelow):
+			if err := ledger.Retry(rec.Outcome, o.pay); err != nil {
+				return nil, result{err: err}, nil
+			}
+			return nil, result{outcome: rec.Outcome, seq: rec.Seq}, nil
+		}
+	}
 	switch {
-	case err != nil:
-		return nil, result{}, err
 	case in.TCCKnown:
 		return nil, result{err: fmt.Errorf("pay %q: a cross-unit transfer has the key: %w", o.pay.Key, ledger.ErrIdempotencyConflict)}, nil
 	case !in.FromOK || !in.ToOK:
