@@ -80,6 +80,7 @@ func shadowState(t *testing.T, addr string) (st struct {
 func TestShadowPlane(t *testing.T) {
 	p := unittest.StartPair(t, unittest.Options{})
 	r1 := p.Primary()
+	waitFor(t, "the shadow plane open", func() bool { return shadowState(t, r1.Addr()).Ready }) // until then marked calls get 503
 	run := runHeader("run-1")
 	accounts := []ledger.Account{{UID: 1, BalanceMinor: 1000}, {UID: 2, BalanceMinor: 1000}}
 	if _, err := p.Client.Open(context.Background(), r1.Addr(), 1, accounts); err != nil {

@@ -265,6 +265,7 @@ func TestTCCAsksBeforeExpiring(t *testing.T) {
 func TestTCCShadowLegAsksToo(t *testing.T) {
 	p := unittest.StartPair(t, unittest.Options{})
 	addr := p.Primary().Addr()
+	waitFor(t, "the shadow plane open", func() bool { return shadowState(t, addr).Ready }) // until then marked calls get 503
 	run := runHeader("run-1")
 	if status, raw := marked(t, http.MethodPost, "http://"+addr+"/v1/accounts/bulk", run,
 		map[string]any{"accounts": []ledger.Account{{UID: 0, BalanceMinor: 1_000}, {UID: 1, BalanceMinor: 1_000}}}, nil); status != http.StatusOK {
