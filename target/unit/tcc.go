@@ -103,6 +103,15 @@ type tccStep struct {
 	Leg  storage.TCCRow `json:"leg"`
 }
 
+// stepEpochOf is a step's epoch, which it must carry.
+func stepEpochOf(r *http.Request) (int64, error) {
+	epoch, err := epochOf(r)
+	if err == nil && epoch == 0 {
+		err = fmt.Errorf("a transfer step needs %s: %w", EpochHeader, errBadEpoch)
+	}
+	return epoch, err
+}
+
 func (s *server) handleTCC(w http.ResponseWriter, r *http.Request) {
 	req := tccRequest{Step: r.PathValue("step")}
 	if err := decode(w, r, smallBodyBytesMax, &req); err != nil {
@@ -113,10 +122,7 @@ func (s *server) handleTCC(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err, false, replicateResponse{})
 		return
 	}
-	epoch, err := epochOf(r)
-	if err == nil && epoch == 0 {
-		err = fmt.Errorf("a transfer step needs %s: %w", EpochHeader, errBadEpoch)
-	}
+	epoch, err := stepEpochOf(r)
 	if err != nil {
 		writeError(w, err, false, replicateResponse{})
 		return
@@ -160,10 +166,7 @@ func (s *server) handleTCCBatch(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%d steps, want 1..%d a batch: %w", len(req.Steps), TCCBatchMax, errBadTCC), false, replicateResponse{})
 		return
 	}
-	epoch, err := epochOf(r)
-	if err == nil && epoch == 0 {
-		err = fmt.Errorf("a transfer step needs %s: %w", EpochHeader, errBadEpoch)
-	}
+	epoch, err := stepEpochOf(r)
 	if err != nil {
 		writeError(w, err, false, replicateResponse{})
 		return
