@@ -107,20 +107,12 @@ func (c *coordinator) claim(t Transfer) bool {
 	return true
 }
 
-// drives says whether a goroutine of this replica drives key now.
-func (c *coordinator) drives(key string) bool {
+// drives says whether a goroutine of this replica drives key now, and for which plane.
+func (c *coordinator) drives(key string) (shadow.Plane, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.driving[key]
-	return ok
-}
-
-// drivesFor says whether a goroutine of this replica drives key of plane p now.
-func (c *coordinator) drivesFor(key string, p shadow.Plane) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	kp, ok := c.driving[key]
-	return ok && kp == p
+	p, ok := c.driving[key]
+	return p, ok
 }
 
 // unrecorded counts the transfers of plane p driven here that the registry does not hold yet:
@@ -632,7 +624,7 @@ func (n *node) handleTransferGet(w http.ResponseWriter, r *http.Request) {
 	key, p := r.PathValue("key"), planeOf(r)
 	t, known := n.fsm.transfer(key)
 	ok := known && t.plane() == p // each plane reads its own transfers only
-	if !known && n.tcc.drivesFor(key, p) {
+	if driven, ok := n.tcc.drives(key); !known && ok && driven == p {
 		t, ok = Transfer{Key: key, State: TransferTrying}, true // not decided yet
 	}
 	if !ok {
@@ -704,7 +696,7 @@ func (n *node) handleResolve(w http.ResponseWriter, r *http.Request) {
 	}
 	key := guess.Key
 	t, ok := n.fsm.transfer(key)
-	if !ok && n.tcc.drives(key) {
+	if _, driven := n.tcc.drives(key); !ok && driven {
 		t, ok = Transfer{State: TransferTrying}, true // its coordinator is at it: wait
 	}
 	if !ok {
