@@ -52,6 +52,41 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// Limits of waitProgress.
+const (
+	// stallMax fails a wait whose progress stood still that long. It outlasts a catch-up's
+	// snapshot phase, in which the catching-up replica shows nothing moving while it downloads
+	// and installs the primary's whole books: 6 s for 3,500 entries under -race with 16 workers
+	// paying on 2 shared cores.
+	stallMax = 20 * time.Second
+	// progressWaitMax bounds a wait that keeps moving: a catch-up chasing a primary that grows
+	// as fast as it pulls never ends.
+	progressWaitMax = 60 * time.Second
+)
+
+// waitProgress waits until cond holds for as long as progress, a fingerprint of what the wait
+// watches, keeps changing: it fails when progress stood still for stallMax, or after
+// progressWaitMax in all. A fixed timeout judges speed: a catch-up copies the whole history,
+// which grows with the writer's rate and the length of the load.
+func waitProgress(t *testing.T, what string, cond func() bool, progress func() string) {
+	t.Helper()
+	start := time.Now()
+	last, moved := progress(), start
+	for !cond() {
+		now := time.Now()
+		if p := progress(); p != last {
+			last, moved = p, now
+		}
+		switch {
+		case now.Sub(moved) > stallMax:
+			t.Fatalf("waiting for %s: no progress for %v (at %s), %v in all", what, stallMax, last, now.Sub(start).Round(time.Millisecond))
+		case now.Sub(start) > progressWaitMax:
+			t.Fatalf("waiting for %s: not there after %v though still moving (at %s)", what, progressWaitMax, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func verdictOf(t *testing.T, rep auditReport, name string) ledger.Verdict {
 	t.Helper()
 	for _, c := range rep.Checks {

@@ -93,11 +93,17 @@ func TestKillsUnderLoad(t *testing.T) {
 		// Back as a promotable standby: in the configuration and holding what the primary
 		// acknowledged alone before it was added (the core zone's sync guard; killing the
 		// primary earlier leaves no standby the core zone would promote).
-		waitFor(t, fmt.Sprintf("kill %d: the victim back as a synced standby", kill), func() bool {
+		// The catch-up copies the whole history, which grows with the load: the wait lasts
+		// while the victim's state or its place in the configuration moves.
+		waitProgress(t, fmt.Sprintf("kill %d: the victim back as a synced standby", kill), func() bool {
 			c := p.Core.Config()
 			return c.Standby == victim.Name && c.StandbyOK && p.Core.Synced()
+		}, func() string {
+			st, err := p.State(victim)
+			return fmt.Sprintf("victim %+v (%v), core %+v", st, err, p.Core.Config())
 		})
-		waitFor(t, fmt.Sprintf("kill %d: payments acknowledged again", kill), func() bool { return l.w.Len() > before+50 })
+		waitProgress(t, fmt.Sprintf("kill %d: payments acknowledged again", kill), func() bool { return l.w.Len() > before+50 },
+			func() string { return fmt.Sprint(l.w.Len()) })
 	}
 	cancel()
 	<-done
