@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -327,6 +328,48 @@ func TestBufferedBalances(t *testing.T) {
 			if a, err := db.Account(ctx, uid); err != nil || a.BalanceMinor != want {
 				t.Errorf("account %d after the commit: %+v %v, want %d", uid, a, err, want)
 			}
+		}
+	})
+}
+
+// TestInsertChunks writes, in one transaction each, counts of new accounts and balance changes
+// that take every chunk size and mixes of them, and reads every account back: a count split
+// wrong loses or repeats rows.
+func TestInsertChunks(t *testing.T) {
+	if !slices.IsSortedFunc(chunkRows, func(a, b int) int { return b - a }) || chunkRows[0] != rowsPerInsertMax || chunkRows[len(chunkRows)-1] != 1 {
+		t.Fatalf("chunkRows %v: want descending from rowsPerInsertMax (%d) to 1", chunkRows, rowsPerInsertMax)
+	}
+	onBackends(t, func(t *testing.T, srv sqldb.Server) {
+		ctx := context.Background()
+		db := open(t, place(t, srv, "c"))
+		base := int64(0)
+		for _, n := range []int{1, 7, 8, 9, 15, 127, 128, 129, 300} {
+			tx, err := db.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range int64(n) {
+				uid := base + i
+				if err := tx.InsertAccount(ctx, ledger.Account{UID: uid, BalanceMinor: 1_000}, 1); err != nil {
+					t.Fatal(err)
+				}
+				if err := tx.PostLeg(ctx, 2, fmt.Sprintf("c%d", uid), uid, -uid); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatalf("%d rows: %v", n, err)
+			}
+			for i := range int64(n) {
+				uid := base + i
+				if a, err := db.Account(ctx, uid); err != nil || a.BalanceMinor != 1_000-uid {
+					t.Fatalf("%d rows: account %d = %+v %v, want balance %d", n, uid, a, err, 1_000-uid)
+				}
+			}
+			if _, err := db.Account(ctx, base+int64(n)); err == nil {
+				t.Errorf("%d rows: account %d exists, want none beyond the count", n, base+int64(n))
+			}
+			base += int64(n)
 		}
 	})
 }
