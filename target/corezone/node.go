@@ -10,13 +10,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
 // Timing of the Raft group, tighter than the library's defaults (1 s) so that a killed core
@@ -49,7 +47,7 @@ const (
 type Config struct {
 	// ID is this replica's Raft server id ("1", "2", "3").
 	ID string
-	// DataDir holds the Raft log (raft.db) and snapshots.
+	// DataDir holds the Raft log (wal/, logstore.go) and snapshots.
 	DataDir string
 	// HTTPAddr is where the core HTTP API listens.
 	HTTPAddr string
@@ -159,12 +157,13 @@ func Run(ctx context.Context, cfg Config) error {
 // Raft. The returned func shuts Raft down and closes the stores.
 func (n *node) startRaft() (func(), error) {
 	cfg := n.cfg
-	store, err := raftboltdb.NewBoltStore(filepath.Join(cfg.DataDir, "raft.db"))
+	rlog := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: cfg.Log})
+	store, err := openLogStore(cfg.DataDir, rlog)
 	if err != nil {
-		return nil, fmt.Errorf("open raft log: %w", err)
+		return nil, err
 	}
 	// The leader sends followers the entries it has just written from memory, not read back
-	// from bolt and decoded one by one (6% of the leader's CPU under cross-unit load).
+	// from the log and decoded one by one (6% of the leader's CPU under cross-unit load).
 	logs, err := raft.NewLogCache(raftLogCached, store)
 	if err != nil {
 		store.Close()
@@ -191,7 +190,7 @@ func (n *node) startRaft() (func(), error) {
 	rc.ElectionTimeout = raftElectionTimeout
 	rc.LeaderLeaseTimeout = raftLeaderLease
 	rc.CommitTimeout = raftCommitTimeout
-	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: cfg.Log})
+	rc.Logger = rlog
 	closeAll := func() {
 		trans.Close()
 		store.Close()

@@ -1,5 +1,5 @@
 // Package corezone is the core zone of the built-in payment target: a 3-replica Raft group
-// (hashicorp/raft, raft-boltdb log) whose replicated state is the routing table (bucket → unit)
+// (hashicorp/raft, raft-wal log) whose replicated state is the routing table (bucket → unit)
 // and every unit's configuration (primary, standby, epoch). Its leader watches each unit's
 // primary and fails over to the standby with a new epoch when the primary stops answering.
 //

@@ -158,8 +158,13 @@ func (s *supervisor) layout() error {
 // fresh says whether no core replica has state in dataDir yet: the core zone will initialize
 // the routing table from the supervisor's layout.
 func fresh(dataDir string) bool {
-	m, _ := filepath.Glob(filepath.Join(dataDir, "core", "*", "raft.db"))
-	return len(m) == 0
+	dirs, _ := filepath.Glob(filepath.Join(dataDir, "core", "*"))
+	for _, dir := range dirs {
+		if corezone.HasState(dir) {
+			return false
+		}
+	}
+	return true
 }
 
 // logName is the log file of a process: core-1.log, unit-a-r1.log, router.log.
