@@ -151,9 +151,11 @@ sustained=$(tail -1 "$tmp/throughput.out" | sed -E 's/.*"sustained":\{[^}]*"paym
 sustained_p99=$(tail -1 "$tmp/throughput.out" | sed -E 's/.*"sustained":\{[^}]*"p99_ms":([0-9.]+).*/\1/')
 cross=$(tail -1 "$tmp/cross.out" | sed -E 's/.*"sustained":\{[^}]*"payments_per_s":([0-9.]+).*/\1/')
 cross_p99=$(tail -1 "$tmp/cross.out" | sed -E 's/.*"sustained":\{[^}]*"p99_ms":([0-9.]+).*/\1/')
+# The sustained step's p99 of each kind of payment alone.
+cross_kinds=$(tail -1 "$tmp/cross.out" | sed -nE 's/.*"sustained":\{[^}]*"same_unit_p99_ms":([0-9.]+),"cross_unit_p99_ms":([0-9.]+).*/same-unit \1 ms, cross-unit \2 ms/p')
 cross_summary() {
 	printf "target sustained payments/s, 0%% cross-unit:   %8.0f  (p99 %s ms)\n" "$sustained" "$sustained_p99"
-	printf "target sustained payments/s, %s cross-unit: %8.0f  (p99 %s ms)\n" "$CROSS" "$cross" "$cross_p99"
+	printf "target sustained payments/s, %s cross-unit: %8.0f  (p99 %s ms: %s)\n" "$CROSS" "$cross" "$cross_p99" "${cross_kinds:-no kind alone}"
 	printf "ratio cross / same-unit:                   %8.2f  (goal >= 0.7; load average %s)\n" \
 		"$(awk -v a="$cross" -v b="$sustained" 'BEGIN { if (b > 0) print a / b; else print 0 }')" "$(cut -d' ' -f1-3 /proc/loadavg)"
 }

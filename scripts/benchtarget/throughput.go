@@ -31,10 +31,13 @@ type step struct {
 	PaymentsPS float64 `json:"payments_per_s"` // completed without error, per second of the window
 	P50MS      float64 `json:"p50_ms"`
 	P99MS      float64 `json:"p99_ms"` // from the intended send time (open model)
-	Errors     int64   `json:"errors"`
-	Dropped    int64   `json:"dropped"`
-	Held       bool    `json:"held"`
-	Attempt    int     `json:"attempt"` // of -tries at this rate
+	// With cross-unit payments in the mix, the p99 of each kind alone.
+	SameUnitP99MS  float64 `json:"same_unit_p99_ms,omitempty"`
+	CrossUnitP99MS float64 `json:"cross_unit_p99_ms,omitempty"`
+	Errors         int64   `json:"errors"`
+	Dropped        int64   `json:"dropped"`
+	Held           bool    `json:"held"`
+	Attempt        int     `json:"attempt"` // of -tries at this rate
 }
 
 // throughput finds the highest rate the target sustains, open model: arrivals at a constant
@@ -58,8 +61,12 @@ func throughput(ctx context.Context, t *target, o options) error {
 			}
 			s.Attempt = attempt
 			steps = append(steps, s)
-			fmt.Printf("rate %6.0f/s: %8.0f payments/s  p50 %6.1f ms  p99 %7.1f ms  errors %d  dropped %d  held %v  (try %d of %d)\n",
-				s.OfferedPS, s.PaymentsPS, s.P50MS, s.P99MS, s.Errors, s.Dropped, s.Held, attempt, o.tries)
+			kinds := ""
+			if s.CrossUnitP99MS > 0 {
+				kinds = fmt.Sprintf(" (same-unit %.1f, cross-unit %.1f)", s.SameUnitP99MS, s.CrossUnitP99MS)
+			}
+			fmt.Printf("rate %6.0f/s: %8.0f payments/s  p50 %6.1f ms  p99 %7.1f ms%s  errors %d  dropped %d  held %v  (try %d of %d)\n",
+				s.OfferedPS, s.PaymentsPS, s.P50MS, s.P99MS, kinds, s.Errors, s.Dropped, s.Held, attempt, o.tries)
 			if s.Held {
 				if s.PaymentsPS > best.PaymentsPS {
 					best = s
@@ -113,21 +120,22 @@ func throughput(ctx context.Context, t *target, o options) error {
 // account, in another unit for 1 - 1/units of its arrivals, so it offers rate × cross / (1 -
 // 1/units) and the first the rest.
 func measureRate(ctx context.Context, t *target, rate float64, n int, o options, onWindow func(begin bool)) (step, error) {
-	rec := &windowRecorder{stats: metrics.NewStats()}
+	rec := &windowRecorder{stats: metrics.NewStats(), byOp: map[string]*metrics.Stats{}}
 	crossRate := 0.0
-	if o.cross > 0 && o.units > 1 {
-		crossRate = min(rate, rate*o.cross/(1-1/float64(o.units)))
+	if o.units > 1 {
+		crossRate = rate * o.cross
 	}
 	var gens []*load.Generator
-	for i, r := range []float64{rate - crossRate, crossRate} {
-		if r <= 0 {
+	for _, kind := range []struct {
+		op    string
+		rate  float64
+		cross bool
+	}{{opSameUnit, rate - crossRate, false}, {opCrossUnit, crossRate, true}} {
+		if kind.rate <= 0 {
 			continue
 		}
-		stride := int64(100) // same bucket: same unit
-		if i == 1 {
-			stride = 0
-		}
-		g, err := load.NewGenerator(payConfig(t, r, stride, fmt.Sprintf("s%d-%d-%x", n, i, time.Now().UnixNano()), o), rec)
+		rec.byOp[kind.op] = metrics.NewStats()
+		g, err := load.NewGenerator(payConfig(t, kind.rate, kind.op, kind.cross, fmt.Sprintf("s%d-%s-%x", n, kind.op, time.Now().UnixNano()), o), rec)
 		if err != nil {
 			return step{}, fmt.Errorf("rate %.0f/s: %w", rate, err)
 		}
@@ -165,26 +173,41 @@ func measureRate(ctx context.Context, t *target, rate float64, n int, o options,
 		P50MS: ms(st.Latency.Quantile(0.50)), P99MS: ms(st.Latency.Quantile(0.99)),
 		Errors: st.Failed, Dropped: rec.dropped,
 	}
+	if crossRate > 0 && crossRate < rate {
+		s.SameUnitP99MS = ms(rec.byOp[opSameUnit].Latency.Quantile(0.99))
+		s.CrossUnitP99MS = ms(rec.byOp[opCrossUnit].Latency.Quantile(0.99))
+	}
 	s.Held = s.P99MS < float64(o.p99Max.Milliseconds()) && s.Errors == 0 && s.Dropped == 0 &&
 		float64(ok) >= achievedMin*rate*o.step.Seconds()
 	return s, nil
 }
 
-// payConfig is one generator of payments at rate through the router; stride is the load
-// engine's UID2Stride (100: both accounts in one bucket).
-func payConfig(t *target, rate float64, stride int64, run string, o options) load.Config {
+// The two kinds of payment a step offers, by their request name.
+const (
+	opSameUnit  = "same-unit"
+	opCrossUnit = "cross-unit"
+)
+
+// payConfig is one generator of payments at rate through the router: both accounts in one
+// bucket (so one unit), or with cross each payee in the payer's next (or previous) bucket,
+// which the built-in target puts on another unit (buckets go round-robin over units).
+func payConfig(t *target, rate float64, op string, cross bool, run string, o options) load.Config {
 	workers := int(max(workersMin, math.Ceil(rate*workersPerRate)))
+	offStride := 0.0
+	if cross {
+		offStride = 1
+	}
 	return load.Config{
 		Phase:   "pay",
 		Profile: load.Constant(rate, o.warmup+o.step),
 		Requests: []load.Request{{
-			Name: "pay", Weight: 1, Method: http.MethodPost, URL: t.router + "/v1/payments",
+			Name: op, Weight: 1, Method: http.MethodPost, URL: t.router + "/v1/payments",
 			Header:       http.Header{"Content-Type": {"application/json"}},
 			Body:         `{"key":"bt-{{run}}-{{seq}}","from_uid":{{uid}},"to_uid":{{uid2}},"amount_minor":{{amount}}}`,
 			ExpectStatus: []int{http.StatusOK},
 		}},
 		Vars: load.Vars{
-			UIDMin: 0, UIDMax: int64(o.accounts) - 1, UID2Stride: stride,
+			UIDMin: 0, UIDMax: int64(o.accounts) - 1, UID2Stride: 100, UID2OffStride: offStride,
 			AmountMinorMin: 1, AmountMinorMax: 100, RunID: run,
 		},
 		Workers: workers, Connections: min(workers, connsMax), Timeout: requestTimeout,
@@ -197,6 +220,7 @@ type windowRecorder struct {
 	mu       sync.Mutex
 	from, to time.Time
 	stats    *metrics.Stats
+	byOp     map[string]*metrics.Stats // the same samples by request name
 	dropped  int64
 }
 
@@ -205,6 +229,7 @@ func (r *windowRecorder) Record(s metrics.Sample) {
 	defer r.mu.Unlock()
 	if !s.Intended.Before(r.from) && s.Intended.Before(r.to) {
 		r.stats.Add(s)
+		r.byOp[s.Op].Add(s)
 	}
 }
 
