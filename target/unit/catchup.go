@@ -110,20 +110,32 @@ func (s *server) startCatchUp(ctx context.Context) {
 	}()
 }
 
-// catchUp brings this replica to the primary's state: snapshot, then the log up to (nearly) the
-// head, then it becomes a standby and asks the core zone to add it.
+// The bases a catch-up starts from, before it pulls the primary's log (the label of
+// paycell_catchups_total).
+const (
+	// baseOwnHistory: the replica's own history is a prefix of the primary's; only the entries
+	// after it are pulled.
+	baseOwnHistory = "own_history"
+	// baseSnapshot: the replica's books are replaced by the primary's snapshot.
+	baseSnapshot = "snapshot"
+)
+
+// catchUp brings this replica to the primary's state: from its own history when that is a
+// prefix of the primary's (resume), else from a snapshot; then the log up to (nearly) the head;
+// then it becomes a standby and asks the core zone to add it.
 func (s *server) catchUp(ctx context.Context) error {
 	primary, err := s.findPrimary(ctx)
 	if err != nil {
 		return err
 	}
-	snap, err := s.download(ctx, primary)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(snap.path)
-	if res := s.submit(ctx, &op{kind: opInstall, install: snap}); res.err != nil {
-		return res.err
+	start, held := time.Now(), s.committed.Load()
+	base, from := baseOwnHistory, held
+	if err := s.resume(ctx, primary); err != nil {
+		s.log.Info("cannot catch up from own history; installing a snapshot", "primary", primary, "last_seq", held, "err", err)
+		if from, err = s.installFrom(ctx, primary); err != nil {
+			return err
+		}
+		base = baseSnapshot
 	}
 	s.awaitShadowCaughtUp(ctx) // before the log: what the primary acknowledges alone meanwhile is pulled
 	epoch, err := s.pullLog(ctx, primary)
@@ -134,8 +146,44 @@ func (s *server) catchUp(ctx context.Context) error {
 	if res.err != nil {
 		return res.err
 	}
-	s.log.Info("caught up", "primary", primary, "last_seq", s.committed.Load())
+	last := s.committed.Load()
+	pulled := last - from
+	s.metrics.caughtUp(base, pulled)
+	s.log.Info("caught up", "primary", primary, "base", base, "held", held, "pulled", pulled,
+		"last_seq", last, "took", time.Since(start).Round(time.Millisecond))
 	return s.addStandby(ctx)
+}
+
+// resume starts a catch-up from this replica's own history: it pulls the primary's first page
+// of entries after its head and applies it. The writer applies the page only if the primary's
+// chain just before it equals this replica's chain at its head: the chain hashes every entry
+// body (seq, epoch and change) onto the one before, so equal chains mean the same history up
+// to the head. Any failure leaves the books as they were and the caller falls back to a
+// snapshot: a head the primary does not hold or holds with another chain (a tail of a killed
+// or fenced primary that was never replicated: it must go), entries the primary no longer keeps
+// (trimmed bodies, or a history that itself starts from a snapshot), a primary under an epoch
+// older than this replica's, or no clear answer.
+func (s *server) resume(ctx context.Context, primary string) error {
+	resp, err := s.fetchLog(ctx, primary, s.committed.Load()+1)
+	if err != nil {
+		return err
+	}
+	if err := s.applyPage(ctx, primary, resp); err != nil {
+		return fmt.Errorf("resume from seq %d: %w", resp.FromSeq, err)
+	}
+	return nil
+}
+
+// installFrom downloads the primary's snapshot and installs it in place of the books. It
+// returns the snapshot's last seq.
+func (s *server) installFrom(ctx context.Context, primary string) (int64, error) {
+	snap, err := s.download(ctx, primary)
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(snap.path)
+	res := s.submit(ctx, &op{kind: opInstall, install: snap})
+	return res.seq, res.err
 }
 
 // findPrimary returns the primary to catch up from: the configured one, the last that
@@ -226,32 +274,53 @@ func (s *server) installSnapshot(ctx context.Context, snap *snapshot) result {
 		s.log.Error("catch-up discarded acknowledged payments", "lost", lost)
 	}
 	s.log.Info("snapshot installed", "last_seq", h.LastSeq, "epoch", h.Epoch)
-	return result{}
+	return result{seq: h.LastSeq}
 }
 
-// pullLog applies the primary's stored entries after the snapshot until a pull comes back
-// short (the replica is then close to the head; the primary's replication fills the rest). It
-// returns the primary's epoch.
+// pullLog applies the primary's stored entries after the replica's head until a pull comes
+// back short (the replica is then close to the head; the primary's replication fills the
+// rest). It returns the primary's epoch.
 func (s *server) pullLog(ctx context.Context, primary string) (int64, error) {
 	for {
-		var resp logResponse
-		url := fmt.Sprintf("http://%s/internal/log?from=%d", primary, s.committed.Load()+1)
-		cctx, cancel := context.WithTimeout(ctx, replicateTimeout)
-		err := s.call(cctx, http.MethodGet, url, nil, &resp)
-		cancel()
+		resp, err := s.fetchLog(ctx, primary, s.committed.Load()+1)
 		if err != nil {
-			return 0, fmt.Errorf("pull log: %w", err)
+			return 0, err
 		}
 		if len(resp.Entries) > 0 {
-			req := &replicateRequest{Epoch: resp.Epoch, FromSeq: resp.FromSeq, PrevChain: resp.PrevChain, Primary: primary, Entries: resp.Entries}
-			if res := s.submit(ctx, &op{kind: opCatchUpLog, repl: req}); res.err != nil {
-				return 0, fmt.Errorf("apply pulled log: %w", res.err)
+			if err := s.applyPage(ctx, primary, resp); err != nil {
+				return 0, fmt.Errorf("apply pulled log: %w", err)
 			}
 		}
 		if len(resp.Entries) < entriesPerRequestMax {
 			return resp.Epoch, nil
 		}
 	}
+}
+
+// fetchLog gets one page of the primary's log from seq from on. A primary under an epoch older
+// than this replica's is refused, as GET /internal/snapshot refuses such a replica.
+func (s *server) fetchLog(ctx context.Context, primary string, from int64) (*logResponse, error) {
+	var resp logResponse
+	url := fmt.Sprintf("http://%s/internal/log?from=%d", primary, from)
+	ctx, cancel := context.WithTimeout(ctx, replicateTimeout)
+	defer cancel()
+	if err := s.call(ctx, http.MethodGet, url, nil, &resp); err != nil {
+		return nil, fmt.Errorf("pull log from %d: %w", from, err)
+	}
+	if e := s.view().Epoch; resp.Epoch < e {
+		return nil, fmt.Errorf("pull log from a primary under epoch %d at epoch %d: %w", resp.Epoch, e, ErrStaleEpoch)
+	}
+	if resp.FromSeq != from {
+		return nil, fmt.Errorf("pull log from %d: answered from %d: %w", from, resp.FromSeq, ErrDiverged)
+	}
+	return &resp, nil
+}
+
+// applyPage has the writer apply a page of the primary's log: only if it continues this
+// replica's history (applyLog).
+func (s *server) applyPage(ctx context.Context, primary string, resp *logResponse) error {
+	req := &replicateRequest{Epoch: resp.Epoch, FromSeq: resp.FromSeq, PrevChain: resp.PrevChain, Primary: primary, Entries: resp.Entries}
+	return s.submit(ctx, &op{kind: opCatchUpLog, repl: req}).err
 }
 
 // applyLog applies pulled entries while catching up (no fencing: the replica is in no

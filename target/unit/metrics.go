@@ -26,6 +26,8 @@ type metrics struct {
 
 	eventsPublished prometheus.Counter
 	tccSteps        *prometheus.CounterVec
+	catchUps        *prometheus.CounterVec
+	catchUpPulled   prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -55,9 +57,14 @@ func newMetrics() *metrics {
 			Name: "paycell_events_published_total", Help: "Outbox events the relay published and JetStream acknowledged."}),
 		tccSteps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paycell_tcc_steps_total", Help: "Cross-unit transfer steps answered, by step and the leg's state."}, []string{"step", "state"}),
+		catchUps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "paycell_catchups_total", Help: "Catch-ups completed, by what they started from: own_history or snapshot."}, []string{"base"}),
+		catchUpPulled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "paycell_catchup_pulled_entries_total", Help: "Entries catch-ups pulled from the primary's log."}),
 	}
 	m.reg.MustRegister(m.payments, m.batchOps, m.replicateSec, m.entriesSent, m.entriesApply,
 		m.staleRefused, m.fenced, m.epoch, m.role, m.lastSeq, m.eventsPublished, m.tccSteps,
+		m.catchUps, m.catchUpPulled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -81,3 +88,8 @@ func (m *metrics) replicated(d time.Duration, entries int) {
 }
 
 func (m *metrics) applied(entries int) { m.entriesApply.Add(float64(entries)) }
+
+func (m *metrics) caughtUp(base string, pulled int64) {
+	m.catchUps.WithLabelValues(base).Inc()
+	m.catchUpPulled.Add(float64(pulled))
+}

@@ -13,8 +13,8 @@ import (
 )
 
 // TestStandbyDiesAndCatchesUp kills the standby: the primary asks the core zone to drop it and
-// goes on alone; the dropped standby cannot be promoted; restarted, it catches up from a
-// snapshot and the log, joins again, and the pair converges. On SQLite and on PostgreSQL.
+// goes on alone; the dropped standby cannot be promoted; restarted, it catches up from its own
+// history and the log, joins again, and the pair converges. On SQLite and on PostgreSQL.
 func TestStandbyDiesAndCatchesUp(t *testing.T) {
 	for _, be := range sqldbtest.Backends() {
 		t.Run(be.Name, func(t *testing.T) { standbyDiesAndCatchesUp(t, be.Server(t)) })

@@ -81,7 +81,7 @@ func (r *Replica) startOn(ln net.Listener, role string, epoch int64, standbyAddr
 		StandbyAddr: standbyAddr, PrimaryAddr: primaryAddr, CoreAddrs: []string{r.core.Addr()},
 		Defects: r.opts.Defects, Logger: r.opts.Logger, BatchMax: r.opts.BatchMax, NATS: r.opts.NATS,
 	}
-	place := r.opts.Storage.Place(r.Dir, storage.FileName, "unit", r.opts.Unit, r.Name)
+	place := r.Place()
 	cfg.DSN, cfg.Schema = place.DSN, place.Schema
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -93,6 +93,11 @@ func (r *Replica) startOn(ln net.Listener, role string, epoch int64, standbyAddr
 	if err := waitHealthy(ln.Addr().String(), done); err != nil {
 		r.t.Fatalf("start %s: %v", r.Name, err)
 	}
+}
+
+// Place is where the replica's (production) database lives.
+func (r *Replica) Place() sqldb.Place {
+	return r.opts.Storage.Place(r.Dir, storage.FileName, "unit", r.opts.Unit, r.Name)
 }
 
 func waitHealthy(addr string, done chan error) error {
