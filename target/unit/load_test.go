@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -87,14 +88,15 @@ func TestKillsUnderLoad(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		before := l.w.Len()
 		victim := p.Primary()
+		held, _ := p.State(victim)
 		victim.Kill()
 		primary := p.Failover(t)
+		start := time.Now()
 		victim.Start(ledger.RoleCatchingUp, p.Epoch(), "", primary.Addr())
 		// Back as a promotable standby: in the configuration and holding what the primary
 		// acknowledged alone before it was added (the core zone's sync guard; killing the
 		// primary earlier leaves no standby the core zone would promote).
-		// The catch-up copies the whole history, which grows with the load: the wait lasts
-		// while the victim's state or its place in the configuration moves.
+		// The wait lasts while the victim's state or its place in the configuration moves.
 		waitProgress(t, fmt.Sprintf("kill %d: the victim back as a synced standby", kill), func() bool {
 			c := p.Core.Config()
 			return c.Standby == victim.Name && c.StandbyOK && p.Core.Synced()
@@ -102,6 +104,9 @@ func TestKillsUnderLoad(t *testing.T) {
 			st, err := p.State(victim)
 			return fmt.Sprintf("victim %+v (%v), core %+v", st, err, p.Core.Config())
 		})
+		st, _ := p.State(victim)
+		t.Logf("kill %d: back as a synced standby in %v, holding seq %d of %d before the catch-up; %s",
+			kill, time.Since(start).Round(time.Millisecond), held.LastSeq, st.LastSeq, catchUpFigures(p, victim))
 		waitProgress(t, fmt.Sprintf("kill %d: payments acknowledged again", kill), func() bool { return l.w.Len() > before+50 },
 			func() string { return fmt.Sprint(l.w.Len()) })
 	}
@@ -113,4 +118,19 @@ func TestKillsUnderLoad(t *testing.T) {
 		t.Fatalf("%d acknowledged payments not read back, e.g. %v", len(bad), bad[0])
 	}
 	expectAllTrue(t, p)
+}
+
+// catchUpFigures reads r's catch-up series from its metrics: how it caught up and what it pulled.
+func catchUpFigures(p *unittest.Pair, r *unittest.Replica) string {
+	_, raw, err := p.Client.Do(context.Background(), http.MethodGet, "http://"+r.Addr()+"/metrics", nil, nil, 0)
+	if err != nil {
+		return fmt.Sprintf("metrics: %v", err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, "paycell_catchup") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, ", ")
 }
