@@ -38,6 +38,16 @@ func (d Dialect) Param(i int) string {
 	return "?"
 }
 
+// BeginWrite is the statement that starts a writer's transaction: SQLite's takes the database's
+// write lock at once (IMMEDIATE), so that a transaction never fails half-way for want of it;
+// PostgreSQL locks rows as it goes.
+func (d Dialect) BeginWrite() string {
+	if d.postgres {
+		return "BEGIN"
+	}
+	return "BEGIN IMMEDIATE"
+}
+
 // ReadTx are the options of a reader's transaction whose statements must all see one
 // committed state: PostgreSQL's default (read committed) takes a snapshot per statement, so
 // it asks for repeatable read; SQLite's WAL reader keeps one snapshot anyway and ignores it.

@@ -39,8 +39,8 @@ type rowsQuerier interface {
 // pool is the writer when the database is writable (at start-up, before the writer goroutine
 // owns it) and the readers otherwise.
 func (db *DB) pool() rowsQuerier {
-	if db.w != nil {
-		return db.w
+	if db.wc != nil {
+		return db.wc.c // the pool's one connection is held by wc
 	}
 	return db.r
 }
@@ -165,5 +165,5 @@ func (db *DB) Account(ctx context.Context, uid int64) (ledger.Account, error) {
 
 // Payment returns a recorded payment from the readers.
 func (db *DB) Payment(ctx context.Context, key string) (Recorded, error) {
-	return scanPayment(db.r.QueryRowContext(ctx, paymentQuery, key), key)
+	return scanPayment(db.r.QueryRowContext(ctx, paymentQuery, key).Scan, key)
 }

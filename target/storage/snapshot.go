@@ -202,7 +202,7 @@ func (t *Tx) prepareImport(ctx context.Context) error {
 		return err
 	}
 	var acked int64
-	err := t.tx.QueryRowContext(ctx, `SELECT num FROM meta WHERE name = $1`, MetaAckedSeq).Scan(&acked)
+	err := t.queryRow(ctx, `SELECT num FROM meta WHERE name = $1`, MetaAckedSeq).Scan(&acked)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("read acknowledged seq: %w", err)
 	}
@@ -229,9 +229,10 @@ func (t *Tx) prepareImport(ctx context.Context) error {
 		{&st.history, `INSERT INTO history (seq, epoch, stale, chain) VALUES ($1, $2, $3, $4)`},
 		{&st.tcc, qImportTCC},
 	} {
-		s, err := t.tx.PrepareContext(ctx, p.q)
+		s, err := t.c.c.PrepareContext(ctx, p.q)
 		if err != nil {
-			return fmt.Errorf("prepare import: %w", err)
+			st.close()
+			return fmt.Errorf("prepare import: %w", t.fail(err))
 		}
 		*p.dst = s
 	}
@@ -239,9 +240,30 @@ func (t *Tx) prepareImport(ctx context.Context) error {
 	return nil
 }
 
+// close closes the import's statements (prepared on the writer's connection, they outlive
+// the transaction unless closed).
+func (st *importStmts) close() {
+	for _, s := range []*sql.Stmt{st.account, st.payment, st.posting, st.history, st.tcc} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+// closeImport closes the statements of an import the transaction did not finish.
+func (t *Tx) closeImport() {
+	if t.imp != nil {
+		t.imp.close()
+		t.imp = nil
+	}
+}
+
 func (t *Tx) importLine(ctx context.Context, l snapLine) error {
 	st := t.imp
-	var err error
+	ctx, err := t.check(ctx)
+	if err != nil {
+		return fmt.Errorf("import snapshot row: %w", err)
+	}
 	switch {
 	case len(l.Account) == 4:
 		a := l.Account
@@ -261,7 +283,7 @@ func (t *Tx) importLine(ctx context.Context, l snapLine) error {
 		return fmt.Errorf("import snapshot line: %w", ErrSnapshotShape)
 	}
 	if err != nil {
-		return fmt.Errorf("import snapshot row: %w", err)
+		return fmt.Errorf("import snapshot row: %w", t.fail(err))
 	}
 	return nil
 }
@@ -269,15 +291,16 @@ func (t *Tx) importLine(ctx context.Context, l snapLine) error {
 // finishImport swaps the payments in, keeping the acknowledged ones the snapshot lacks.
 func (t *Tx) finishImport(ctx context.Context) (int64, error) {
 	st := t.imp
-	t.imp = nil
-	for _, s := range []*sql.Stmt{st.account, st.payment, st.posting, st.history, st.tcc} {
-		s.Close()
+	t.closeImport()
+	ctx, err := t.check(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("keep lost payments: %w", err)
 	}
-	res, err := t.tx.ExecContext(ctx, `INSERT INTO lost (idem_key, seq, status)
+	res, err := t.c.c.ExecContext(ctx, `INSERT INTO lost (idem_key, seq, status)
 		SELECT p.idem_key, p.seq, p.status FROM payments p WHERE p.seq <= $1 AND NOT EXISTS (
 			SELECT 1 FROM snap_payments s WHERE s.idem_key = p.idem_key AND s.status = p.status)`, st.ackedSeq)
 	if err != nil {
-		return 0, fmt.Errorf("keep lost payments: %w", err)
+		return 0, fmt.Errorf("keep lost payments: %w", t.fail(err))
 	}
 	lost, err := res.RowsAffected()
 	if err != nil {
@@ -302,7 +325,7 @@ func (t *Tx) finishImport(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	var total int64
-	if err := t.tx.QueryRowContext(ctx, `SELECT count(*) FROM lost`).Scan(&total); err != nil {
+	if err := t.queryRow(ctx, `SELECT count(*) FROM lost`).Scan(&total); err != nil {
 		return 0, fmt.Errorf("count lost payments: %w", err)
 	}
 	return lost, t.SetMeta(ctx, MetaLostAcknowledged, total, "")

@@ -43,8 +43,10 @@ type DB struct {
 	place sqldb.Place
 	d     sqldb.Dialect
 
-	stmts  map[string]*sql.Stmt // the writer's prepared statements, by SQL; fixed after Open
-	outbox *sql.Stmt            // qOutbox on the readers
+	// wc is the writer's connection, taken from w at Open; nil after one was discarded, until
+	// the next Begin takes a new one.
+	wc     *writerConn
+	outbox *sql.Stmt // qOutbox on the readers
 }
 
 // Open opens (creating if needed) the SQLite database in dir and migrates it to the current
@@ -60,18 +62,14 @@ func OpenAt(ctx context.Context, p sqldb.Place) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open writer: %w", err)
 	}
-	db := &DB{w: w, place: p, d: p.Dialect(), stmts: map[string]*sql.Stmt{}}
+	db := &DB{w: w, place: p, d: p.Dialect()}
 	if err := migrate(ctx, w, db.d); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("migrate %s: %w", p, err)
 	}
-	for _, q := range append(append(writerQueries, tccQueries...), insertQueries(db.d)...) {
-		st, err := w.PrepareContext(ctx, q)
-		if err != nil {
-			db.Close()
-			return nil, fmt.Errorf("prepare %.40q: %w", q, err)
-		}
-		db.stmts[q] = st
+	if db.wc, err = connect(ctx, w, db.d); err != nil {
+		db.Close()
+		return nil, err
 	}
 	r, err := sqldb.OpenReaders(ctx, p, readersMax)
 	if err != nil {
@@ -130,8 +128,8 @@ func OpenReadOnlyAt(ctx context.Context, p sqldb.Place) (*DB, error) {
 // Close closes both pools.
 func (db *DB) Close() error {
 	var errs []error
-	for _, st := range db.stmts {
-		errs = append(errs, st.Close())
+	if db.wc != nil {
+		errs = append(errs, db.wc.close())
 	}
 	if db.outbox != nil {
 		errs = append(errs, db.outbox.Close())
@@ -149,14 +147,38 @@ func (db *DB) Close() error {
 // password).
 func (db *DB) Path() string { return db.place.String() }
 
-// Begin starts the writer's transaction. Only the writer goroutine calls it.
+// Begin starts the writer's transaction. Only the writer goroutine calls it. A connection the
+// driver reports broken is replaced once, as database/sql's BeginTx would (a PostgreSQL server
+// that restarted since the last transaction); any other failure discards the connection, and
+// the next Begin takes a new one.
 func (db *DB) Begin(ctx context.Context) (*Tx, error) {
 	assert(db.w != nil, "write to a read-only database")
-	tx, err := db.w.BeginTx(ctx, nil)
-	if err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
-	return &Tx{tx: tx, db: db}, nil
+	for attempt := 0; ; attempt++ {
+		if db.wc == nil {
+			wc, err := connect(ctx, db.w, db.d)
+			if err != nil {
+				return nil, fmt.Errorf("begin: %w", err)
+			}
+			db.wc = wc
+		}
+		err := db.wc.control(db.stmtCtx(ctx), db.d.BeginWrite())
+		if err == nil {
+			return &Tx{db: db, c: db.wc}, nil
+		}
+		db.discardConn()
+		if attempt > 0 || !brokenConn(err) {
+			return nil, fmt.Errorf("begin: %w", err)
+		}
+	}
+}
+
+// discardConn closes the writer's connection; the next Begin takes a new one.
+func (db *DB) discardConn() {
+	db.wc.discard()
+	db.wc = nil
 }
 
 // assert panics on a programmer error.

@@ -53,16 +53,16 @@ func TestOpenDurabilityAndMigrations(t *testing.T) {
 		}
 		for q, want := range settings {
 			var got string
-			if err := db.w.QueryRowContext(ctx, q).Scan(&got); err != nil || got != want {
+			if err := db.wc.c.QueryRowContext(ctx, q).Scan(&got); err != nil || got != want {
 				t.Errorf("%s = %q %v, want %q", q, got, err, want)
 			}
 		}
-		if v, err := version(ctx, db.w); err != nil || v != SchemaVersion() {
+		if v, err := version(ctx, db.wc.c); err != nil || v != SchemaVersion() {
 			t.Errorf("schema version = %d %v, want %d", v, err, SchemaVersion())
 		}
 		db.Close()
 		db = open(t, p) // migrating again is a no-op
-		if _, err := db.w.ExecContext(ctx, `UPDATE schema_version SET version = 99`); err != nil {
+		if _, err := db.wc.c.ExecContext(ctx, `UPDATE schema_version SET version = 99`); err != nil {
 			t.Fatal(err)
 		}
 		db.Close()
@@ -146,7 +146,7 @@ func TestFiguresSeeCorruption(t *testing.T) {
 				db := open(t, place(t, srv, "a"))
 				fill(t, db, 3)
 				if tt.sql != "" {
-					if _, err := db.w.Exec(tt.sql); err != nil {
+					if _, err := db.wc.c.ExecContext(context.Background(), tt.sql); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redline-dev/redline/target/ledger"
 )
@@ -25,13 +26,63 @@ var writerQueries = []string{
 	qTrimEntries, qSetMeta, paymentQuery,
 }
 
-// Tx is the writer's transaction: every change of a replica's books happens inside one.
+// Tx is the writer's transaction: every change of a replica's books happens inside one. It
+// runs on the writer's held connection (writerConn), between a BEGIN and a COMMIT or ROLLBACK.
 type Tx struct {
-	tx    *sql.Tx
-	db    *DB
-	bound map[string]*sql.Stmt // prepared statements bound to tx, made on first use
-	imp   *importStmts         // during ImportSnapshot
-	pend  pending              // rows inserted at commit
+	c    *writerConn
+	db   *DB
+	done bool         // committed or rolled back
+	imp  *importStmts // during ImportSnapshot
+	pend pending      // rows inserted at commit
+	// failed is the first statement of the transaction that failed. A sql.Tx on PostgreSQL
+	// refused to commit a transaction the server had aborted (its COMMIT answers ROLLBACK, not
+	// an error); a COMMIT statement cannot tell, so the transaction remembers.
+	failed error
+}
+
+// Limits of the writer's transaction control.
+const (
+	// commitTimeout bounds a PostgreSQL COMMIT, which waits for the server's WAL flush (a
+	// COMMIT that times out is of unknown outcome, and the unit halts).
+	commitTimeout = 30 * time.Second
+	// rollbackTimeout bounds a ROLLBACK; one that fails or times out discards the connection.
+	rollbackTimeout = 5 * time.Second
+)
+
+// stmtCtx is the context a writer's statement runs under, ctx being not done. On SQLite it
+// carries no cancellation: database/sql and the driver start a goroutine per statement that
+// watches a cancellable context, a cost of the order of the statement's own, and the writer's
+// statements are bounded without it (at most rowsPerInsertMax rows or a few point reads each,
+// a lock wait by busy_timeout; an fsync no interrupt stops anyway). Cancellation still ends a
+// transaction: each statement checks ctx first (Tx.check). On PostgreSQL a statement waits for
+// a server, and only ctx bounds that.
+func (db *DB) stmtCtx(ctx context.Context) context.Context {
+	if db.d.Postgres() {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
+// check returns the context a statement of t runs under, or why it may not run.
+func (t *Tx) check(ctx context.Context) (context.Context, error) {
+	switch {
+	case t.done:
+		return nil, sql.ErrTxDone
+	case t.failed != nil:
+		return nil, fmt.Errorf("after a failed statement: %w", t.failed)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return t.db.stmtCtx(ctx), nil
+}
+
+// fail records a failed statement: the transaction can then only be rolled back.
+func (t *Tx) fail(err error) error {
+	if err != nil && t.failed == nil {
+		t.failed = err
+	}
+	return err
 }
 
 // Commit makes the transaction durable (synchronous=FULL: fsynced before it returns). An error
@@ -40,62 +91,97 @@ func (t *Tx) Commit() error {
 	if err := t.flush(context.Background()); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
-	if err := t.tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w: %w", ErrCommitUnknown, err)
+	if _, err := t.check(context.Background()); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
+	ctx := context.Background() // on SQLite no watcher: see stmtCtx
+	if t.db.d.Postgres() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, commitTimeout)
+		defer cancel()
+	}
+	if err := t.c.control(ctx, qCommit); err != nil {
+		return fmt.Errorf("commit: %w: %w", ErrCommitUnknown, t.fail(err))
+	}
+	t.done = true
 	return nil
 }
 
-// Rollback abandons the transaction; after Commit it is a no-op.
+// Rollback abandons the transaction; after Commit it is a no-op. A connection that cannot roll
+// back (a failed COMMIT may have ended the transaction, a broken connection cannot answer) is
+// discarded, and the next Begin takes a new one.
 func (t *Tx) Rollback() {
-	_ = t.tx.Rollback() // ErrTxDone after a commit is expected
+	if t.done {
+		return
+	}
+	t.done = true
+	t.closeImport()
+	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
+	defer cancel()
+	if err := t.c.control(ctx, qRollback); err != nil && t.db.wc == t.c {
+		t.db.discardConn()
+	}
 }
 
-// exec runs one of the writer's statements, prepared once per database (parsing SQL again for
-// every row cost more than executing it).
+// exec runs one of the writer's statements, prepared once per connection (parsing SQL again
+// for every row cost more than executing it).
 func (t *Tx) exec(ctx context.Context, what, q string, args ...any) error {
-	st, err := t.stmt(ctx, q)
-	if err != nil {
+	st, ok := t.c.stmts[q]
+	if !ok {
 		return t.execOnce(ctx, what, q, args...)
 	}
-	if _, err := st.ExecContext(ctx, args...); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+	ctx, err := t.check(ctx)
+	if err == nil {
+		_, err = st.ExecContext(ctx, args...)
 	}
-	return nil
-}
-
-// execOnce runs a statement without caching it (schema changes).
-func (t *Tx) execOnce(ctx context.Context, what, q string, args ...any) error {
-	if _, err := t.tx.ExecContext(ctx, q, args...); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
-}
-
-// stmt returns the statement prepared at Open for q, bound to this transaction; nil when q was
-// not prepared (the writer's one connection is busy with this transaction, so preparing on the
-// pool now would wait for it forever).
-func (t *Tx) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := t.bound[q]; ok {
-		return st, nil
-	}
-	st, ok := t.db.stmts[q]
-	if !ok {
-		return nil, fmt.Errorf("statement not prepared at open: %.40q", q)
-	}
-	if t.bound == nil {
-		t.bound = make(map[string]*sql.Stmt, len(t.db.stmts))
-	}
-	t.bound[q] = t.tx.StmtContext(ctx, st)
-	return t.bound[q], nil
-}
-
-func (t *Tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	st, err := t.stmt(ctx, q)
 	if err != nil {
-		return t.tx.QueryRowContext(ctx, q, args...) // unprepared: the same answer, slower
+		return fmt.Errorf("%s: %w", what, t.fail(err))
 	}
-	return st.QueryRowContext(ctx, args...)
+	return nil
+}
+
+// execOnce runs a statement without preparing it (schema changes).
+func (t *Tx) execOnce(ctx context.Context, what, q string, args ...any) error {
+	ctx, err := t.check(ctx)
+	if err == nil {
+		_, err = t.c.c.ExecContext(ctx, q, args...)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, t.fail(err))
+	}
+	return nil
+}
+
+// row is the answer of a statement that reads one row.
+type row struct {
+	t   *Tx
+	r   *sql.Row
+	err error // the statement did not run
+}
+
+// Scan is sql.Row's; an error other than sql.ErrNoRows fails the transaction.
+func (r row) Scan(dest ...any) error {
+	err := r.err
+	if err == nil {
+		err = r.r.Scan(dest...)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		r.t.fail(err)
+	}
+	return err
+}
+
+// queryRow runs a statement that reads one row, prepared at connect when q is one of the
+// writer's.
+func (t *Tx) queryRow(ctx context.Context, q string, args ...any) row {
+	ctx, err := t.check(ctx)
+	if err != nil {
+		return row{t: t, err: err}
+	}
+	if st, ok := t.c.stmts[q]; ok {
+		return row{t: t, r: st.QueryRowContext(ctx, args...)}
+	}
+	return row{t: t, r: t.c.c.QueryRowContext(ctx, q, args...)} // unprepared: the same answer, slower
 }
 
 // Account returns an account's balance and opening balance.
@@ -181,16 +267,16 @@ func (t *Tx) Payment(ctx context.Context, key string) (Recorded, error) {
 	if r, ok := t.pend.payment(key); ok {
 		return r, nil
 	}
-	return scanPayment(t.queryRow(ctx, paymentQuery, key), key)
+	return scanPayment(t.queryRow(ctx, paymentQuery, key).Scan, key)
 }
 
 const paymentQuery = `SELECT idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch
 	FROM payments WHERE idem_key = $1`
 
-func scanPayment(row *sql.Row, key string) (Recorded, error) {
+func scanPayment(scan func(...any) error, key string) (Recorded, error) {
 	var r Recorded
 	var status, reason string
-	err := row.Scan(&r.Key, &r.FromUID, &r.ToUID, &r.AmountMinor, &status, &reason, &r.Seq, &r.Epoch)
+	err := scan(&r.Key, &r.FromUID, &r.ToUID, &r.AmountMinor, &status, &reason, &r.Seq, &r.Epoch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Recorded{}, fmt.Errorf("read payment %q: %w", key, ErrNotFound)
 	}
