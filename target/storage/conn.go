@@ -100,8 +100,3 @@ func (wc *writerConn) closeStmts() []error {
 	}
 	return errs
 }
-
-// brokenConn says whether err means the connection itself is unusable (a new one may succeed).
-func brokenConn(err error) bool {
-	return errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone)
-}

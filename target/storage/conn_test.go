@@ -15,8 +15,7 @@ const terminateWait = 10 * time.Second
 // TestWriterConnectionBreaks: the writer's held connection breaks (PostgreSQL terminates its
 // session; on SQLite it is closed under the writer), inside a transaction and between two. The
 // transaction it was in must fail without committing anything, and the writer must not wedge:
-// a Begin that finds the connection broken fails clearly at most once, and the next one works
-// on a new connection.
+// the next Begin works, on a new connection.
 func TestWriterConnectionBreaks(t *testing.T) {
 	onBackends(t, func(t *testing.T, srv sqldb.Server) {
 		ctx := context.Background()
@@ -78,10 +77,7 @@ func TestWriterConnectionBreaks(t *testing.T) {
 
 		breakConn() // between transactions
 		if err := setMeta(5); err != nil {
-			t.Logf("the first transaction on the broken connection: %v", err)
-			if err := setMeta(5); err != nil {
-				t.Fatalf("the second transaction after the connection broke: %v", err)
-			}
+			t.Fatalf("a transaction after the idle connection broke: %v", err)
 		}
 		if n, err := db.MetaNum(ctx, "probe"); err != nil || n != 5 {
 			t.Errorf("probe = %d %v, want 5", n, err)

@@ -147,16 +147,16 @@ func (db *DB) Close() error {
 // password).
 func (db *DB) Path() string { return db.place.String() }
 
-// Begin starts the writer's transaction. Only the writer goroutine calls it. A connection the
-// driver reports broken is replaced once, as database/sql's BeginTx would (a PostgreSQL server
-// that restarted since the last transaction); any other failure discards the connection, and
-// the next Begin takes a new one.
+// Begin starts the writer's transaction. Only the writer goroutine calls it. A BEGIN changes
+// nothing, so one that fails is tried once more on a new connection, as database/sql's pool
+// would have replaced a dead one: a PostgreSQL session the server ended while it was idle
+// answers its next statement with the FATAL that ended it.
 func (db *DB) Begin(ctx context.Context) (*Tx, error) {
 	assert(db.w != nil, "write to a read-only database")
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
-	}
 	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("begin: %w", err)
+		}
 		if db.wc == nil {
 			wc, err := connect(ctx, db.w, db.d)
 			if err != nil {
@@ -169,7 +169,7 @@ func (db *DB) Begin(ctx context.Context) (*Tx, error) {
 			return &Tx{db: db, c: db.wc}, nil
 		}
 		db.discardConn()
-		if attempt > 0 || !brokenConn(err) {
+		if attempt > 0 {
 			return nil, fmt.Errorf("begin: %w", err)
 		}
 	}
