@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/redline-dev/redline/target/sqldb"
 )
@@ -36,7 +37,7 @@ func connect(ctx context.Context, w *sql.DB, d sqldb.Dialect) (*writerConn, erro
 		return nil, fmt.Errorf("take writer connection: %w", err)
 	}
 	wc := &writerConn{c: c, stmts: map[string]*sql.Stmt{}}
-	qs := append(append(writerQueries, tccQueries...), insertQueries(d)...)
+	qs := slices.Concat(writerQueries, tccQueries, insertQueries(d))
 	if !d.Postgres() {
 		qs = append(qs, d.BeginWrite(), qCommit, qRollback)
 	}
