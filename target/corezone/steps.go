@@ -18,11 +18,12 @@ import (
 // Steps bound for the same unit travel together (package lanes): each unit has a lane for its
 // tries and one for its confirms and cancels (so that tries, which a client waits for, never
 // queue behind the steps that finish answered transfers), per set of carried headers (a stress
-// run's steps go to its shadow plane), each drained by stepSenders goroutines; a sender takes every step queued at that moment (up to stepBatchMax)
-// into one POST /internal/tcc/batch to the unit's current primary, under its epoch of that
-// moment. A try, a confirm or a cancel of many transfers then costs the unit one request and one
-// group commit, and the coordinator one round trip: four HTTP exchanges per transfer were a
-// third of the leader's CPU (profiled under `make bench-target`).
+// run's steps go to its shadow plane), each drained by stepSenders goroutines; a sender takes
+// every step queued at that moment (up to stepBatchMax) into one POST /internal/tcc/batch to
+// the unit's current primary, under its epoch of that moment. A try, a confirm or a cancel of
+// many transfers then costs the unit one request and one group commit, and the coordinator one
+// round trip: four HTTP exchanges per transfer were a third of the leader's CPU (profiled under
+// `make bench-target`).
 
 const (
 	stepSenders  = 4   // batch requests in flight to one unit

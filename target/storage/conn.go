@@ -52,15 +52,21 @@ func connect(ctx context.Context, w *sql.DB, d sqldb.Dialect) (*writerConn, erro
 	return wc, nil
 }
 
-// control runs a transaction control statement, prepared or not.
-func (wc *writerConn) control(ctx context.Context, q string) error {
-	var err error
+// exec runs q on the connection: its statement prepared at connect when it has one, else as
+// text (transaction control on PostgreSQL, schema changes, a snapshot import's bulk statements).
+func (wc *writerConn) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	if st, ok := wc.stmts[q]; ok {
-		_, err = st.ExecContext(ctx)
-	} else {
-		_, err = wc.c.ExecContext(ctx, q)
+		return st.ExecContext(ctx, args...)
 	}
-	return err
+	return wc.c.ExecContext(ctx, q, args...)
+}
+
+// queryRow is exec's reading one row.
+func (wc *writerConn) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st, ok := wc.stmts[q]; ok {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return wc.c.QueryRowContext(ctx, q, args...)
 }
 
 // Statements prepared on a sql.Conn are not closed with it, and closing one after its

@@ -213,7 +213,7 @@ func (t *Tx) prepareImport(ctx context.Context) error {
 		`DELETE FROM snap_payments`,
 		`DELETE FROM accounts`, `DELETE FROM postings`, `DELETE FROM history`, `DELETE FROM tcc`,
 	} {
-		if err := t.execOnce(ctx, "prepare import", q); err != nil {
+		if err := t.exec(ctx, "prepare import", q); err != nil {
 			return err
 		}
 	}
@@ -292,15 +292,11 @@ func (t *Tx) importLine(ctx context.Context, l snapLine) error {
 func (t *Tx) finishImport(ctx context.Context) (int64, error) {
 	st := t.imp
 	t.closeImport()
-	ctx, err := t.check(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("keep lost payments: %w", err)
-	}
-	res, err := t.c.c.ExecContext(ctx, `INSERT INTO lost (idem_key, seq, status)
+	res, err := t.run(ctx, `INSERT INTO lost (idem_key, seq, status)
 		SELECT p.idem_key, p.seq, p.status FROM payments p WHERE p.seq <= $1 AND NOT EXISTS (
 			SELECT 1 FROM snap_payments s WHERE s.idem_key = p.idem_key AND s.status = p.status)`, st.ackedSeq)
 	if err != nil {
-		return 0, fmt.Errorf("keep lost payments: %w", t.fail(err))
+		return 0, fmt.Errorf("keep lost payments: %w", err)
 	}
 	lost, err := res.RowsAffected()
 	if err != nil {
@@ -317,7 +313,7 @@ func (t *Tx) finishImport(ctx context.Context) (int64, error) {
 			SELECT seq, idem_key, from_uid, to_uid, amount_minor FROM payments WHERE status = 'committed'`,
 		qRebuildTCCOutbox,
 	} {
-		if err := t.execOnce(ctx, "swap payments", q); err != nil {
+		if err := t.exec(ctx, "swap payments", q); err != nil {
 			return 0, err
 		}
 	}

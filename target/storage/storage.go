@@ -164,7 +164,7 @@ func (db *DB) Begin(ctx context.Context) (*Tx, error) {
 			}
 			db.wc = wc
 		}
-		err := db.wc.control(db.stmtCtx(ctx), db.d.BeginWrite())
+		_, err := db.wc.exec(db.stmtCtx(ctx), db.d.BeginWrite())
 		if err == nil {
 			return &Tx{db: db, c: db.wc}, nil
 		}

@@ -100,7 +100,7 @@ func (t *Tx) Commit() error {
 		ctx, cancel = context.WithTimeout(ctx, commitTimeout)
 		defer cancel()
 	}
-	if err := t.c.control(ctx, qCommit); err != nil {
+	if _, err := t.c.exec(ctx, qCommit); err != nil {
 		return fmt.Errorf("commit: %w: %w", ErrCommitUnknown, t.fail(err))
 	}
 	t.done = true
@@ -118,38 +118,28 @@ func (t *Tx) Rollback() {
 	t.closeImport()
 	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
 	defer cancel()
-	if err := t.c.control(ctx, qRollback); err != nil && t.db.wc == t.c {
+	if _, err := t.c.exec(ctx, qRollback); err != nil && t.db.wc == t.c {
 		t.db.discardConn()
 	}
 }
 
-// exec runs one of the writer's statements, prepared once per connection (parsing SQL again
-// for every row cost more than executing it).
+// exec runs a statement of the transaction: one of the writer's, prepared once per connection
+// (parsing SQL again for every row cost more than executing it), or any other as text.
 func (t *Tx) exec(ctx context.Context, what, q string, args ...any) error {
-	st, ok := t.c.stmts[q]
-	if !ok {
-		return t.execOnce(ctx, what, q, args...)
-	}
-	ctx, err := t.check(ctx)
-	if err == nil {
-		_, err = st.ExecContext(ctx, args...)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, t.fail(err))
+	if _, err := t.run(ctx, q, args...); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }
 
-// execOnce runs a statement without preparing it (schema changes).
-func (t *Tx) execOnce(ctx context.Context, what, q string, args ...any) error {
+// run is exec with the statement's result.
+func (t *Tx) run(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	ctx, err := t.check(ctx)
-	if err == nil {
-		_, err = t.c.c.ExecContext(ctx, q, args...)
-	}
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, t.fail(err))
+		return nil, t.fail(err)
 	}
-	return nil
+	res, err := t.c.exec(ctx, q, args...)
+	return res, t.fail(err)
 }
 
 // row is the answer of a statement that reads one row.
@@ -178,10 +168,7 @@ func (t *Tx) queryRow(ctx context.Context, q string, args ...any) row {
 	if err != nil {
 		return row{t: t, err: err}
 	}
-	if st, ok := t.c.stmts[q]; ok {
-		return row{t: t, r: st.QueryRowContext(ctx, args...)}
-	}
-	return row{t: t, r: t.c.c.QueryRowContext(ctx, q, args...)} // unprepared: the same answer, slower
+	return row{t: t, r: t.c.queryRow(ctx, q, args...)}
 }
 
 // Account returns an account's balance and opening balance.
