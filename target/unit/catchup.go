@@ -84,7 +84,12 @@ func (s *server) handleLog(w http.ResponseWriter, r *http.Request) {
 }
 
 // startCatchUp starts the catch-up goroutine unless one runs. The goroutine is owned by run
-// (s.bg) and ends when the replica is caught up, is configured otherwise, or ctx ends.
+// (s.bg) and ends when the replica is caught up, is configured otherwise, or ctx ends. Every
+// caller sets the role to catching up before it calls startCatchUp, and the goroutine decides to
+// end under the same lock as startCatchUp decides not to start one: a replica configured to
+// catch up again while its goroutine was finishing (a shadow plane that caught up in a few
+// milliseconds, then got its production plane's catching-up configuration) catches up again,
+// rather than staying a catching-up replica that nothing drives.
 func (s *server) startCatchUp(ctx context.Context) {
 	s.mu.Lock()
 	if s.catching {
@@ -96,18 +101,28 @@ func (s *server) startCatchUp(ctx context.Context) {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
-		defer func() { s.mu.Lock(); s.catching = false; s.mu.Unlock() }()
-		backoff := 50 * time.Millisecond
-		for ctx.Err() == nil && s.view().Role == ledger.RoleCatchingUp {
-			err := s.catchUp(ctx)
-			if err == nil {
-				return
-			}
-			s.log.Warn("catch up", "err", err)
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, catchUpBackoffMax)
+		for s.catchUpWhileNeeded(ctx) {
 		}
 	}()
+}
+
+// catchUpWhileNeeded catches up while the replica is configured to; it reports whether it must
+// go on (configured to catch up again as it finished), else it has cleared s.catching.
+func (s *server) catchUpWhileNeeded(ctx context.Context) bool {
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil && s.view().Role == ledger.RoleCatchingUp {
+		err := s.catchUp(ctx)
+		if err == nil {
+			break
+		}
+		s.log.Warn("catch up", "err", err)
+		sleep(ctx, backoff)
+		backoff = min(2*backoff, catchUpBackoffMax)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.catching = ctx.Err() == nil && s.v.Role == ledger.RoleCatchingUp
+	return s.catching
 }
 
 // The bases a catch-up starts from, before it pulls the primary's log (the label of
