@@ -67,10 +67,11 @@ var errUndecided = errors.New("transfer not decided yet")
 
 // coordinator drives transfers on the leader.
 type coordinator struct {
-	n     *node
-	http  *http.Client
-	steps *lanes.Lanes[*stepCall] // steps to the units, batched per unit (steps.go)
-	done  chan string             // keys both participants applied, for the done flusher
+	n        *node
+	http     *http.Client
+	tries    *lanes.Lanes[*stepCall] // tries to the units, batched per unit (steps.go)
+	finishes *lanes.Lanes[*stepCall] // confirms and cancels to the units, lingering (steps.go)
+	done     chan string             // keys both participants applied, for the done flusher
 	// finishers holds a token per goroutine finishing an answered transfer; finishing is their
 	// owner, which Run waits for.
 	finishers chan struct{}
@@ -92,7 +93,8 @@ func newCoordinator(n *node) *coordinator {
 		released:  map[string]time.Time{},
 		firstSeen: map[string]time.Time{},
 	}
-	c.steps = c.newSteps()
+	c.tries = c.newSteps(0)
+	c.finishes = c.newSteps(finishLinger)
 	return c
 }
 

@@ -4,22 +4,36 @@
 // while a destination is busy with earlier batches, items gather: batches grow with the load and
 // cost no wait when it is light. The router batches payments per unit with it, the core zone the
 // steps of cross-unit transfers per unit.
+//
+// A lane may also linger: its sender then waits up to that long after the first item for more,
+// one sender gathering at a time. Batches then grow at light loads too, at the cost of that wait:
+// for items nobody waits on (the core zone's confirms and cancels of transfers already answered).
 package lanes
 
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // SendFunc sends one batch bound for dest. It owns the items' answers: every item must be
 // answered (by whatever channel the item carries) before it returns. ctx ends at Close.
 type SendFunc[T any] func(ctx context.Context, dest string, batch []T)
 
+// Config bounds the lanes.
+type Config struct {
+	Senders  int           // batches in flight to one destination
+	BatchMax int           // items in one batch
+	Depth    int           // items one lane holds waiting
+	Linger   time.Duration // a sender's wait for more items after the first; 0: none
+}
+
 // Lanes holds one lane per destination and their senders.
 type Lanes[T any] struct {
 	senders  int
 	batchMax int
 	depth    int
+	linger   time.Duration
 	send     SendFunc[T]
 
 	mu      sync.Mutex
@@ -31,12 +45,13 @@ type Lanes[T any] struct {
 	wg      sync.WaitGroup
 }
 
-// New returns lanes whose senders (senders per destination) call send with at most batchMax
-// items; a lane holds at most depth items waiting.
-func New[T any](senders, batchMax, depth int, send SendFunc[T]) *Lanes[T] {
+// New returns lanes whose senders (cfg.Senders per destination) call send with at most
+// cfg.BatchMax items; a lane holds at most cfg.Depth items waiting.
+func New[T any](cfg Config, send SendFunc[T]) *Lanes[T] {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Lanes[T]{
-		senders: max(1, senders), batchMax: max(1, batchMax), depth: max(1, depth), send: send,
+		senders: max(1, cfg.Senders), batchMax: max(1, cfg.BatchMax), depth: max(1, cfg.Depth),
+		linger: max(0, cfg.Linger), send: send,
 		lanes: map[string]chan T{}, ctx: ctx, cancel: cancel, stopped: make(chan struct{}),
 	}
 }
@@ -83,32 +98,61 @@ func (l *Lanes[T]) lane(dest string) chan T {
 	}
 	q := make(chan T, l.depth)
 	l.lanes[dest] = q
+	var gathering sync.Mutex // held by the sender that lingers for a batch
 	for range l.senders {
 		// Each sender ends when Close cancels l.ctx, after its batch in flight.
-		l.wg.Go(func() { l.drain(dest, q) })
+		l.wg.Go(func() { l.drain(dest, q, &gathering) })
 	}
 	return q
 }
 
 // drain sends q's items in batches until Close.
-func (l *Lanes[T]) drain(dest string, q chan T) {
+func (l *Lanes[T]) drain(dest string, q chan T, gathering *sync.Mutex) {
 	for {
-		var first T
-		select {
-		case <-l.ctx.Done():
+		batch := l.gather(q, gathering)
+		if batch == nil {
 			return
-		case first = <-q:
 		}
-		batch := []T{first}
-	gather:
+		l.send(l.ctx, dest, batch)
+	}
+}
+
+// gather waits for q's next item and takes the items queued behind it (those arriving within
+// the linger too); nil at Close.
+func (l *Lanes[T]) gather(q chan T, gathering *sync.Mutex) []T {
+	if l.linger > 0 {
+		gathering.Lock()
+		defer gathering.Unlock()
+	}
+	var first T
+	select {
+	case <-l.ctx.Done():
+		return nil
+	case first = <-q:
+	}
+	batch := []T{first}
+	if l.linger == 0 {
 		for len(batch) < l.batchMax {
 			select {
 			case item := <-q:
 				batch = append(batch, item)
 			default:
-				break gather
+				return batch
 			}
 		}
-		l.send(l.ctx, dest, batch)
+		return batch
 	}
+	t := time.NewTimer(l.linger)
+	defer t.Stop()
+	for len(batch) < l.batchMax {
+		select {
+		case item := <-q:
+			batch = append(batch, item)
+		case <-t.C:
+			return batch
+		case <-l.ctx.Done():
+			return batch // sent under the cancelled context: its items learn they were not
+		}
+	}
+	return batch
 }

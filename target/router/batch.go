@@ -36,7 +36,7 @@ type queued struct {
 
 // newBatches returns the router's lanes: one per unit, laneSenders batches in flight to each.
 func (rt *router) newBatches() *lanes.Lanes[*queued] {
-	return lanes.New(laneSenders, batchPaymentsMax, inflightMax, func(ctx context.Context, unit string, batch []*queued) {
+	return lanes.New(lanes.Config{Senders: laneSenders, BatchMax: batchPaymentsMax, Depth: inflightMax}, func(ctx context.Context, unit string, batch []*queued) {
 		rt.metrics.batchQueued.Sub(float64(len(batch)))
 		rt.sendBatch(ctx, unit, batch)
 	})
