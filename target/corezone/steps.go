@@ -17,8 +17,8 @@ import (
 )
 
 // Steps bound for the same unit travel together (package lanes): each unit has a lane for its
-// tries and one for its confirms and cancels (so that tries, which a client waits for, never
-// queue behind the steps that finish answered transfers), per set of carried headers (a stress
+// tries, one for its cancels and one for its confirms (so that tries, which a client waits for,
+// never queue behind the steps that finish transfers), per set of carried headers (a stress
 // run's steps go to its shadow plane), each drained by stepSenders goroutines; a sender takes
 // every step queued at that moment (up to stepBatchMax) into one POST /internal/tcc/batch to
 // the unit's current primary, under its epoch of that moment. A try, a confirm or a cancel of
@@ -26,18 +26,19 @@ import (
 // round trip: four HTTP exchanges per transfer were a third of the leader's CPU (profiled under
 // `make bench-target`).
 //
-// Tries gather only while a unit is busy: at the rates of a 2-core machine that is seldom, and
-// each try costs a request and a group commit of its own. Confirms and cancels, which nobody
-// waits on (the client has its answer), linger finishLinger for more: the payee's credit and the
-// release of a cancelled reservation land up to that much later, and the confirms of several
-// transfers share one request and one commit. Measured at 700 payments/s with a fifth
-// cross-unit: 4.2 confirms a request instead of 1.0, the target's CPU per payment ×0.93.
+// Tries and cancels gather only while a unit is busy: at the rates of a 2-core machine that is
+// seldom, and each costs a request and a group commit of its own. Confirms, which nobody waits
+// on (the client has its answer), go in lanes of their own that linger confirmLinger for more:
+// the payee's credit lands up to that much later, and the confirms of several transfers share
+// one request and one commit. Measured at 700 payments/s with a fifth cross-unit: 4.2 confirms
+// a request instead of 1.0, the target's CPU per payment ×0.93. (A cancel releases a refused
+// payment's reservation before its answer, tcc.go: it does not linger.)
 
 const (
-	stepSenders  = 4   // batch requests in flight to one unit
-	stepBatchMax = 256 // steps per batch request (the unit's bound, PROTOCOL.md)
-	stepQueueMax = 4_096
-	finishLinger = 50 * time.Millisecond
+	stepSenders   = 4   // batch requests in flight to one unit
+	stepBatchMax  = 256 // steps per batch request (the unit's bound, PROTOCOL.md)
+	stepQueueMax  = 4_096
+	confirmLinger = 50 * time.Millisecond
 	// stepBatchReplyMax bounds the body of a batch's answer.
 	stepBatchReplyMax = 1 << 20
 )
@@ -86,9 +87,9 @@ func laneOf(unit string, req stepRequest, headers map[string]string) string {
 // its answer.
 func (c *coordinator) call(ctx context.Context, unit string, req stepRequest, headers map[string]string) (legAnswer, int, error) {
 	sc := &stepCall{unit: unit, headers: headers, req: req, done: make(chan stepReply, 1)}
-	steps := c.finishes
-	if req.Step == "try" {
-		steps = c.tries
+	steps := c.steps
+	if req.Step == "confirm" {
+		steps = c.confirms
 	}
 	if !steps.Add(laneOf(unit, req, headers), sc) {
 		return legAnswer{}, 0, errStepQueueFull

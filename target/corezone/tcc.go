@@ -22,8 +22,9 @@ import (
 // tries both legs (the payer's unit reserves the funds, the payee's checks the account),
 // commits the decision in the Raft log with the transfer (nothing is written before: a
 // transfer with no decision is aborted when a participant asks, PROTOCOL.md says why that is
-// safe), answers the client, and only then confirms or cancels both legs (a goroutine of its
-// own, the recovery loop after it). Every step carries the participant unit's epoch and goes
+// safe), answers the client, and only then confirms both legs (a goroutine of its own, the
+// recovery loop after it); a cancelled transfer's legs are cancelled before its answer, so that
+// a refused payment has released its reservation when the client hears of it. Every step carries the participant unit's epoch and goes
 // to its current primary, retried across a failover; a step is idempotent at the participant,
 // so the leader that answers a client, a new leader's recovery loop, and a zombie former
 // leader may all drive one transfer: the first decision committed wins.
@@ -69,8 +70,8 @@ var errUndecided = errors.New("transfer not decided yet")
 type coordinator struct {
 	n        *node
 	http     *http.Client
-	tries    *lanes.Lanes[*stepCall] // tries to the units, batched per unit (steps.go)
-	finishes *lanes.Lanes[*stepCall] // confirms and cancels to the units, lingering (steps.go)
+	steps    *lanes.Lanes[*stepCall] // tries and cancels to the units, batched per unit (steps.go)
+	confirms *lanes.Lanes[*stepCall] // confirms to the units, lingering (steps.go)
 	done     chan string             // keys both participants applied, for the done flusher
 	// finishers holds a token per goroutine finishing an answered transfer; finishing is their
 	// owner, which Run waits for.
@@ -93,8 +94,8 @@ func newCoordinator(n *node) *coordinator {
 		released:  map[string]time.Time{},
 		firstSeen: map[string]time.Time{},
 	}
-	c.tries = c.newSteps(0)
-	c.finishes = c.newSteps(finishLinger)
+	c.steps = c.newSteps(0)
+	c.confirms = c.newSteps(confirmLinger)
 	return c
 }
 
@@ -168,9 +169,10 @@ func (n *node) commitTransfer(cmd Command) (Transfer, error) {
 }
 
 // pay drives the transfer t (or finds it) to its decision as far as the budget allows. A
-// decided transfer is answered at once: its legs are confirmed or cancelled after the answer
-// (finishLater), or before it when finishersMax goroutines are busy already. One undecided when
-// the budget ends is driven on after the answer (decideLater).
+// confirmed transfer is answered at once: its legs are confirmed after the answer (finishLater),
+// or before it when finishersMax goroutines are busy already; a cancelled one's legs are
+// cancelled before the answer. One undecided when the budget ends is driven on after the answer
+// (decideLater).
 func (c *coordinator) pay(ctx context.Context, t Transfer) (Transfer, error) {
 	for !c.claim(t) {
 		// A retry of a request still being driven here: wait for its decision.
@@ -198,7 +200,7 @@ func (c *coordinator) pay(ctx context.Context, t Transfer) (Transfer, error) {
 		c.release(t.Key)
 		return t, err
 	}
-	if !c.finishLater(ctx, t) {
+	if t.State == TransferCancelled || !c.finishLater(ctx, t) {
 		c.settle(ctx, t)
 		c.release(t.Key)
 	}

@@ -14,11 +14,13 @@ import (
 )
 
 // fakeLegs is a fake participant's transfer legs: a try of a debit over fundsMinor is refused,
-// the first misdirect answers of each step are 421 (a failover the coordinator must outlast).
+// the first misdirect answers of each step are 421 (a failover the coordinator must outlast), a
+// batch with a cancel is answered cancelDelay late.
 type fakeLegs struct {
-	legs       map[string]string // key/leg → state
-	misdirect  int
-	fundsMinor int64
+	legs        map[string]string // key/leg → state
+	misdirect   int
+	fundsMinor  int64
+	cancelDelay time.Duration
 }
 
 func (f *fakeReplica) tccRoutes(mux *http.ServeMux) {
@@ -27,6 +29,15 @@ func (f *fakeReplica) tccRoutes(mux *http.ServeMux) {
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.Steps) == 0 || r.Header.Get("X-Redline-Epoch") == "" {
 			writeError(w, http.StatusBadRequest, "bad_transfer", "malformed steps")
 			return
+		}
+		f.mu.Lock()
+		delay := f.tcc.cancelDelay
+		f.mu.Unlock()
+		for _, step := range req.Steps {
+			if step.Step == "cancel" {
+				time.Sleep(delay)
+				break
+			}
 		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -101,7 +112,8 @@ func post(t *testing.T, addr, path, body string) (int, string) {
 
 // TestTransfersThroughTheAPI drives cross-unit payments through a real 3-replica group and
 // fake participants: bad input refused, a transfer confirmed on both legs across a primary's
-// refusals, one over the funds cancelled on both (the debit by an empty rollback), retries
+// refusals, one over the funds cancelled on both before its answer (the debit by an empty
+// rollback), retries
 // answered the first outcome, the figures the audit reads.
 func TestTransfersThroughTheAPI(t *testing.T) {
 	units, seeds := fakeUnits(t, "a", "b")
@@ -150,14 +162,18 @@ func TestTransfersThroughTheAPI(t *testing.T) {
 	if status, body, err := g.client.Transfer(context.Background(), []byte(ok), marked); err != nil || status != http.StatusConflict {
 		t.Errorf("a marked transfer under a production transfer's key: %d %s %v, want 409", status, body, err)
 	}
+	units["a"].r1.mu.Lock()
+	units["a"].r1.tcc.cancelDelay = 200 * time.Millisecond // the payer's unit is slow to release
+	units["a"].r1.mu.Unlock()
 	status, body := post(t, leader, "/v1/transfers", `{"key":"t2","from_uid":0,"to_uid":1,"amount_minor":5000}`)
 	var o ledger.Outcome
 	if err := json.Unmarshal([]byte(body), &o); status != http.StatusOK || err != nil || o.Status != ledger.StatusFailed || o.Reason != ledger.ReasonInsufficientFunds {
 		t.Errorf("over the funds: %d %s, want failed insufficient_funds", status, body)
 	}
-	waitFor(t, 5*time.Second, "both legs of t2 cancelled", func() bool {
-		return units["a"].r1.leg("t2", ledger.LegDebit) == ledger.LegCancelled && units["b"].r1.leg("t2", ledger.LegCredit) == ledger.LegCancelled
-	})
+	// A refused payment's legs are cancelled before its answer: nothing stays reserved.
+	if a, b := units["a"].r1.leg("t2", ledger.LegDebit), units["b"].r1.leg("t2", ledger.LegCredit); a != ledger.LegCancelled || b != ledger.LegCancelled {
+		t.Errorf("t2 answered with its legs %q and %q, want both cancelled", a, b)
+	}
 	waitFor(t, 5*time.Second, "both transfers done", func() bool {
 		var f ledger.CoreTransfers
 		err := g.client.call(context.Background(), http.MethodGet, "/v1/transfers", nil, &f)
