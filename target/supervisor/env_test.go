@@ -16,16 +16,13 @@ func TestChildEnvRuntimeSettings(t *testing.T) {
 		t.Setenv("GOGC", "")
 		os.Unsetenv("GOGC")
 		want := "GOMAXPROCS=" + strconv.Itoa(max(1, runtime.NumCPU()/procsPerCPU))
-		if got := childEnv(RoleUnit); !slices.Contains(got, want) || !slices.Contains(got, "GOGC=200") {
-			t.Errorf("childEnv(unit) lacks %q or GOGC=200", want)
-		}
-		if got := childEnv(RoleCore); slices.Contains(got, want) {
-			t.Errorf("childEnv(core) has %q, want the default", want)
+		if got := childEnv(); !slices.Contains(got, want) || !slices.Contains(got, "GOGC=200") {
+			t.Errorf("childEnv() lacks %q or GOGC=200", want)
 		}
 	})
 	t.Run("set by the user: kept", func(t *testing.T) {
 		t.Setenv("GOMAXPROCS", "3")
-		got := childEnv(RoleRouter)
+		got := childEnv()
 		var n int
 		for _, kv := range got {
 			if strings.HasPrefix(kv, "GOMAXPROCS=") {

@@ -326,7 +326,7 @@ func (s *supervisor) start(ctx context.Context, p *proc) (*exec.Cmd, error) {
 	cmd := exec.Command(s.exe, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = s.cfg.DataDir
-	cmd.Env = childEnv(p.role)
+	cmd.Env = childEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Setpgid:   true,            // a Ctrl-C in the terminal reaches the supervisor only
 		Pdeathsig: syscall.SIGKILL, // and a dead supervisor leaves nothing behind
