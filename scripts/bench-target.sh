@@ -19,6 +19,9 @@
 #
 #   STEP=10s RATE_START=500 RATE_FACTOR=1.5 TRIES=2 PGBENCH_TIME=20 KILLS=10 CROSS=0.2 scripts/bench-target.sh
 #   ONLY=cross scripts/bench-target.sh     # steps 1 and 4 alone, side by side
+#   ONLY=cross REPEAT=3 scripts/bench-target.sh  # the pair 3 times, in alternating order: each
+#                                          # pair's ratio and their median (a shared machine's
+#                                          # noise moves one search by ±20% from run to run)
 #   ONLY=postgres scripts/bench-target.sh  # step 1 on SQLite and on PostgreSQL (target up --dsn)
 #
 # PostgreSQL runs as a throwaway cluster of scripts/pg.sh (fsync and synchronous_commit on).
@@ -40,6 +43,7 @@ KILLS=${KILLS:-10}
 TRIES=${TRIES:-2}
 CROSS=${CROSS:-0.2}
 ONLY=${ONLY:-}
+REPEAT=${REPEAT:-1}
 
 tmp=$(mktemp -d /tmp/bench-target.XXXXXX)
 chmod 755 "$tmp"
@@ -131,6 +135,34 @@ if [ "$ONLY" = "postgres" ]; then
 	printf "best payments/s at any p99, SQLite / PostgreSQL:        %8.0f / %.0f = %.2f  (load average %s)\n" \
 		"$(peak_of "$tmp/sqlite.out")" "$(peak_of "$tmp/postgres.out")" \
 		"$(awk -v a="$(peak_of "$tmp/postgres.out")" -v b="$(peak_of "$tmp/sqlite.out")" 'BEGIN { if (b > 0) print a / b; else print 0 }')" "$(cut -d' ' -f1-3 /proc/loadavg)"
+	exit 0
+fi
+
+# search OUT [CROSS]: one throughput search on a fresh target, its steps on stdout and in OUT.
+search() {
+	start_target
+	"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -cross "${2:-0}" -rate-start "$RATE_START" -rate-factor "$RATE_FACTOR" -step "$STEP" -tries "$TRIES" | tee "$1" | grep "^rate"
+	stop_target
+}
+
+if [ "$ONLY" = "cross" ] && [ "$REPEAT" -gt 1 ]; then
+	ratios=()
+	for i in $(seq "$REPEAT"); do
+		# Alternate which search goes first, so that a trend in the machine's load favours neither.
+		for kind in $(if [ $((i % 2)) = 1 ]; then echo same cross; else echo cross same; fi); do
+			echo "== pair $i of $REPEAT: $kind"
+			if [ "$kind" = same ]; then search "$tmp/same.$i.out"; else search "$tmp/cross.$i.out" "$CROSS"; fi
+		done
+		s=$(sustained_of "$tmp/same.$i.out")
+		c=$(sustained_of "$tmp/cross.$i.out")
+		ratios+=("$(awk -v a="$c" -v b="$s" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')")
+		printf "pair %d: %s cross-unit %.0f/s (p99 %s ms) / same-unit %.0f/s (p99 %s ms) = %s\n" "$i" "$CROSS" "$c" "$(p99_of "$tmp/cross.$i.out")" "$s" "$(p99_of "$tmp/same.$i.out")" "${ratios[-1]}" | tee -a "$tmp/pairs"
+	done
+	echo
+	echo "== bench-target, cross-unit share, $REPEAT pairs ($(nproc) cores)"
+	cat "$tmp/pairs"
+	printf "median ratio cross / same-unit:            %8s  (goal >= 0.7; load average %s)\n" \
+		"$(printf "%s\n" "${ratios[@]}" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')" "$(cut -d' ' -f1-3 /proc/loadavg)"
 	exit 0
 fi
 
