@@ -3,7 +3,8 @@
 #
 #   1. sustained payments/s of the target (4 units, synchronous standby, durable commits) at
 #      p99 under 50 ms: open model, constant rates from Redline's own load engine, growing by
-#      RATE_FACTOR from RATE_START until one does not hold, then bisected (scripts/benchtarget);
+#      RATE_FACTOR from RATE_START (after 10 s of unmeasured load at RATE_START: a fresh target
+#      is cold) until one does not hold, then bisected (scripts/benchtarget);
 #      a rate that does not hold is measured again, up to TRIES windows (noise from other tenants
 #      of a shared machine only ever lengthens the tail);
 #      then the CPU each kind of process spends per payment at CPU_RATE (/proc, idle subtracted);

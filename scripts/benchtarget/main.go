@@ -51,6 +51,7 @@ type options struct {
 	rateFactor  float64
 	step        time.Duration
 	warmup      time.Duration
+	prewarm     time.Duration
 	p99Max      time.Duration
 	tries       int
 	kills       int
@@ -70,6 +71,7 @@ func main() {
 	flag.Float64Var(&o.rateFactor, "rate-factor", 1.5, "throughput: each next rate is this times the last, until one does not hold")
 	flag.DurationVar(&o.step, "step", 10*time.Second, "throughput: measured time per rate")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "throughput: unmeasured time before each step")
+	flag.DurationVar(&o.prewarm, "prewarm", 10*time.Second, "throughput: unmeasured load at -rate-start before the first step (a fresh target's caches, heaps and connections)")
 	flag.DurationVar(&o.p99Max, "p99-max", 50*time.Millisecond, "throughput: the latency bound of a sustained rate")
 	flag.IntVar(&o.tries, "tries", 2, "throughput: windows measured at a rate before it counts as not held (1..5)")
 	flag.IntVar(&o.kills, "kills", 10, "failover: unit primaries to kill")
@@ -96,7 +98,7 @@ func run(ctx context.Context, o options) error {
 	if o.tries < 1 || o.tries > 5 {
 		return errors.New("-tries must be in 1..5")
 	}
-	if o.rate <= 0 || o.rateStart <= 0 || o.rateFactor <= 1 || o.step <= 0 || o.warmup < 0 {
+	if o.rate <= 0 || o.rateStart <= 0 || o.rateFactor <= 1 || o.step <= 0 || o.warmup < 0 || o.prewarm < 0 {
 		return errors.New("-rate and -rate-start must be positive, -rate-factor over 1, -step positive")
 	}
 	t, err := openTarget(o.dataDir)

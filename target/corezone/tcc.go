@@ -24,10 +24,11 @@ import (
 // transfer with no decision is aborted when a participant asks, PROTOCOL.md says why that is
 // safe), answers the client, and only then confirms both legs (a goroutine of its own, the
 // recovery loop after it); a cancelled transfer's legs are cancelled before its answer, so that
-// a refused payment has released its reservation when the client hears of it. Every step carries the participant unit's epoch and goes
-// to its current primary, retried across a failover; a step is idempotent at the participant,
-// so the leader that answers a client, a new leader's recovery loop, and a zombie former
-// leader may all drive one transfer: the first decision committed wins.
+// a refused payment has released its reservation when the client hears of it. Every step
+// carries the participant unit's epoch and goes to its current primary, retried across a
+// failover; a step is idempotent at the participant, so the leader that answers a client, a new
+// leader's recovery loop, and a zombie former leader may all drive one transfer: the first
+// decision committed wins.
 
 // Timing of the coordinator. A transfer request is answered within transferBudget (the core
 // HTTP API's write timeout is 5 s): tries get tryBudget, then the decision is committed and

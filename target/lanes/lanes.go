@@ -7,7 +7,7 @@
 //
 // A lane may also linger: its sender then waits up to that long after the first item for more,
 // one sender gathering at a time. Batches then grow at light loads too, at the cost of that wait:
-// for items nobody waits on (the core zone's confirms and cancels of transfers already answered).
+// for items nobody waits on (the core zone's confirms of transfers already answered).
 package lanes
 
 import (
