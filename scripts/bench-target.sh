@@ -22,7 +22,7 @@
 #   ONLY=cross scripts/bench-target.sh     # steps 1 and 4 alone, side by side
 #   ONLY=cross REPEAT=3 scripts/bench-target.sh  # the pair 3 times, in alternating order: each
 #                                          # pair's ratio and their median (a shared machine's
-#                                          # noise moves one search by ±20% from run to run)
+#                                          # noise moves one search by ±30% from run to run)
 #   ONLY=postgres scripts/bench-target.sh  # step 1 on SQLite and on PostgreSQL (target up --dsn)
 #
 # PostgreSQL runs as a throwaway cluster of scripts/pg.sh (fsync and synchronous_commit on).
@@ -45,6 +45,13 @@ TRIES=${TRIES:-2}
 CROSS=${CROSS:-0.2}
 ONLY=${ONLY:-}
 REPEAT=${REPEAT:-1}
+case $REPEAT in
+'' | *[!0-9]* | 0) echo "REPEAT=$REPEAT: want a count of 1 or more" >&2; exit 2 ;;
+esac
+if [ "$REPEAT" -gt 1 ] && [ "$ONLY" != "cross" ]; then
+	echo "REPEAT=$REPEAT repeats the cross-unit pair only: set ONLY=cross too" >&2
+	exit 2
+fi
 
 tmp=$(mktemp -d /tmp/bench-target.XXXXXX)
 chmod 755 "$tmp"
@@ -139,14 +146,15 @@ if [ "$ONLY" = "postgres" ]; then
 	exit 0
 fi
 
-# search OUT [CROSS]: one throughput search on a fresh target, its steps on stdout and in OUT.
+# search OUT [CROSS]: one throughput search on a fresh target, in OUT; on stdout, its steps
+# without the JSON summary (the summaries below read it from OUT).
 search() {
 	start_target
-	"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -cross "${2:-0}" -rate-start "$RATE_START" -rate-factor "$RATE_FACTOR" -step "$STEP" -tries "$TRIES" | tee "$1" | grep "^rate"
+	"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -cross "${2:-0}" -rate-start "$RATE_START" -rate-factor "$RATE_FACTOR" -step "$STEP" -tries "$TRIES" | tee "$1" | grep -v '^{'
 	stop_target
 }
 
-if [ "$ONLY" = "cross" ] && [ "$REPEAT" -gt 1 ]; then
+if [ "$REPEAT" -gt 1 ]; then
 	ratios=()
 	for i in $(seq "$REPEAT"); do
 		# Alternate which search goes first, so that a trend in the machine's load favours neither.
@@ -176,14 +184,12 @@ start_target
 stop_target
 
 echo "== target: throughput with $CROSS of the payments cross-unit"
-start_target
-"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -cross "$CROSS" -rate-start "$RATE_START" -rate-factor "$RATE_FACTOR" -step "$STEP" -tries "$TRIES" | tee "$tmp/cross.out"
-stop_target
+search "$tmp/cross.out" "$CROSS"
 
-sustained=$(tail -1 "$tmp/throughput.out" | sed -E 's/.*"sustained":\{[^}]*"payments_per_s":([0-9.]+).*/\1/')
-sustained_p99=$(tail -1 "$tmp/throughput.out" | sed -E 's/.*"sustained":\{[^}]*"p99_ms":([0-9.]+).*/\1/')
-cross=$(tail -1 "$tmp/cross.out" | sed -E 's/.*"sustained":\{[^}]*"payments_per_s":([0-9.]+).*/\1/')
-cross_p99=$(tail -1 "$tmp/cross.out" | sed -E 's/.*"sustained":\{[^}]*"p99_ms":([0-9.]+).*/\1/')
+sustained=$(sustained_of "$tmp/throughput.out")
+sustained_p99=$(p99_of "$tmp/throughput.out")
+cross=$(sustained_of "$tmp/cross.out")
+cross_p99=$(p99_of "$tmp/cross.out")
 # The sustained step's p99 of each kind of payment alone.
 cross_kinds=$(tail -1 "$tmp/cross.out" | sed -nE 's/.*"sustained":\{[^}]*"same_unit_p99_ms":([0-9.]+),"cross_unit_p99_ms":([0-9.]+).*/same-unit \1 ms, cross-unit \2 ms/p')
 cross_summary() {

@@ -99,7 +99,7 @@ func run(ctx context.Context, o options) error {
 		return errors.New("-tries must be in 1..5")
 	}
 	if o.rate <= 0 || o.rateStart <= 0 || o.rateFactor <= 1 || o.step <= 0 || o.warmup < 0 || o.prewarm < 0 {
-		return errors.New("-rate and -rate-start must be positive, -rate-factor over 1, -step positive")
+		return errors.New("-rate and -rate-start must be positive, -rate-factor over 1, -step positive, -warmup and -prewarm not negative")
 	}
 	t, err := openTarget(o.dataDir)
 	if err != nil {

@@ -44,8 +44,8 @@ type step struct {
 // rate from Redline's own load engine, whether or not earlier payments have completed, latency
 // measured from each arrival's intended time. A rate holds when p99 stays under -p99-max with
 // no error, no dropped arrival and at least 99% of the arrivals completed in the window. After
-// -prewarm of unmeasured load at -rate-start, the rate grows by -rate-factor until one does not hold (or, when the first does not, shrinks by it until
-// one does), then bisects between the two. A rate that does not hold is measured again, up to
+// -prewarm of unmeasured load at -rate-start, the rate grows by -rate-factor until one does not
+// hold (or, when the first does not, shrinks by it until one does), then bisects between the two. A rate that does not hold is measured again, up to
 // -tries times: a shared machine's noise (another tenant's burst, CPU stolen by the host) only
 // ever lengthens the tail, so one window that holds shows what the target sustains.
 func throughput(ctx context.Context, t *target, o options) error {
@@ -127,11 +127,10 @@ func throughput(ctx context.Context, t *target, o options) error {
 }
 
 // measureRate offers rate payments/s for warmup + step and judges the arrivals of the step (n
-// numbers it in the run ids of its payments' keys);
-// onWindow, when not nil, is called as the step begins (true) and as it ends (false).
-// With a cross-unit share, a second generator runs beside the first: its {{uid2}} is any other
-// account, in another unit for 1 - 1/units of its arrivals, so it offers rate × cross / (1 -
-// 1/units) and the first the rest.
+// numbers it in the run ids of its payments' keys); onWindow, when not nil, is called as the
+// step begins (true) and as it ends (false). With a cross-unit share, a second generator runs
+// beside the first at rate × cross: its payee is in the payer's next bucket, always another unit
+// (payConfig), and the first offers the rest.
 func measureRate(ctx context.Context, t *target, rate float64, n int, o options, onWindow func(begin bool)) (step, error) {
 	rec := &windowRecorder{stats: metrics.NewStats(), byOp: map[string]*metrics.Stats{}}
 	crossRate := 0.0

@@ -123,8 +123,7 @@ func Run(ctx context.Context, cfg Config) error {
 		http:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4, IdleConnTimeout: 30 * time.Second}},
 	}
 	n.tcc = newCoordinator(n)
-	defer n.tcc.confirms.Close() // last: after every goroutine that sends steps
-	defer n.tcc.steps.Close()
+	defer n.tcc.closeLanes() // last: after every goroutine that sends steps
 	defer n.http.CloseIdleConnections()
 	defer n.tcc.http.CloseIdleConnections()
 	closeRaft, err := n.startRaft()

@@ -65,6 +65,12 @@ func (c *coordinator) newSteps(linger time.Duration) *lanes.Lanes[*stepCall] {
 	return lanes.New(lanes.Config{Senders: stepSenders, BatchMax: stepBatchMax, Depth: stepQueueMax, Linger: linger}, c.sendSteps)
 }
 
+// closeLanes stops the senders of steps; a step still queued is answered "core replica stopping".
+func (c *coordinator) closeLanes() {
+	c.steps.Close()
+	c.confirms.Close()
+}
+
 // laneOf names the lane of a step: its unit, tries or not, and its carried headers.
 func laneOf(unit string, req stepRequest, headers map[string]string) string {
 	var b strings.Builder
