@@ -54,10 +54,12 @@ type stepCall struct {
 	done    chan stepReply // buffered: the sender never waits for the caller
 }
 
-// stepReply is a unit's answer to one step: its status and, on 200, the leg's state.
+// stepReply is a unit's answer to one step: its status and, on 200, the leg's state, otherwise
+// the code of its error.
 type stepReply struct {
 	answer legAnswer
 	status int
+	code   string
 	err    error
 }
 
@@ -91,22 +93,22 @@ func laneOf(unit string, req stepRequest, headers map[string]string) string {
 
 // call sends one step to unit's current primary with the steps gathered with it, and waits for
 // its answer.
-func (c *coordinator) call(ctx context.Context, unit string, req stepRequest, headers map[string]string) (legAnswer, int, error) {
+func (c *coordinator) call(ctx context.Context, unit string, req stepRequest, headers map[string]string) stepReply {
 	sc := &stepCall{unit: unit, headers: headers, req: req, done: make(chan stepReply, 1)}
 	steps := c.steps
 	if req.Step == "confirm" {
 		steps = c.confirms
 	}
 	if !steps.Add(laneOf(unit, req, headers), sc) {
-		return legAnswer{}, 0, errStepQueueFull
+		return stepReply{err: errStepQueueFull}
 	}
 	select {
 	case r := <-sc.done:
-		return r.answer, r.status, r.err
+		return r
 	case <-ctx.Done():
-		return legAnswer{}, 0, ctx.Err()
+		return stepReply{err: ctx.Err()}
 	case <-steps.Stopped():
-		return legAnswer{}, 0, errors.New("core replica stopping")
+		return stepReply{err: errors.New("core replica stopping")}
 	}
 }
 
@@ -163,6 +165,11 @@ func (c *coordinator) sendSteps(ctx context.Context, _ string, batch []*stepCall
 		if r.status == http.StatusOK {
 			if err := json.Unmarshal(ans.Replies[i].Body, &r.answer); err != nil {
 				r = stepReply{err: fmt.Errorf("decode step answer: %w", err)}
+			}
+		} else {
+			var eb errorBody
+			if json.Unmarshal(ans.Replies[i].Body, &eb) == nil {
+				r.code = eb.Error.Code
 			}
 		}
 		sc.done <- r

@@ -230,9 +230,12 @@ func (c *coordinator) decideLater(ctx context.Context, t Transfer) bool {
 	return c.handOver(ctx, t, tryGiveUp, func(ctx context.Context) {
 		for {
 			d, err := c.decide(ctx, t, false)
-			if err == nil {
+			switch {
+			case err == nil:
 				c.settle(ctx, d)
 				return
+			case errors.Is(err, ErrTransferConflict):
+				return // the key is another transfer's at the payer's unit: nothing to decide
 			}
 			if !errors.Is(err, errUndecided) || !sleepDone(ctx, stepRetry) {
 				break
@@ -290,13 +293,20 @@ func (c *coordinator) decide(ctx context.Context, t Transfer, giveUp bool) (Tran
 		return t, nil
 	}
 	began := time.Now()
-	decision, reason, ok := c.tryBoth(ctx, t)
+	decision, reason, err := c.tryBoth(ctx, t)
 	tried := time.Now()
 	c.n.metrics.transferSeconds.WithLabelValues("try").Observe(tried.Sub(began).Seconds())
-	if !ok && !giveUp {
+	switch {
+	case errors.Is(err, ErrTransferConflict):
+		// Nothing of this transfer is anywhere: it is decided nowhere, unless an older log began
+		// it (the registry holds it), whose recovery cancels it when it gives up.
+		if _, begun := c.n.fsm.transfer(t.Key); !begun || !giveUp {
+			return t, err
+		}
+		decision, reason = TransferCancelled, ReasonConflict
+	case err != nil && !giveUp:
 		return t, errUndecided
-	}
-	if !ok {
+	case err != nil:
 		decision, reason = TransferCancelled, ReasonUnavailable
 	}
 	// The transfer rides with its decision: the first decision for the key records it.
@@ -328,26 +338,35 @@ type legAnswer struct {
 }
 
 // tryBoth tries both legs at once and decides: confirmed when both are tried (or confirmed by
-// an earlier decision), cancelled when either refuses or was cancelled already. ok is false
-// when a leg did not answer within tryBudget and the other did not refuse.
-func (c *coordinator) tryBoth(ctx context.Context, t Transfer) (decision, reason string, ok bool) {
+// an earlier decision), cancelled when either refuses or was cancelled already. The error is
+// errUndecided when a leg did not answer within tryBudget and the other did not refuse, and
+// ErrTransferConflict when the payer's unit holds another transfer's debit under the key: this
+// one then reserved nothing anywhere (a credit's try records nothing) and is decided nowhere.
+// The payee's unit holding another transfer's credit refuses this one like a refusal.
+func (c *coordinator) tryBoth(ctx context.Context, t Transfer) (decision, reason string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, tryBudget)
 	defer cancel()
 	answers, errs := c.both(ctx, t, "try")
+	if errors.Is(errs[0], ErrTransferConflict) {
+		return "", "", errs[0]
+	}
+	if errors.Is(errs[1], ErrTransferConflict) {
+		answers[1], errs[1] = legAnswer{State: "refused", Reason: ReasonConflict}, nil
+	}
 	for i, a := range answers {
 		switch {
 		case errs[i] != nil:
 			continue
 		case a.State == "refused":
-			return TransferCancelled, a.Reason, true
+			return TransferCancelled, a.Reason, nil
 		case a.State == ledger.LegCancelled:
-			return TransferCancelled, ReasonAborted, true
+			return TransferCancelled, ReasonAborted, nil
 		}
 	}
-	if errs[0] != nil || errs[1] != nil {
-		return "", "", false
+	if err := errors.Join(errs[0], errs[1]); err != nil {
+		return "", "", fmt.Errorf("%w: %w", errUndecided, err)
 	}
-	return TransferConfirmed, "", true
+	return TransferConfirmed, "", nil
 }
 
 // finish confirms or cancels both legs as decided; it says whether both applied it.
@@ -400,24 +419,28 @@ type stepRequest struct {
 // step sends one step to the current primary of unit, under its epoch, until it answers: a
 // refused epoch, an unreachable or unavailable primary are retried with the routing state of the
 // moment (the failure detector fails the unit over meanwhile). A participant's 4xx is final.
+// A unit that holds another transfer's leg under the key (idempotency_conflict: other fields)
+// holds nothing of this one: a try there is ErrTransferConflict, a cancel there has nothing to
+// release and counts as applied.
 func (c *coordinator) step(ctx context.Context, unit, step, leg string, t Transfer) (legAnswer, error) {
 	req := stepRequest{Step: step, Key: t.Key, Leg: leg, FromUID: t.FromUID, ToUID: t.ToUID, AmountMinor: t.AmountMinor, Reason: t.Reason}
 	for {
 		if _, ok := c.n.fsm.unit(unit); !ok {
 			return legAnswer{}, fmt.Errorf("%s %s of %q: %w %q", step, leg, t.Key, ErrUnknownUnit, unit)
 		}
-		a, status, err := c.call(ctx, unit, req, t.Headers)
+		r := c.call(ctx, unit, req, t.Headers)
 		switch {
-		case err == nil && status == http.StatusOK:
-			return a, nil
-		case err == nil && status/100 == 4 && status != http.StatusMisdirectedRequest && status != http.StatusTooManyRequests:
-			if status == http.StatusConflict && step == "try" {
-				return legAnswer{State: "refused", Reason: "idempotency_conflict"}, nil
-			}
-			return legAnswer{}, fmt.Errorf("%s %s of %q at unit %s: status %d", step, leg, t.Key, unit, status)
+		case r.err == nil && r.status == http.StatusOK:
+			return r.answer, nil
+		case r.err == nil && r.status == http.StatusConflict && r.code == ReasonConflict && step == "try":
+			return legAnswer{}, fmt.Errorf("%s %s of %q: unit %s holds another transfer's leg under the key: %w", step, leg, t.Key, unit, ErrTransferConflict)
+		case r.err == nil && r.status == http.StatusConflict && r.code == ReasonConflict && step == "cancel":
+			return legAnswer{State: ledger.LegCancelled}, nil
+		case r.err == nil && r.status/100 == 4 && r.status != http.StatusMisdirectedRequest && r.status != http.StatusTooManyRequests:
+			return legAnswer{}, fmt.Errorf("%s %s of %q at unit %s: status %d %s", step, leg, t.Key, unit, r.status, r.code)
 		}
 		if !sleepDone(ctx, stepRetry) {
-			return legAnswer{}, fmt.Errorf("%s %s of %q at unit %s: %w (last: %d %v)", step, leg, t.Key, unit, ctx.Err(), status, err)
+			return legAnswer{}, fmt.Errorf("%s %s of %q at unit %s: %w (last: %d %v)", step, leg, t.Key, unit, ctx.Err(), r.status, r.err)
 		}
 	}
 }

@@ -14,10 +14,12 @@ import (
 )
 
 // fakeLegs is a fake participant's transfer legs: a try of a debit over fundsMinor is refused,
-// the first misdirect answers of each step are 421 (a failover the coordinator must outlast), a
-// batch with a cancel is answered cancelDelay late.
+// a step with other fields than its leg's is a 409 idempotency_conflict, the first misdirect
+// answers of each step are 421 (a failover the coordinator must outlast), a batch with a cancel
+// is answered cancelDelay late.
 type fakeLegs struct {
-	legs        map[string]string // key/leg → state
+	legs        map[string]string   // key/leg → state
+	fields      map[string][3]int64 // key/leg → from, to, amount
 	misdirect   int
 	fundsMinor  int64
 	cancelDelay time.Duration
@@ -42,9 +44,7 @@ func (f *fakeReplica) tccRoutes(mux *http.ServeMux) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		l := &f.tcc
-		if l.legs == nil {
-			l.legs, l.fundsMinor = map[string]string{}, 1_000
-		}
+		l.init()
 		if l.misdirect > 0 {
 			l.misdirect--
 			writeError(w, http.StatusMisdirectedRequest, "not_primary", "failing over")
@@ -62,10 +62,19 @@ func (f *fakeReplica) tccRoutes(mux *http.ServeMux) {
 	})
 }
 
+func (l *fakeLegs) init() {
+	if l.legs == nil {
+		l.legs, l.fields, l.fundsMinor = map[string]string{}, map[string][3]int64{}, 1_000
+	}
+}
+
 // step applies one step to the fake's legs and returns its answer.
 func (l *fakeLegs) step(req stepRequest) (int, any) {
 	id, state := req.Key+"/"+req.Leg, ""
-	have := l.legs[id]
+	have, fields := l.legs[id], [3]int64{req.FromUID, req.ToUID, req.AmountMinor}
+	if have != "" && l.fields[id] != fields {
+		return http.StatusConflict, errorOf(ReasonConflict, "another transfer's leg has the key")
+	}
 	switch step := req.Step; {
 	case step == "try" && have != "":
 		state = have
@@ -82,8 +91,16 @@ func (l *fakeLegs) step(req stepRequest) (int, any) {
 	default:
 		state = ledger.LegCancelled
 	}
-	l.legs[id] = state
+	l.legs[id], l.fields[id] = state, fields
 	return http.StatusOK, legAnswer{State: state}
+}
+
+// hold puts a leg of another transfer (a former leader's try, an old transfer) under key.
+func (f *fakeReplica) hold(key, leg, state string, fromUID, toUID, amountMinor int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tcc.init()
+	f.tcc.legs[key+"/"+leg], f.tcc.fields[key+"/"+leg] = state, [3]int64{fromUID, toUID, amountMinor}
 }
 
 func (f *fakeReplica) leg(key, leg string) string {
@@ -110,17 +127,24 @@ func post(t *testing.T, addr, path, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// startTransfers starts a 3-replica group over two fake units, a and b, and returns them, the
+// group and its leader's HTTP address once the routing is initialized.
+func startTransfers(t *testing.T) (map[string]fakeUnit, *group, string) {
+	t.Helper()
+	units, seeds := fakeUnits(t, "a", "b")
+	g := startGroup(t, seeds)
+	waitFor(t, 10*time.Second, "routing", func() bool { return g.routing(t).Initialized() })
+	waitFor(t, 10*time.Second, "a leader", func() bool { return g.leader(t) >= 0 })
+	return units, g, g.peers[g.leader(t)].HTTPAddr
+}
+
 // TestTransfersThroughTheAPI drives cross-unit payments through a real 3-replica group and
 // fake participants: bad input refused, a transfer confirmed on both legs across a primary's
 // refusals, one over the funds cancelled on both before its answer (the debit by an empty
 // rollback), retries
 // answered the first outcome, the figures the audit reads.
 func TestTransfersThroughTheAPI(t *testing.T) {
-	units, seeds := fakeUnits(t, "a", "b")
-	g := startGroup(t, seeds)
-	waitFor(t, 10*time.Second, "routing", func() bool { return g.routing(t).Initialized() })
-	waitFor(t, 10*time.Second, "a leader", func() bool { return g.leader(t) >= 0 })
-	leader := g.peers[g.leader(t)].HTTPAddr
+	units, g, leader := startTransfers(t)
 	bad := []struct {
 		name, body string
 		status     int
@@ -209,4 +233,45 @@ func TestTransfersThroughTheAPI(t *testing.T) {
 	if prod.Cancelled.Count != 2 || shad.Cancelled.Count != 1 {
 		t.Errorf("cancelled: production %d (want t2 and ghost), shadow %d (want ghost2)", prod.Cancelled.Count, shad.Cancelled.Count)
 	}
+}
+
+// TestKeyOfAnotherTransfer: a client reuses a key with other fields while a participant holds a
+// leg of the key's first transfer (tried under a former leader, or finished long ago and
+// forgotten by the registry). Held by the payer's unit: the request is a 409, decided nowhere,
+// and the first transfer is left to its participant's question, which cancels it under its own
+// fields. Held by the payee's unit: the request is refused and cancelled, the payer's
+// reservation released, and the payee's leg, another transfer's, left alone. Either way nothing
+// stays unfinished.
+func TestKeyOfAnotherTransfer(t *testing.T) {
+	units, g, leader := startTransfers(t)
+	payer, payee := units["a"].r1, units["b"].r1
+
+	payer.hold("held", ledger.LegDebit, ledger.LegTried, 0, 1, 7)
+	if status, body := post(t, leader, "/v1/transfers", `{"key":"held","from_uid":0,"to_uid":1,"amount_minor":5}`); status != http.StatusConflict || !bytes.Contains([]byte(body), []byte(ReasonConflict)) {
+		t.Errorf("a key whose debit the payer holds for another transfer: %d %s, want 409 %s", status, body, ReasonConflict)
+	}
+	if status, body, err := g.client.TransferOutcome(context.Background(), "held", nil); err != nil || status != http.StatusNotFound {
+		t.Errorf("the refused request was recorded: %d %s %v, want 404", status, body, err)
+	}
+	if got := payer.leg("held", ledger.LegDebit); got != ledger.LegTried {
+		t.Errorf("the other transfer's debit is %q, want it left tried", got)
+	}
+	// Its participant asks: presumed abort, under its own fields.
+	if status, body := post(t, leader, "/v1/transfers/held/resolve", `{"from_uid":0,"to_uid":1,"amount_minor":7}`); status != http.StatusOK || !bytes.Contains([]byte(body), []byte(`"cancelled"`)) {
+		t.Errorf("resolve of the other transfer: %d %s, want cancelled", status, body)
+	}
+	waitFor(t, 5*time.Second, "the other transfer's debit cancelled", func() bool { return payer.leg("held", ledger.LegDebit) == ledger.LegCancelled })
+
+	payee.hold("held2", ledger.LegCredit, ledger.LegConfirmed, 0, 1, 9)
+	if status, body := post(t, leader, "/v1/transfers", `{"key":"held2","from_uid":0,"to_uid":1,"amount_minor":5}`); status != http.StatusConflict || !bytes.Contains([]byte(body), []byte(ReasonConflict)) {
+		t.Errorf("a key whose credit the payee holds for another transfer: %d %s, want 409 %s", status, body, ReasonConflict)
+	}
+	if a, b := payer.leg("held2", ledger.LegDebit), payee.leg("held2", ledger.LegCredit); a != ledger.LegCancelled || b != ledger.LegConfirmed {
+		t.Errorf("held2 answered with its debit %q and the other transfer's credit %q, want cancelled and confirmed", a, b)
+	}
+	waitFor(t, 5*time.Second, "every transfer done", func() bool {
+		var f ledger.CoreTransfers
+		err := g.client.call(context.Background(), http.MethodGet, "/v1/transfers", nil, &f)
+		return err == nil && f.Cancelled.Count == 2 && f.Unfinished == 0 && f.Undecided == 0
+	})
 }

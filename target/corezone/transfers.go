@@ -23,8 +23,11 @@ const (
 )
 
 // Reasons of a cancelled transfer (beside the participants' refusals: insufficient_funds,
-// unknown_account, idempotency_conflict).
+// unknown_account, and ReasonConflict).
 const (
+	// ReasonConflict: a participant holds another payment under the key (a same-unit payment, or
+	// another transfer's leg); also the code of the participant's 409 for the latter.
+	ReasonConflict    = "idempotency_conflict"
 	ReasonAborted     = "aborted"                 // a participant had cancelled its leg already
 	ReasonUnavailable = "participant_unavailable" // a try got no answer for tryGiveUp
 	ReasonUnknown     = "unknown_to_core"         // a participant asked about a transfer never begun: presumed abort
@@ -276,7 +279,7 @@ func (t Transfer) outcome() (int, any) {
 		return http.StatusServiceUnavailable, errorOf("transfer_pending", "the transfer is not decided yet: retry with the same key")
 	case t.Reason == "unknown_account":
 		return http.StatusNotFound, errorOf("unknown_account", "an account of the transfer does not exist")
-	case t.Reason == "idempotency_conflict":
+	case t.Reason == ReasonConflict:
 		return http.StatusConflict, errorOf("idempotency_conflict", "a participant holds another payment under the key")
 	default:
 		return http.StatusOK, ledger.Outcome{Payment: t.payment(), Status: ledger.StatusFailed, Reason: ledger.Reason(t.Reason)}
