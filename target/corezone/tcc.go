@@ -224,7 +224,7 @@ func (c *coordinator) known(t Transfer) (Transfer, error) {
 
 // decideLater hands an undecided transfer, and its claim, to a goroutine that drives it on: it
 // tries its legs again for tryGiveUp, then cancels it (participant_unavailable), and finishes
-// it. False when finishersMax goroutines are busy already: the participants then ask about
+// it; a key the payer's unit turns out to hold for another transfer ends it undecided. False when finishersMax goroutines are busy already: the participants then ask about
 // their tried legs, and the core zone presumes an abort.
 func (c *coordinator) decideLater(ctx context.Context, t Transfer) bool {
 	return c.handOver(ctx, t, tryGiveUp, func(ctx context.Context) {
