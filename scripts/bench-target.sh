@@ -12,7 +12,9 @@
 #   3. failover under load: 10 SIGKILLs of unit primaries, kill → buckets serving again, p99,
 #      with every acknowledged key read back and every balance recomputed afterwards;
 #   4. sustained payments/s again with CROSS (default 0.2) of them cross-unit payments (decided
-#      in the core zone: try / confirm / cancel), on a fresh target;
+#      in the core zone: try / confirm / cancel), on a fresh target; then, on another fresh
+#      target, the CPU per payment of that mix at CPU_RATE (beside step 1's, and the core
+#      zone's CPU per cross-unit payment);
 #
 # and prints the ratio payments/s ÷ pgbench tps (goal: 3 or more), the failover p99 (goal:
 # under 1 s) and payments/s with CROSS cross-unit ÷ without (goal: 0.7 or more, issue 4). It installs PostgreSQL (Debian package) when missing, starts and stops its own
@@ -185,6 +187,10 @@ stop_target
 
 echo "== target: throughput with $CROSS of the payments cross-unit"
 search "$tmp/cross.out" "$CROSS"
+# Where the time goes with the mix, at the same fixed rate as the same-unit CPU step above.
+start_target
+"$tmp/benchtarget" -data "$tmp/data" -mode cpu -accounts "$ACCOUNTS" -units "$UNITS" -rate "$CPU_RATE" -cross "$CROSS" -step "$STEP" | tee "$tmp/cpu-cross.out" | head -n -1
+stop_target
 
 sustained=$(sustained_of "$tmp/throughput.out")
 sustained_p99=$(p99_of "$tmp/throughput.out")
@@ -192,11 +198,20 @@ cross=$(sustained_of "$tmp/cross.out")
 cross_p99=$(p99_of "$tmp/cross.out")
 # The sustained step's p99 of each kind of payment alone.
 cross_kinds=$(tail -1 "$tmp/cross.out" | sed -nE 's/.*"sustained":\{[^}]*"same_unit_p99_ms":([0-9.]+),"cross_unit_p99_ms":([0-9.]+).*/same-unit \1 ms, cross-unit \2 ms/p')
+# cpu_total OUT and cpu_core OUT: a CPU step's total µs a payment and the core zone's share.
+cpu_total() { tail -1 "$1" | sed -nE 's/.*"total_cpu_us_per_payment":([0-9.e+-]+).*/\1/p'; }
+cpu_core() { tail -1 "$1" | sed -nE 's/.*"group":"core","processes":[0-9]+,"idle_cpu_percent":[0-9.e+-]+,"cpu_us_per_payment":([0-9.e+-]+).*/\1/p'; }
 cross_summary() {
 	printf "target sustained payments/s, 0%% cross-unit:   %8.0f  (p99 %s ms)\n" "$sustained" "$sustained_p99"
 	printf "target sustained payments/s, %s cross-unit: %8.0f  (p99 %s ms: %s)\n" "$CROSS" "$cross" "$cross_p99" "${cross_kinds:-no kind alone}"
 	printf "ratio cross / same-unit:                   %8.2f  (goal >= 0.7; load average %s)\n" \
 		"$(awk -v a="$cross" -v b="$sustained" 'BEGIN { if (b > 0) print a / b; else print 0 }')" "$(cut -d' ' -f1-3 /proc/loadavg)"
+	# The core zone does nothing for a same-unit payment: its CPU in the mix, ÷ the share, is
+	# what it spends per cross-unit payment.
+	awk -v rate="$CPU_RATE" -v share="$CROSS" -v same="$(cpu_total "$tmp/cpu.out")" -v mix="$(cpu_total "$tmp/cpu-cross.out")" -v core="$(cpu_core "$tmp/cpu-cross.out")" 'BEGIN {
+		if (same == "" || mix == "" || core == "" || same <= 0 || share <= 0) { print "CPU per payment: not measured (see above)"; exit }
+		printf "CPU per payment at %d/s: same-unit %.0f µs, with %s cross-unit %.0f µs (x%.2f); the core zone %.0f µs per cross-unit payment\n", rate, same, share, mix, mix / same, core / share
+	}'
 }
 if [ "$ONLY" = "cross" ]; then
 	echo
