@@ -144,25 +144,29 @@ func killBehindPausedStandby(t *testing.T, l *loaded, u string) {
 }
 
 // TestExternalBroker runs the target on a NATS JetStream server it did not start (redline target
-// up --nats URL): no broker process of its own, and every committed payment's events still
-// published once and applied once by every group.
+// up --nats URL), on each storage backend: no broker process of its own, and every committed
+// payment's events still published once and applied once by every group.
 func TestExternalBroker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: the whole topology on an external broker")
 	}
-	url := startBroker(t)
-	l := underLoad(t, targettest.Options{NATS: url}, 4)
-	for _, p := range l.tg.Topology(t).Processes {
-		if p.Role == supervisor.RoleBroker {
-			t.Errorf("a broker process (pid %d) beside the external broker %s", p.Pid, url)
-		}
-	}
-	time.Sleep(2 * time.Second)
-	l.stop()
-	rep := l.tg.Audit(t)
-	t.Logf("audit %s %v; events %+v", rep.Verdict, auditFalse(rep), rep.Events)
-	if rep.Verdict != ledger.True || rep.Events == nil || rep.Events.Outbox.Count == 0 {
-		t.Errorf("audit %s with %+v, want true over some events", rep.Verdict, rep.Events)
+	for _, be := range sqldbtest.Backends() {
+		t.Run(be.Name, func(t *testing.T) {
+			url := startBroker(t)
+			l := underLoad(t, targettest.Options{NATS: url, Storage: be.Server(t)}, 4)
+			for _, p := range l.tg.Topology(t).Processes {
+				if p.Role == supervisor.RoleBroker {
+					t.Errorf("a broker process (pid %d) beside the external broker %s", p.Pid, url)
+				}
+			}
+			time.Sleep(2 * time.Second)
+			l.stop()
+			rep := l.tg.Audit(t)
+			t.Logf("audit %s %v; events %+v", rep.Verdict, auditFalse(rep), rep.Events)
+			if rep.Verdict != ledger.True || rep.Events == nil || rep.Events.Outbox.Count == 0 {
+				t.Errorf("audit %s with %+v, want true over some events", rep.Verdict, rep.Events)
+			}
+		})
 	}
 }
 
