@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -93,14 +95,29 @@ type group struct {
 	client *Client
 }
 
+// handedOut holds the addresses freeAddr returned. A port whose listener was closed may be the
+// kernel's next pick: two replicas of one group were once handed the same port, and one failed
+// to start ("address already in use").
+var handedOut sync.Map
+
+// freeAddr returns a loopback address nothing listens on, never the same one twice, below
+// Linux's default ephemeral range (32768 up): the kernel also takes ports from that range for
+// outgoing connections, which could take the port before the replica it is meant for listens.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(10_000+rand.IntN(20_000))))
+		if err != nil {
+			continue // taken
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port in 100 tries")
+	return ""
 }
 
 func startGroup(t *testing.T, seeds []UnitSeed) *group {
