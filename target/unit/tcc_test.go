@@ -1,6 +1,7 @@
 package unit_test
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"strconv"
@@ -76,6 +77,15 @@ func tccSteps(t *testing.T, srv sqldb.Server) {
 	}
 	if status, _, _ := p.Client.Do(context.Background(), http.MethodPost, "http://"+addr+"/internal/tcc/try", debitOf("k8", 1), nil, 0); status != http.StatusBadRequest {
 		t.Errorf("a step without an epoch: %d, want 400", status)
+	}
+	// A step with other fields than its leg's is another transfer's: the core zone tells that
+	// 409 from a decided leg's by its code (a try there reserved nothing, a cancel has nothing
+	// of its own to release).
+	for _, name := range []string{"try", "confirm", "cancel"} {
+		status, raw, _ := p.Client.Do(context.Background(), http.MethodPost, "http://"+addr+"/internal/tcc/"+name, debitOf("k1", 301), nil, e)
+		if status != http.StatusConflict || !bytes.Contains(raw, []byte(`"code":"idempotency_conflict"`)) {
+			t.Errorf("%s of k1's debit with another amount: %d %s, want 409 idempotency_conflict", name, status, raw)
+		}
 	}
 	if status, _, _ := p.Client.Pay(context.Background(), addr, e, ledger.Payment{Key: "k1", FromUID: 0, ToUID: 1, AmountMinor: 300}); status != http.StatusConflict {
 		t.Errorf("a same-unit payment reusing a transfer's key: %d, want 409", status)
