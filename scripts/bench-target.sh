@@ -12,8 +12,8 @@
 #   3. failover under load: 10 SIGKILLs of unit primaries, kill → buckets serving again, p99,
 #      with every acknowledged key read back and every balance recomputed afterwards;
 #   4. sustained payments/s again with CROSS (default 0.2) of them cross-unit payments (decided
-#      in the core zone: try / confirm / cancel), on a fresh target; then, on another fresh
-#      target, the CPU per payment of that mix at CPU_RATE (beside step 1's, and the core
+#      in the core zone: try / confirm / cancel), on a fresh target; then, as in step 1 on the
+#      same target, the CPU per payment of that mix at CPU_RATE (beside step 1's, and the core
 #      zone's CPU per cross-unit payment);
 #
 # and prints the ratio payments/s ÷ pgbench tps (goal: 3 or more), the failover p99 (goal:
@@ -148,11 +148,16 @@ if [ "$ONLY" = "postgres" ]; then
 	exit 0
 fi
 
-# search OUT [CROSS]: one throughput search on a fresh target, in OUT; on stdout, its steps
-# without the JSON summary (the summaries below read it from OUT).
+# search OUT [CROSS [CPU_OUT]]: one throughput search on a fresh target, in OUT; on stdout, its
+# steps without the JSON summary (the summaries below read it from OUT). With CPU_OUT, then the
+# CPU each kind of process spends per payment at CPU_RATE on the same target, in CPU_OUT (a
+# fixed rate, so that runs compare: per payment, a batch's fixed costs shrink as rates grow).
 search() {
 	start_target
 	"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -cross "${2:-0}" -rate-start "$RATE_START" -rate-factor "$RATE_FACTOR" -step "$STEP" -tries "$TRIES" | tee "$1" | grep -v '^{'
+	if [ -n "${3:-}" ]; then
+		"$tmp/benchtarget" -data "$tmp/data" -mode cpu -accounts "$ACCOUNTS" -units "$UNITS" -cross "${2:-0}" -rate "$CPU_RATE" -step "$STEP" | tee "$3" | head -n -1
+	fi
 	stop_target
 }
 
@@ -178,19 +183,10 @@ if [ "$REPEAT" -gt 1 ]; then
 fi
 
 echo "== target: throughput ($UNITS units, $ACCOUNTS accounts, open model from $RATE_START/s x$RATE_FACTOR, $STEP each)"
-start_target
-"$tmp/benchtarget" -data "$tmp/data" -mode throughput -accounts "$ACCOUNTS" -units "$UNITS" -rate-start "$RATE_START" -rate-factor "$RATE_FACTOR" -step "$STEP" -tries "$TRIES" | tee "$tmp/throughput.out"
-# Where the time goes: CPU per payment of each kind of process at CPU_RATE, on the same target
-# (a fixed rate, so that runs compare: per payment, a batch's fixed costs shrink as rates grow).
-"$tmp/benchtarget" -data "$tmp/data" -mode cpu -accounts "$ACCOUNTS" -units "$UNITS" -rate "$CPU_RATE" -step "$STEP" | tee "$tmp/cpu.out" | head -n -1
-stop_target
+search "$tmp/throughput.out" 0 "$tmp/cpu.out"
 
 echo "== target: throughput with $CROSS of the payments cross-unit"
-search "$tmp/cross.out" "$CROSS"
-# Where the time goes with the mix, at the same fixed rate as the same-unit CPU step above.
-start_target
-"$tmp/benchtarget" -data "$tmp/data" -mode cpu -accounts "$ACCOUNTS" -units "$UNITS" -rate "$CPU_RATE" -cross "$CROSS" -step "$STEP" | tee "$tmp/cpu-cross.out" | head -n -1
-stop_target
+search "$tmp/cross.out" "$CROSS" "$tmp/cpu-cross.out"
 
 sustained=$(sustained_of "$tmp/throughput.out")
 sustained_p99=$(p99_of "$tmp/throughput.out")

@@ -45,9 +45,10 @@ type step struct {
 // measured from each arrival's intended time. A rate holds when p99 stays under -p99-max with
 // no error, no dropped arrival and at least 99% of the arrivals completed in the window. After
 // -prewarm of unmeasured load at -rate-start, the rate grows by -rate-factor until one does not
-// hold (or, when the first does not, shrinks by it until one does), then bisects between the two. A rate that does not hold is measured again, up to
-// -tries times: a shared machine's noise (another tenant's burst, CPU stolen by the host) only
-// ever lengthens the tail, so one window that holds shows what the target sustains.
+// hold (or, when the first does not, shrinks by it until one does), then bisects between the
+// two. A rate that does not hold is measured again, up to -tries times: a shared machine's noise
+// (another tenant's burst, CPU stolen by the host) only ever lengthens the tail, so one window
+// that holds shows what the target sustains.
 func throughput(ctx context.Context, t *target, o options) error {
 	if o.prewarm > 0 {
 		// A fresh target's first seconds are slower (empty page caches, heaps still growing,

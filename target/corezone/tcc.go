@@ -224,8 +224,9 @@ func (c *coordinator) known(t Transfer) (Transfer, error) {
 
 // decideLater hands an undecided transfer, and its claim, to a goroutine that drives it on: it
 // tries its legs again for tryGiveUp, then cancels it (participant_unavailable), and finishes
-// it; a key the payer's unit turns out to hold for another transfer ends it undecided. False when finishersMax goroutines are busy already: the participants then ask about
-// their tried legs, and the core zone presumes an abort.
+// it; a key the payer's unit turns out to hold for another transfer ends it undecided. False
+// when finishersMax goroutines are busy already: the participants then ask about their tried
+// legs, and the core zone presumes an abort.
 func (c *coordinator) decideLater(ctx context.Context, t Transfer) bool {
 	return c.handOver(ctx, t, tryGiveUp, func(ctx context.Context) {
 		for {
@@ -429,12 +430,13 @@ func (c *coordinator) step(ctx context.Context, unit, step, leg string, t Transf
 			return legAnswer{}, fmt.Errorf("%s %s of %q: %w %q", step, leg, t.Key, ErrUnknownUnit, unit)
 		}
 		r := c.call(ctx, unit, req, t.Headers)
+		another := r.err == nil && r.status == http.StatusConflict && r.code == ReasonConflict
 		switch {
 		case r.err == nil && r.status == http.StatusOK:
 			return r.answer, nil
-		case r.err == nil && r.status == http.StatusConflict && r.code == ReasonConflict && step == "try":
+		case another && step == "try":
 			return legAnswer{}, fmt.Errorf("%s %s of %q: unit %s holds another transfer's leg under the key: %w", step, leg, t.Key, unit, ErrTransferConflict)
-		case r.err == nil && r.status == http.StatusConflict && r.code == ReasonConflict && step == "cancel":
+		case another && step == "cancel":
 			return legAnswer{State: ledger.LegCancelled}, nil
 		case r.err == nil && r.status/100 == 4 && r.status != http.StatusMisdirectedRequest && r.status != http.StatusTooManyRequests:
 			return legAnswer{}, fmt.Errorf("%s %s of %q at unit %s: status %d %s", step, leg, t.Key, unit, r.status, r.code)
