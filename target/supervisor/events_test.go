@@ -223,7 +223,9 @@ func TestExternalBroker(t *testing.T) {
 // target's, and not built with the race detector.
 func startBroker(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// A port below the ephemeral range, as the supervisor picks its processes' ports: no
+	// outgoing connection takes it between this check and the broker's listen.
+	ln, err := supervisor.ListenOutsideEphemeral("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
