@@ -4,13 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math/rand/v2"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redline-dev/redline/target/freeport"
 )
 
 // fakeReplica answers the unit control endpoints the core zone uses, like a unit replica.
@@ -100,15 +100,15 @@ type group struct {
 // to start ("address already in use").
 var handedOut sync.Map
 
-// freeAddr returns a loopback address nothing listens on, never the same one twice, below
-// Linux's default ephemeral range (32768 up): the kernel also takes ports from that range for
-// outgoing connections, which could take the port before the replica it is meant for listens.
+// freeAddr returns a loopback address nothing listens on, never the same one twice, below the
+// ephemeral range (freeport): the kernel also takes ports from that range for outgoing
+// connections, which could take the port before the replica it is meant for listens.
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	for range 100 {
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(10_000+rand.IntN(20_000))))
+		ln, err := freeport.Listen("127.0.0.1")
 		if err != nil {
-			continue // taken
+			t.Fatal(err)
 		}
 		addr := ln.Addr().String()
 		ln.Close()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redline-dev/redline/target/consumer"
+	"github.com/redline-dev/redline/target/freeport"
 	"github.com/redline-dev/redline/target/ledger"
 	"github.com/redline-dev/redline/target/router"
 	"github.com/redline-dev/redline/target/sqldb/sqldbtest"
@@ -235,7 +236,7 @@ func startBroker(t *testing.T) string {
 	t.Helper()
 	// A port below the ephemeral range, as the supervisor picks its processes' ports: no
 	// outgoing connection takes it between this check and the broker's listen.
-	ln, err := supervisor.ListenOutsideEphemeral("127.0.0.1")
+	ln, err := freeport.Listen("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"github.com/redline-dev/redline/target/consumer"
 	"github.com/redline-dev/redline/target/corezone"
 	"github.com/redline-dev/redline/target/events"
+	"github.com/redline-dev/redline/target/freeport"
 	"github.com/redline-dev/redline/target/unit"
 )
 
@@ -195,7 +195,7 @@ func (s *supervisor) assignPorts() error {
 		if *addr != "" {
 			host, _, _ = net.SplitHostPort(*addr)
 		}
-		ln, err := listenOutsideEphemeral(host)
+		ln, err := freeport.Listen(host) // below the ephemeral range: a restart finds its port free
 		if err != nil {
 			return fmt.Errorf("pick a free port: %w", err)
 		}
@@ -214,37 +214,6 @@ func (s *supervisor) assignPorts() error {
 		}
 	}
 	return nil
-}
-
-// Ports are picked below the kernel's ephemeral range when there is room: a port the kernel
-// hands out (port 0) is also what it picks as the local port of outgoing connections, and a
-// process restarted on its port would find it taken by some other process's connection.
-const (
-	portTries    = 200
-	portLowest   = 10_000
-	ephemeralLow = 32_768 // Linux's default, when /proc says nothing
-)
-
-// listenOutsideEphemeral listens on a free port of host below the ephemeral range, or on any
-// free port when that fails.
-func listenOutsideEphemeral(host string) (net.Listener, error) {
-	low := ephemeralLow
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil {
-				low = n
-			}
-		}
-	}
-	if low-portLowest >= portTries {
-		for range portTries {
-			port := portLowest + rand.IntN(low-portLowest)
-			if ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port))); err == nil {
-				return ln, nil
-			}
-		}
-	}
-	return net.Listen("tcp", net.JoinHostPort(host, "0"))
 }
 
 // keep runs p until ctx is cancelled, restarting it whenever it exits; then it stops it and
