@@ -8,7 +8,6 @@
 package targettest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -19,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +26,7 @@ import (
 	"github.com/redline-dev/redline/target/corezone"
 	"github.com/redline-dev/redline/target/sqldb"
 	"github.com/redline-dev/redline/target/supervisor"
+	"github.com/redline-dev/redline/target/testlog"
 )
 
 // BinEnv names a prebuilt redline binary to use instead of building one.
@@ -147,10 +146,10 @@ func Start(t testing.TB, opts Options) *Target {
 	ready := make(chan supervisor.Topology, 1)
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
-	var logBuf syncBuffer
+	logBuf := testlog.OnFailure(t, "supervisor log", logTailLines) // shown after the stop below
 	cfg := supervisor.Config{
 		Units: opts.Units, DataDir: dir, Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Defects: opts.Defects,
-		NATS: opts.NATS, Exe: bin, Log: &logBuf, Ready: func(top supervisor.Topology) { ready <- top },
+		NATS: opts.NATS, Exe: bin, Log: logBuf, Ready: func(top supervisor.Topology) { ready <- top },
 	}
 	if opts.Storage.Postgres() {
 		// Recorded as a previous start would have: the supervisor keeps the test's prefix.
@@ -176,7 +175,6 @@ func Start(t testing.TB, opts Options) *Target {
 	t.Cleanup(func() {
 		tg.stop()
 		if t.Failed() {
-			t.Logf("supervisor log:\n%s", tail(logBuf.String(), logTailLines))
 			dumpLogs(t, dir)
 		}
 	})
@@ -355,42 +353,6 @@ func dumpLogs(t testing.TB, dir string) {
 		if err != nil {
 			continue
 		}
-		t.Logf("%s:\n%s", filepath.Base(p), tail(string(b), logTailLines))
+		t.Logf("%s:\n%s", filepath.Base(p), testlog.Tail(string(b), logTailLines))
 	}
-}
-
-// tail returns the last n lines of s.
-func tail(s string, n int) string {
-	var lines []string
-	sc := bufio.NewScanner(strings.NewReader(s))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	return strings.Join(lines, "\n")
-}
-
-// syncBuffer is a bytes.Buffer safe for the supervisor's log writes and the cleanup's read.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() > 4<<20 { // bounded: keep the recent half
-		rest := b.buf.Bytes()[b.buf.Len()/2:]
-		b.buf = *bytes.NewBuffer(append([]byte(nil), rest...))
-	}
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -242,7 +242,7 @@ func (s *server) download(ctx context.Context, primary string) (*snapshot, error
 		return nil, fmt.Errorf("create snapshot file: %w", err)
 	}
 	defer f.Close()
-	n, err := io.Copy(f, io.LimitReader(resp.Body, snapshotBytesMax+1))
+	n, err := io.Copy(io.MultiWriter(f, byteCounter{s.metrics.snapshotDownloaded}), io.LimitReader(resp.Body, snapshotBytesMax+1))
 	if err == nil && n > snapshotBytesMax {
 		err = fmt.Errorf("snapshot over %d bytes", int64(snapshotBytesMax))
 	}
@@ -271,7 +271,7 @@ func (s *server) installSnapshot(ctx context.Context, snap *snapshot) result {
 		return result{err: err}
 	}
 	defer tx.Rollback()
-	h, lost, err := tx.ImportSnapshot(ctx, f)
+	h, lost, err := tx.ImportSnapshot(ctx, io.TeeReader(f, byteCounter{s.metrics.snapshotInstalled}))
 	if err != nil {
 		return result{err: err}
 	}

@@ -86,6 +86,12 @@ func catchUpBase(t *testing.T, srv sqldb.Server, prepare func(*testing.T, *unitt
 	} else if pulled != 0 {
 		t.Errorf("pulled %v entries after a snapshot of an idle primary, want 0", pulled)
 	}
+	// A snapshot's bytes, counted as they arrived and as they were installed: all of them.
+	downloaded := metric(t, p, back, "paycell_catchup_snapshot_downloaded_bytes_total")
+	installed := metric(t, p, back, "paycell_catchup_snapshot_installed_bytes_total")
+	if (base == "snapshot") != (downloaded > 0) || installed != downloaded {
+		t.Errorf("snapshot bytes downloaded %v, installed %v, after a catch-up from %s", downloaded, installed, base)
+	}
 	for _, pay := range ret.gone {
 		if status, _, err := p.Client.Payment(context.Background(), back.Addr(), pay.Key); err != nil || status != http.StatusNotFound {
 			t.Errorf("unreplicated %s after the catch-up: %d %v, want 404", pay.Key, status, err)

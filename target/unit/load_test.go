@@ -96,13 +96,14 @@ func TestKillsUnderLoad(t *testing.T) {
 		// Back as a promotable standby: in the configuration and holding what the primary
 		// acknowledged alone before it was added (the core zone's sync guard; killing the
 		// primary earlier leaves no standby the core zone would promote).
-		// The wait lasts while the victim's state or its place in the configuration moves.
+		// The wait lasts while the victim's state, its catch-up series (a snapshot's bytes as
+		// they arrive and install) or its place in the configuration move.
 		waitProgress(t, fmt.Sprintf("kill %d: the victim back as a synced standby", kill), func() bool {
 			c := p.Core.Config()
 			return c.Standby == victim.Name && c.StandbyOK && p.Core.Synced()
 		}, func() string {
 			st, err := p.State(victim)
-			return fmt.Sprintf("victim %+v (%v), core %+v", st, err, p.Core.Config())
+			return fmt.Sprintf("victim %+v (%v; %s), core %+v", st, err, catchUpFigures(p, victim), p.Core.Config())
 		})
 		st, _ := p.State(victim)
 		t.Logf("kill %d: back as a synced standby in %v, holding seq %d of %d before the catch-up; %s",

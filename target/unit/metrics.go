@@ -28,6 +28,10 @@ type metrics struct {
 	tccSteps        *prometheus.CounterVec
 	catchUps        *prometheus.CounterVec
 	catchUpPulled   prometheus.Counter
+	// A catch-up's snapshot bytes, counted as they arrive and as the install reads them: the
+	// progress of the one phase that moves nothing else (last seq, role) for seconds.
+	snapshotDownloaded prometheus.Counter
+	snapshotInstalled  prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -61,10 +65,14 @@ func newMetrics() *metrics {
 			Name: "paycell_catchups_total", Help: "Catch-ups completed, by what they started from: own_history or snapshot."}, []string{"base"}),
 		catchUpPulled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "paycell_catchup_pulled_entries_total", Help: "Entries catch-ups pulled from the primary's log."}),
+		snapshotDownloaded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "paycell_catchup_snapshot_downloaded_bytes_total", Help: "Bytes of primaries' snapshots catch-ups downloaded, as they arrived."}),
+		snapshotInstalled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "paycell_catchup_snapshot_installed_bytes_total", Help: "Bytes of downloaded snapshots catch-ups read into the books, as they went."}),
 	}
 	m.reg.MustRegister(m.payments, m.batchOps, m.replicateSec, m.entriesSent, m.entriesApply,
 		m.staleRefused, m.fenced, m.epoch, m.role, m.lastSeq, m.eventsPublished, m.tccSteps,
-		m.catchUps, m.catchUpPulled,
+		m.catchUps, m.catchUpPulled, m.snapshotDownloaded, m.snapshotInstalled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -92,4 +100,12 @@ func (m *metrics) applied(entries int) { m.entriesApply.Add(float64(entries)) }
 func (m *metrics) caughtUp(base string, pulled int64) {
 	m.catchUps.WithLabelValues(base).Inc()
 	m.catchUpPulled.Add(float64(pulled))
+}
+
+// byteCounter is an io.Writer that counts what it is given into a counter.
+type byteCounter struct{ c prometheus.Counter }
+
+func (b byteCounter) Write(p []byte) (int, error) {
+	b.c.Add(float64(len(p)))
+	return len(p), nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/redline-dev/redline/target/ledger"
 	"github.com/redline-dev/redline/target/sqldb"
 	"github.com/redline-dev/redline/target/storage"
+	"github.com/redline-dev/redline/target/testlog"
 	"github.com/redline-dev/redline/target/unit"
 )
 
@@ -31,7 +32,7 @@ import (
 type Options struct {
 	Unit    string        // "a" when empty
 	Defects []unit.Defect // switched on in both replicas
-	Logger  *slog.Logger  // nil: discarded
+	Logger  *slog.Logger  // nil: kept, and its tail shown if the test fails
 	// BatchMax bounds a group commit (0: the unit's default; 1: no group commit).
 	BatchMax int
 	// NoLink points the primary straight at the standby (benchmarks: no proxy hop).
@@ -42,6 +43,9 @@ type Options struct {
 	// their dirs; sqldbtest.Postgres(t) a schema each on the test's PostgreSQL server.
 	Storage sqldb.Server
 }
+
+// logTailLines is how much of the replicas' log a failed test shows.
+const logTailLines = 400
 
 // Replica is one in-process unit replica that a test can kill and start again.
 type Replica struct {
@@ -79,7 +83,7 @@ func (r *Replica) startOn(ln net.Listener, role string, epoch int64, standbyAddr
 	cfg := unit.Config{
 		Unit: r.opts.Unit, Replica: r.Name, DataDir: r.Dir, Listener: ln, Role: role, Epoch: epoch,
 		StandbyAddr: standbyAddr, PrimaryAddr: primaryAddr, CoreAddrs: []string{r.core.Addr()},
-		Defects: r.opts.Defects, Logger: r.opts.Logger, BatchMax: r.opts.BatchMax, NATS: r.opts.NATS,
+		Defects: r.opts.Defects, Logger: r.opts.Logger.With("replica", r.Name), BatchMax: r.opts.BatchMax, NATS: r.opts.NATS,
 	}
 	place := r.Place()
 	cfg.DSN, cfg.Schema = place.DSN, place.Schema
@@ -160,6 +164,9 @@ func StartPair(t testing.TB, opts Options) *Pair {
 	t.Helper()
 	if opts.Unit == "" {
 		opts.Unit = "a"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(testlog.OnFailure(t, "replicas' log", logTailLines), nil))
 	}
 	data := t.TempDir()
 	if opts.Storage.Postgres() {
