@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync/atomic"
@@ -108,7 +109,25 @@ func BenchmarkFigures(b *testing.B) {
 	}
 	defer db.Close()
 	const accounts, payments = 100_000, 200_000
-	tx, _ := db.Begin(ctx)
+	fillBooks(b, db, accounts, payments)
+	b.ResetTimer()
+	for range b.N {
+		r, err := db.Figures(ctx)
+		if err != nil || r.Books.PaymentsCommitted != payments || r.Books.CommittedNotOnce != 0 {
+			b.Fatalf("figures: %+v %v", r.Books, err)
+		}
+	}
+}
+
+// fillBooks opens accounts with 1,000 each and commits payments of 1 between neighbours, with
+// their postings and history rows, in one transaction.
+func fillBooks(b *testing.B, db *DB, accounts, payments int) {
+	ctx := context.Background()
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tx.Rollback()
 	for uid := range int64(accounts) {
 		if err := tx.InsertAccount(ctx, ledger.Account{UID: uid, BalanceMinor: 1_000}, 1); err != nil {
 			b.Fatal(err)
@@ -130,13 +149,6 @@ func BenchmarkFigures(b *testing.B) {
 	}
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for range b.N {
-		r, err := db.Figures(ctx)
-		if err != nil || r.Books.PaymentsCommitted != payments || r.Books.CommittedNotOnce != 0 {
-			b.Fatalf("figures: %+v %v", r.Books, err)
-		}
 	}
 }
 
@@ -180,4 +192,47 @@ func benchOutboxRead(b *testing.B, srv sqldb.Server) {
 		}
 	}
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/read")
+}
+
+// BenchmarkImportSnapshot measures a catch-up's install: the snapshot of a replica with 10,000
+// payments (accounts, payments, postings, history) imported in place of a replica's books.
+// µs/row is the time per snapshot row.
+func BenchmarkImportSnapshot(b *testing.B) {
+	for _, be := range sqldbtest.Backends() {
+		b.Run(be.Name, func(b *testing.B) { benchImportSnapshot(b, be.Server(b)) })
+	}
+}
+
+func benchImportSnapshot(b *testing.B, srv sqldb.Server) {
+	ctx := context.Background()
+	src, err := OpenAt(ctx, srv.Place(b.TempDir(), FileName, "bench", "snapsrc"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := OpenAt(ctx, srv.Place(b.TempDir(), FileName, "bench", "snapdst"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dst.Close()
+	fillBooks(b, src, 100, 10_000)
+	var snap bytes.Buffer
+	if _, err := src.ExportSnapshot(ctx, &snap, "bench", 1); err != nil {
+		b.Fatal(err)
+	}
+	rows := bytes.Count(snap.Bytes(), []byte("\n")) - 2 // less the header and the trailer
+	b.ResetTimer()
+	for range b.N {
+		tx, err := dst.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := tx.ImportSnapshot(ctx, bytes.NewReader(snap.Bytes())); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*rows), "µs/row")
 }

@@ -129,7 +129,7 @@ type insertShape struct {
 
 // sql returns the statement inserting rows rows (built once per dialect, shape and size).
 func (s insertShape) sql(d sqldb.Dialect, rows int) string {
-	key := chunkKey{d, s.head, rows}
+	key := chunkKey{d, s, rows}
 	if q, ok := chunkSQL[key]; ok {
 		return q
 	}
@@ -137,9 +137,9 @@ func (s insertShape) sql(d sqldb.Dialect, rows int) string {
 }
 
 type chunkKey struct {
-	d    sqldb.Dialect
-	head string
-	rows int
+	d     sqldb.Dialect
+	shape insertShape
+	rows  int
 }
 
 // chunkSQL holds the prepared sizes' statements, built at package start and read-only after.
@@ -148,7 +148,7 @@ var chunkSQL = func() map[chunkKey]string {
 	for _, d := range sqldb.Dialects() {
 		for _, s := range shapes {
 			for _, n := range chunkRows {
-				m[chunkKey{d, s.head, n}] = s.build(d, n)
+				m[chunkKey{d, s, n}] = s.build(d, n)
 			}
 		}
 	}

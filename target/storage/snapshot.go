@@ -167,7 +167,8 @@ func (t *Tx) ImportSnapshot(ctx context.Context, r io.Reader) (SnapshotHeader, i
 		return SnapshotHeader{}, 0, fmt.Errorf("read snapshot header (%v): %w", err, ErrSnapshotShape)
 	}
 	h := *first.Header
-	if err := t.prepareImport(ctx); err != nil {
+	imp, err := t.prepareImport(ctx)
+	if err != nil {
 		return SnapshotHeader{}, 0, err
 	}
 	var rows int64
@@ -182,29 +183,57 @@ func (t *Tx) ImportSnapshot(ctx context.Context, r io.Reader) (SnapshotHeader, i
 			}
 			break
 		}
-		if err := t.importLine(ctx, l); err != nil {
+		if err := imp.add(ctx, t, l); err != nil {
 			return SnapshotHeader{}, 0, err
 		}
 		rows++
 	}
-	lost, err := t.finishImport(ctx)
+	if err := imp.flush(ctx, t); err != nil {
+		return SnapshotHeader{}, 0, err
+	}
+	lost, err := t.finishImport(ctx, imp.ackedSeq)
 	return h, lost, err
 }
 
-// importStmts are the prepared inserts of one import.
-type importStmts struct {
-	account, payment, posting, history, tcc *sql.Stmt
-	ackedSeq                                int64
+// The tables an import fills, in the order of a snapshot's lines.
+const (
+	impAccounts = iota
+	impPayments
+	impPostings
+	impHistory
+	impTCC
+	impTables
+)
+
+// importInserts are the multi-row inserts of an import, by table. Payments go to a temporary
+// table first (finishImport). The statements of the accounts (without ON CONFLICT), the
+// temporary table (it exists only during an import) and tcc are not among those prepared at
+// Open: they are built per chunk.
+var importInserts = [impTables]insertShape{
+	impAccounts: {accountsInsert.head, ``, accountsInsert.width}, // a uid twice is a damaged snapshot: refused
+	impPayments: {`INSERT INTO snap_payments (idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch) VALUES `, ``, 8},
+	impPostings: postingsInsert,
+	impHistory:  historyInsert,
+	impTCC: {`INSERT INTO tcc (idem_key, leg, from_uid, to_uid, amount_minor, state, reason, empty, tried_ms, seq, epoch) VALUES `,
+		``, 11},
 }
 
-func (t *Tx) prepareImport(ctx context.Context) error {
+// snapImport is an import under way: the acknowledged seq the replica had before it, and the
+// rows read but not yet inserted, by table, written rowsPerInsertMax to a statement (a
+// statement a row cost a round trip a row on PostgreSQL).
+type snapImport struct {
+	ackedSeq int64
+	rows     [impTables][][]any
+}
+
+func (t *Tx) prepareImport(ctx context.Context) (*snapImport, error) {
 	if err := t.flush(ctx); err != nil { // the import replaces the books: nothing may land after it
-		return err
+		return nil, err
 	}
 	var acked int64
 	err := t.queryRow(ctx, `SELECT num FROM meta WHERE name = $1`, MetaAckedSeq).Scan(&acked)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("read acknowledged seq: %w", err)
+		return nil, fmt.Errorf("read acknowledged seq: %w", err)
 	}
 	for _, q := range []string{
 		`CREATE TEMP TABLE IF NOT EXISTS snap_payments (idem_key TEXT PRIMARY KEY, from_uid BIGINT NOT NULL,
@@ -214,87 +243,65 @@ func (t *Tx) prepareImport(ctx context.Context) error {
 		`DELETE FROM accounts`, `DELETE FROM postings`, `DELETE FROM history`, `DELETE FROM tcc`,
 	} {
 		if err := t.exec(ctx, "prepare import", q); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	st := &importStmts{ackedSeq: acked}
-	for _, p := range []struct {
-		dst **sql.Stmt
-		q   string
-	}{
-		{&st.account, `INSERT INTO accounts (uid, balance_minor, opened_minor, seq) VALUES ($1, $2, $3, $4)`},
-		{&st.payment, `INSERT INTO snap_payments (idem_key, from_uid, to_uid, amount_minor, status, reason, seq, epoch)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`},
-		{&st.posting, `INSERT INTO postings (seq, leg, idem_key, uid, amount_minor) VALUES ($1, $2, $3, $4, $5)`},
-		{&st.history, `INSERT INTO history (seq, epoch, stale, chain) VALUES ($1, $2, $3, $4)`},
-		{&st.tcc, qImportTCC},
-	} {
-		s, err := t.c.c.PrepareContext(ctx, p.q)
-		if err != nil {
-			st.close()
-			return fmt.Errorf("prepare import: %w", t.fail(err))
-		}
-		*p.dst = s
-	}
-	t.imp = st
-	return nil
+	return &snapImport{ackedSeq: acked}, nil
 }
 
-// close closes the import's statements (prepared on the writer's connection, they outlive
-// the transaction unless closed).
-func (st *importStmts) close() {
-	for _, s := range []*sql.Stmt{st.account, st.payment, st.posting, st.history, st.tcc} {
-		if s != nil {
-			s.Close()
-		}
-	}
-}
-
-// closeImport closes the statements of an import the transaction did not finish.
-func (t *Tx) closeImport() {
-	if t.imp != nil {
-		t.imp.close()
-		t.imp = nil
-	}
-}
-
-func (t *Tx) importLine(ctx context.Context, l snapLine) error {
-	st := t.imp
-	ctx, err := t.check(ctx)
-	if err != nil {
-		return fmt.Errorf("import snapshot row: %w", err)
-	}
+// add buffers a snapshot row, and inserts its table's buffered rows when they fill a statement.
+func (imp *snapImport) add(ctx context.Context, t *Tx, l snapLine) error {
+	table, row := -1, []any(nil)
 	switch {
 	case len(l.Account) == 4:
 		a := l.Account
-		_, err = st.account.ExecContext(ctx, a[0], a[1], a[2], a[3])
+		table, row = impAccounts, []any{a[0], a[1], a[2], a[3]}
 	case l.Payment != nil:
 		p := l.Payment
-		_, err = st.payment.ExecContext(ctx, p.Key, p.From, p.To, p.Amount, p.Status, p.Reason, p.Seq, p.Epoch)
+		table, row = impPayments, []any{p.Key, p.From, p.To, p.Amount, p.Status, p.Reason, p.Seq, p.Epoch}
 	case l.Posting != nil:
 		p := l.Posting
-		_, err = st.posting.ExecContext(ctx, p.Seq, p.Leg, p.Key, p.UID, p.Amount)
+		table, row = impPostings, []any{p.Seq, p.Leg, p.Key, p.UID, p.Amount}
 	case l.History != nil:
 		h := l.History
-		_, err = st.history.ExecContext(ctx, h.Seq, h.Epoch, h.Stale, h.Chain)
+		table, row = impHistory, []any{h.Seq, h.Epoch, h.Stale, h.Chain, nil} // entry bodies are not shipped
 	case l.TCC != nil:
-		err = importTCC(ctx, st.tcc, l.TCC)
+		table, row = impTCC, l.TCC.row()
 	default:
 		return fmt.Errorf("import snapshot line: %w", ErrSnapshotShape)
 	}
+	imp.rows[table] = append(imp.rows[table], row)
+	if len(imp.rows[table]) < rowsPerInsertMax {
+		return nil
+	}
+	return imp.insert(ctx, t, table)
+}
+
+// flush inserts every table's buffered rows.
+func (imp *snapImport) flush(ctx context.Context, t *Tx) error {
+	for table := range imp.rows {
+		if err := imp.insert(ctx, t, table); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (imp *snapImport) insert(ctx context.Context, t *Tx, table int) error {
+	rows := imp.rows[table]
+	imp.rows[table] = rows[:0]
+	err := insertRows(ctx, t, "snapshot rows", importInserts[table], len(rows), func(i int) []any { return rows[i] })
 	if err != nil {
-		return fmt.Errorf("import snapshot row: %w", t.fail(err))
+		return fmt.Errorf("import snapshot: %w", err)
 	}
 	return nil
 }
 
 // finishImport swaps the payments in, keeping the acknowledged ones the snapshot lacks.
-func (t *Tx) finishImport(ctx context.Context) (int64, error) {
-	st := t.imp
-	t.closeImport()
+func (t *Tx) finishImport(ctx context.Context, ackedSeq int64) (int64, error) {
 	res, err := t.run(ctx, `INSERT INTO lost (idem_key, seq, status)
 		SELECT p.idem_key, p.seq, p.status FROM payments p WHERE p.seq <= $1 AND NOT EXISTS (
-			SELECT 1 FROM snap_payments s WHERE s.idem_key = p.idem_key AND s.status = p.status)`, st.ackedSeq)
+			SELECT 1 FROM snap_payments s WHERE s.idem_key = p.idem_key AND s.status = p.status)`, ackedSeq)
 	if err != nil {
 		return 0, fmt.Errorf("keep lost payments: %w", err)
 	}

@@ -163,8 +163,6 @@ type snapTCC struct {
 const (
 	qSnapTCC = `SELECT idem_key, leg, from_uid, to_uid, amount_minor, state, reason, empty, tried_ms, seq, epoch
 		FROM tcc ORDER BY idem_key, leg`
-	qImportTCC = `INSERT INTO tcc (idem_key, leg, from_uid, to_uid, amount_minor, state, reason, empty, tried_ms, seq, epoch)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
 	// qRebuildTCCOutbox puts the events of confirmed transfers (on the payer's side, at the
 	// confirm's seq) back into a rebuilt outbox.
 	qRebuildTCCOutbox = `INSERT INTO outbox (seq, idem_key, from_uid, to_uid, amount_minor)
@@ -177,7 +175,7 @@ func tccLine(scan func(...any) error) (snapLine, error) {
 	return snapLine{TCC: &c}, err
 }
 
-func importTCC(ctx context.Context, st *sql.Stmt, c *snapTCC) error {
-	_, err := st.ExecContext(ctx, c.Key, c.Leg, c.From, c.To, c.Amount, c.State, c.Reason, c.Empty, c.Tried, c.Seq, c.Epoch)
-	return err
+// row is the leg's values in the order of its import (snapshot.go).
+func (c *snapTCC) row() []any {
+	return []any{c.Key, c.Leg, c.From, c.To, c.Amount, c.State, c.Reason, c.Empty, c.Tried, c.Seq, c.Epoch}
 }

@@ -31,9 +31,8 @@ var writerQueries = []string{
 type Tx struct {
 	c    *writerConn
 	db   *DB
-	done bool         // committed or rolled back
-	imp  *importStmts // during ImportSnapshot
-	pend pending      // rows inserted at commit
+	done bool    // committed or rolled back
+	pend pending // rows inserted at commit
 	// failed is the first statement of the transaction that failed. A sql.Tx on PostgreSQL
 	// refused to commit a transaction the server had aborted (its COMMIT answers ROLLBACK, not
 	// an error); a COMMIT statement cannot tell, so the transaction remembers.
@@ -115,7 +114,6 @@ func (t *Tx) Rollback() {
 		return
 	}
 	t.done = true
-	t.closeImport()
 	ctx, cancel := context.WithTimeout(context.Background(), rollbackTimeout)
 	defer cancel()
 	if _, err := t.c.exec(ctx, qRollback); err != nil && t.db.wc == t.c {
