@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
@@ -56,7 +57,33 @@ func openLogStore(dir string, logger hclog.Logger) (logStore, error) {
 	if err != nil {
 		return logStore{}, fmt.Errorf("open raft log %s: %w", walDir, err)
 	}
+	if err := checkReadable(w); err != nil {
+		w.Close()
+		return logStore{}, fmt.Errorf("raft log %s cannot be read, so this replica cannot start from it: %w", walDir, err)
+	}
 	return w, nil
+}
+
+// checkReadable reads every entry of the log. hashicorp/raft reads those after its snapshot at
+// start, for the latest configuration, and panics on one it cannot read: the supervisor would
+// restart a crash forever. A log damaged before raft-wal v0.4.1 (a suffix truncation left its
+// segment sealed without an index, raft-wal issue 31) is then this error in the replica's log.
+func checkReadable(s logStore) error {
+	first, err := s.FirstIndex()
+	if err != nil {
+		return err
+	}
+	last, err := s.LastIndex()
+	if err != nil {
+		return err
+	}
+	var l raft.Log
+	for i := first; i > 0 && i <= last; i++ {
+		if err := s.GetLog(i, &l); err != nil {
+			return fmt.Errorf("entry %d of %d to %d: %w", i, first, last, err)
+		}
+	}
+	return nil
 }
 
 // logStore is a replica's WAL with its metadata database, which WAL.Close leaves open (and
