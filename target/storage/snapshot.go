@@ -251,7 +251,10 @@ func (t *Tx) prepareImport(ctx context.Context) (*snapImport, error) {
 
 // add buffers a snapshot row, and inserts its table's buffered rows when they fill a statement.
 func (imp *snapImport) add(ctx context.Context, t *Tx, l snapLine) error {
-	table, row := -1, []any(nil)
+	var (
+		table int
+		row   []any
+	)
 	switch {
 	case len(l.Account) == 4:
 		a := l.Account
