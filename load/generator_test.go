@@ -284,13 +284,18 @@ func TestGeneratorStopsAtCancel(t *testing.T) {
 		cfg.GracePeriod = time.Second
 		ctx, cancel := context.WithCancelCause(context.Background())
 		stopErr := errors.New("operator stop")
-		var cancelledAt time.Time
-		time.AfterFunc(250*time.Millisecond, func() { cancelledAt = time.Now(); cancel(stopErr) })
+		// The cancel falls between two sends (every 10 ms from 0), and its time is read once
+		// cancel has returned: a send due while cancel ran was due before the generator could
+		// know, and is no error (read before the call, the test failed on such a send once in four
+		// full runs of the suite on 2026-11-27).
+		cancelled := make(chan time.Time, 1)
+		time.AfterFunc(255*time.Millisecond, func() { cancel(stopErr); cancelled <- time.Now() })
 
 		res, rec, err := run(t, ctx, cfg, engine...)
 		if !errors.Is(err, stopErr) || !res.Interrupted {
 			t.Fatalf("Run = %v, interrupted %v; want the cancel cause, interrupted", err, res.Interrupted)
 		}
+		cancelledAt := <-cancelled
 		// In-flight requests finished within the grace period: nothing aborted.
 		if took := res.End.Sub(cancelledAt); took < 50*time.Millisecond || took > 1500*time.Millisecond {
 			t.Errorf("Run returned %v after the cancel, want after the in-flight requests, about 100ms", took)
