@@ -36,11 +36,7 @@ func BenchmarkApplyPayments(b *testing.B) {
 
 func benchApplyPayments(b *testing.B, srv sqldb.Server) {
 	ctx := context.Background()
-	db, err := OpenAt(ctx, srv.Place(b.TempDir(), FileName, "bench", "apply"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := open(b, place(b, srv, "apply"))
 	const accounts = 1_000
 	tx, _ := db.Begin(ctx)
 	for uid := range int64(accounts) {
@@ -103,11 +99,7 @@ func cpuTime() time.Duration {
 // payments.
 func BenchmarkFigures(b *testing.B) {
 	ctx := context.Background()
-	db, err := Open(ctx, b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := open(b, place(b, sqldb.Server{}, "figures"))
 	const accounts, payments = 100_000, 200_000
 	fillBooks(b, db, accounts, payments)
 	b.ResetTimer()
@@ -162,11 +154,7 @@ func BenchmarkOutboxRead(b *testing.B) {
 
 func benchOutboxRead(b *testing.B, srv sqldb.Server) {
 	ctx := context.Background()
-	db, err := OpenAt(ctx, srv.Place(b.TempDir(), FileName, "bench", "outbox"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
+	db := open(b, place(b, srv, "outbox"))
 	const perRead = 5 // 250 payments/s a unit, a read every 20 ms
 	var seq int64
 	var cpu time.Duration
@@ -205,16 +193,7 @@ func BenchmarkImportSnapshot(b *testing.B) {
 
 func benchImportSnapshot(b *testing.B, srv sqldb.Server) {
 	ctx := context.Background()
-	src, err := OpenAt(ctx, srv.Place(b.TempDir(), FileName, "bench", "snapsrc"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer src.Close()
-	dst, err := OpenAt(ctx, srv.Place(b.TempDir(), FileName, "bench", "snapdst"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer dst.Close()
+	src, dst := open(b, place(b, srv, "snapsrc")), open(b, place(b, srv, "snapdst"))
 	fillBooks(b, src, 100, 10_000)
 	var snap bytes.Buffer
 	if _, err := src.ExportSnapshot(ctx, &snap, "bench", 1); err != nil {

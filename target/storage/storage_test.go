@@ -33,7 +33,7 @@ func place(t testing.TB, srv sqldb.Server, name string) sqldb.Place {
 	return srv.Place(filepath.Join(t.TempDir(), name), FileName, "unit", name)
 }
 
-func open(t *testing.T, p sqldb.Place) *DB {
+func open(t testing.TB, p sqldb.Place) *DB {
 	t.Helper()
 	db, err := OpenAt(context.Background(), p)
 	if err != nil {

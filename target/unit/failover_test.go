@@ -62,6 +62,11 @@ const (
 	// progressWaitMax bounds a wait that keeps moving: a catch-up chasing a primary that grows
 	// as fast as it pulls never ends.
 	progressWaitMax = 120 * time.Second
+	// The condition is checked every progressPoll, the progress looked at every progressLook:
+	// a look reads a replica's state and metrics, work the catch-up it waits for competes with
+	// under -race.
+	progressPoll = 20 * time.Millisecond
+	progressLook = time.Second
 )
 
 // waitProgress waits until cond holds for as long as progress, a fingerprint of what the wait
@@ -89,14 +94,6 @@ func waitProgress(t *testing.T, what string, cond func() bool, progress func() s
 		time.Sleep(progressPoll)
 	}
 }
-
-// waitProgress checks its condition every progressPoll and looks at the progress every
-// progressLook: a look reads a replica's state and metrics, work that the catch-up it waits for
-// competes with under -race.
-const (
-	progressPoll = 20 * time.Millisecond
-	progressLook = time.Second
-)
 
 func verdictOf(t *testing.T, rep auditReport, name string) ledger.Verdict {
 	t.Helper()

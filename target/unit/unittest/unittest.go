@@ -83,7 +83,7 @@ func (r *Replica) startOn(ln net.Listener, role string, epoch int64, standbyAddr
 	cfg := unit.Config{
 		Unit: r.opts.Unit, Replica: r.Name, DataDir: r.Dir, Listener: ln, Role: role, Epoch: epoch,
 		StandbyAddr: standbyAddr, PrimaryAddr: primaryAddr, CoreAddrs: []string{r.core.Addr()},
-		Defects: r.opts.Defects, Logger: r.opts.Logger.With("replica", r.Name), BatchMax: r.opts.BatchMax, NATS: r.opts.NATS,
+		Defects: r.opts.Defects, Logger: r.opts.Logger, BatchMax: r.opts.BatchMax, NATS: r.opts.NATS,
 	}
 	place := r.Place()
 	cfg.DSN, cfg.Schema = place.DSN, place.Schema
