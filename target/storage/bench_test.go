@@ -128,13 +128,7 @@ func fillBooks(b *testing.B, db *DB, accounts, payments int) {
 	for i := range payments {
 		seq := int64(i + 2)
 		p := ledger.Payment{Key: fmt.Sprintf("k%d", i), FromUID: int64(i % accounts), ToUID: int64((i + 1) % accounts), AmountMinor: 1}
-		o := ledger.Decide(p, 1_000)
-		if err := tx.InsertPayment(ctx, Recorded{Outcome: o, Seq: seq, Epoch: 1}); err != nil {
-			b.Fatal(err)
-		}
-		if err := tx.PostPayment(ctx, seq, p.Key, o.Postings()); err != nil {
-			b.Fatal(err)
-		}
+		recordPayment(b, tx, ledger.Decide(p, 1_000), seq)
 		if err := tx.Append(ctx, seq, 1, false, "c", nil); err != nil {
 			b.Fatal(err)
 		}
@@ -214,4 +208,78 @@ func benchImportSnapshot(b *testing.B, srv sqldb.Server) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*rows), "µs/row")
+}
+
+// BenchmarkCatchUpBase compares, on the same books (10,000 payments), the two ways a replica
+// holding a tail of 8 entries the primary never had gets back to a prefix of the primary's
+// history: rewinding the tail (Tx.Rewind), or taking the primary's snapshot (its export and
+// the replica's import, the work of both sides less the network). One op does both; the tail
+// is written again, untimed, before each rewind. snapshot/rewind is the ratio of their times.
+//
+//	go test -run '^$' -bench CatchUpBase ./target/storage/
+func BenchmarkCatchUpBase(b *testing.B) {
+	for _, be := range sqldbtest.Backends() {
+		b.Run(be.Name, func(b *testing.B) { benchCatchUpBase(b, be.Server(b)) })
+	}
+}
+
+func benchCatchUpBase(b *testing.B, srv sqldb.Server) {
+	ctx := context.Background()
+	const payments, tail = 10_000, 8
+	primary, back := open(b, place(b, srv, "primary")), open(b, place(b, srv, "back"))
+	fillBooks(b, primary, 100, payments)
+	fillBooks(b, back, 100, payments)
+	base := int64(payments + 1) // fillBooks opens the accounts at 1, payment i at i+2
+	var rewound, snapshot time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		tx, err := back.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for seq := base + 1; seq <= base+tail; seq++ {
+			p := ledger.Payment{Key: fmt.Sprintf("tail%d", seq), FromUID: 1, ToUID: 2, AmountMinor: 1}
+			recordPayment(b, tx, ledger.Decide(p, 1_000), seq)
+			if err := tx.Append(ctx, seq, 1, false, "tail", nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		tx, err = back.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.Rewind(ctx, base); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		rewound += time.Since(start)
+
+		start = time.Now()
+		var snap bytes.Buffer
+		if _, err := primary.ExportSnapshot(ctx, &snap, "bench", 1); err != nil {
+			b.Fatal(err)
+		}
+		tx, err = back.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := tx.ImportSnapshot(ctx, &snap); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			b.Fatal(err)
+		}
+		snapshot += time.Since(start)
+	}
+	b.ReportMetric(float64(rewound.Microseconds())/1e3/float64(b.N), "rewind-ms")
+	b.ReportMetric(float64(snapshot.Microseconds())/1e3/float64(b.N), "snapshot-ms")
+	b.ReportMetric(float64(snapshot)/float64(rewound), "snapshot/rewind")
 }

@@ -3,9 +3,7 @@ package storage
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
@@ -230,10 +228,9 @@ func (t *Tx) prepareImport(ctx context.Context) (*snapImport, error) {
 	if err := t.flush(ctx); err != nil { // the import replaces the books: nothing may land after it
 		return nil, err
 	}
-	var acked int64
-	err := t.queryRow(ctx, `SELECT num FROM meta WHERE name = $1`, MetaAckedSeq).Scan(&acked)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("read acknowledged seq: %w", err)
+	acked, err := t.metaNum(ctx, MetaAckedSeq)
+	if err != nil {
+		return nil, err
 	}
 	for _, q := range []string{
 		`CREATE TEMP TABLE IF NOT EXISTS snap_payments (idem_key TEXT PRIMARY KEY, from_uid BIGINT NOT NULL,

@@ -79,14 +79,21 @@ func TestOpenDurabilityAndMigrations(t *testing.T) {
 }
 
 // fill opens two accounts and records n committed payments and one failed one, as the unit does.
-func fill(t *testing.T, db *DB, n int) {
+// begin begins a writer transaction, rolled back at the test's end unless committed.
+func begin(t testing.TB, db *DB) *Tx {
 	t.Helper()
-	ctx := context.Background()
-	tx, err := db.Begin(ctx)
+	tx, err := db.Begin(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback()
+	t.Cleanup(tx.Rollback)
+	return tx
+}
+
+func fill(t *testing.T, db *DB, n int) {
+	t.Helper()
+	ctx := context.Background()
+	tx := begin(t, db)
 	seq := int64(1)
 	for _, a := range []ledger.Account{{UID: 1, BalanceMinor: 1_000}, {UID: 2, BalanceMinor: 0}} {
 		if err := tx.InsertAccount(ctx, a, seq); err != nil {
@@ -100,14 +107,7 @@ func fill(t *testing.T, db *DB, n int) {
 		if i == n {
 			o = ledger.Outcome{Payment: p, Status: ledger.StatusFailed, Reason: ledger.ReasonInsufficientFunds}
 		}
-		if err := tx.InsertPayment(ctx, Recorded{Outcome: o, Seq: seq, Epoch: 1}); err != nil {
-			t.Fatal(err)
-		}
-		if legs := o.Postings(); legs != nil {
-			if err := tx.PostPayment(ctx, seq, p.Key, legs); err != nil {
-				t.Fatal(err)
-			}
-		}
+		recordPayment(t, tx, o, seq)
 		if err := tx.Append(ctx, seq, 1, false, fmt.Sprintf("c%d", seq), []byte("{}")); err != nil {
 			t.Fatal(err)
 		}
@@ -165,6 +165,23 @@ func TestFiguresSeeCorruption(t *testing.T) {
 			})
 		}
 	})
+}
+
+// recordPayment writes a decided payment as the writer does: its record and, when it
+// committed, its postings. It reports whether it committed.
+func recordPayment(t testing.TB, tx *Tx, o ledger.Outcome, seq int64) bool {
+	t.Helper()
+	ctx := context.Background()
+	if err := tx.InsertPayment(ctx, Recorded{Outcome: o, Seq: seq, Epoch: 1}); err != nil {
+		t.Fatal(err)
+	}
+	legs := o.Postings()
+	if legs != nil {
+		if err := tx.PostPayment(ctx, seq, o.Key, legs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return legs != nil
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {

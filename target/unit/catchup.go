@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redline-dev/redline/target/ledger"
@@ -131,26 +132,26 @@ const (
 	// baseOwnHistory: the replica's own history is a prefix of the primary's; only the entries
 	// after it are pulled.
 	baseOwnHistory = "own_history"
+	// baseRewound: the replica's history parts from the primary's within its last entries; the
+	// entries after the parting are undone, and only the primary's after it are pulled.
+	baseRewound = "rewound"
 	// baseSnapshot: the replica's books are replaced by the primary's snapshot.
 	baseSnapshot = "snapshot"
 )
 
 // catchUp brings this replica to the primary's state: from its own history when that is a
-// prefix of the primary's (resume), else from a snapshot; then the log up to (nearly) the head;
-// then it becomes a standby and asks the core zone to add it.
+// prefix of the primary's (resume), else from the point where the two part when that is recent
+// (rewind), else from a snapshot; then the log up to (nearly) the head; then it becomes a
+// standby and asks the core zone to add it.
 func (s *server) catchUp(ctx context.Context) error {
 	primary, err := s.findPrimary(ctx)
 	if err != nil {
 		return err
 	}
 	start, held := time.Now(), s.committed.Load()
-	base, from := baseOwnHistory, held
-	if err := s.resume(ctx, primary); err != nil {
-		s.log.Info("cannot catch up from own history; installing a snapshot", "primary", primary, "last_seq", held, "err", err)
-		if from, err = s.installFrom(ctx, primary); err != nil {
-			return err
-		}
-		base = baseSnapshot
+	base, from, err := s.findBase(ctx, primary)
+	if err != nil {
+		return err
 	}
 	s.awaitShadowCaughtUp(ctx) // before the log: what the primary acknowledges alone meanwhile is pulled
 	epoch, err := s.pullLog(ctx, primary)
@@ -167,6 +168,24 @@ func (s *server) catchUp(ctx context.Context) error {
 	s.log.Info("caught up", "primary", primary, "base", base, "held", held, "pulled", pulled,
 		"last_seq", last, "took", time.Since(start).Round(time.Millisecond))
 	return s.addStandby(ctx)
+}
+
+// findBase brings the books to a prefix of the primary's history: it returns how (the base)
+// and the seq the primary's log is pulled after.
+func (s *server) findBase(ctx context.Context, primary string) (string, int64, error) {
+	held := s.committed.Load()
+	err := s.resume(ctx, primary)
+	if err == nil {
+		return baseOwnHistory, held, nil
+	}
+	s.log.Info("cannot catch up from own history as it is; rewinding", "primary", primary, "last_seq", held, "err", err)
+	shared, err := s.rewind(ctx, primary)
+	if err == nil {
+		return baseRewound, shared, nil
+	}
+	s.log.Info("cannot rewind; installing a snapshot", "primary", primary, "err", err)
+	last, err := s.installFrom(ctx, primary)
+	return baseSnapshot, last, err
 }
 
 // resume starts a catch-up from this replica's own history: it pulls the primary's first page
@@ -187,6 +206,99 @@ func (s *server) resume(ctx context.Context, primary string) error {
 		return fmt.Errorf("resume from seq %d: %w", resp.FromSeq, err)
 	}
 	return nil
+}
+
+// rewind takes the books back to the last entry this replica shares with the primary, when
+// that is among its last chainSeqsMax entries, and applies the primary's first page of entries
+// after it: a tail the primary never held (a killed or fenced primary's, never acknowledged)
+// goes as a snapshot would take it, at the cost of the tail alone. The primary's chains at
+// those seqs (GET /internal/audit?chains_only=1) say where the histories part; its page after
+// that point is fetched, its epoch checked, before anything is undone. It returns the shared
+// seq. On an error the caller installs a snapshot: from the books as they were, or as rewound
+// (a prefix of the primary's either way); storage.ErrNoRewind (an acknowledged entry, or a
+// transfer leg confirmed or cancelled, after the shared seq) changed nothing.
+func (s *server) rewind(ctx context.Context, primary string) (int64, error) {
+	held := s.committed.Load()
+	seqs := make([]int64, 0, chainSeqsMax)
+	for q := held; q >= 1 && len(seqs) < chainSeqsMax; q-- {
+		seqs = append(seqs, q)
+	}
+	ours, err := s.db.ChainsAt(ctx, seqs)
+	if err != nil {
+		return 0, err
+	}
+	theirs, err := s.chainsOf(ctx, primary, seqs)
+	if err != nil {
+		return 0, err
+	}
+	shared := int64(0)
+	for _, q := range seqs { // newest first
+		if c, ok := theirs[q]; ok && c == ours[q] {
+			shared = q
+			break
+		}
+	}
+	switch {
+	case shared == 0:
+		return 0, fmt.Errorf("no entry among this replica's last %d held alike by the primary: %w", len(seqs), ErrDiverged)
+	case shared == held:
+		return 0, fmt.Errorf("the primary holds this replica's head, seq %d: nothing to undo", held)
+	}
+	page, err := s.fetchLog(ctx, primary, shared+1)
+	if err != nil {
+		return 0, err
+	}
+	if page.PrevChain != ours[shared] {
+		return 0, fmt.Errorf("the primary's chain at seq %d changed meanwhile: %w", shared, ErrDiverged)
+	}
+	if res := s.submit(ctx, &op{kind: opRewind, base: shared}); res.err != nil {
+		return 0, res.err
+	}
+	s.metrics.catchUpRewound.Add(float64(held - shared))
+	s.log.Info("rewound", "primary", primary, "from", held, "to", shared)
+	if len(page.Entries) > 0 {
+		if err := s.applyPage(ctx, primary, page); err != nil {
+			return 0, fmt.Errorf("apply log after the rewind: %w", err)
+		}
+	}
+	return shared, nil
+}
+
+// chainsOf asks the primary for its chains at seqs; a seq it does not hold is absent.
+func (s *server) chainsOf(ctx context.Context, primary string, seqs []int64) (map[int64]string, error) {
+	list := make([]string, len(seqs))
+	for i, q := range seqs {
+		list[i] = strconv.FormatInt(q, 10)
+	}
+	ctx, cancel := context.WithTimeout(ctx, replicateTimeout)
+	defer cancel()
+	var resp auditResponse
+	url := fmt.Sprintf("http://%s/internal/audit?chains_only=1&chain_at=%s", primary, strings.Join(list, ","))
+	if err := s.call(ctx, http.MethodGet, url, nil, &resp); err != nil {
+		return nil, fmt.Errorf("read the primary's chains: %w", err)
+	}
+	return resp.Chains, nil
+}
+
+// rewindBooks takes the books back to seq base (storage.Tx.Rewind), in the writer.
+func (s *server) rewindBooks(ctx context.Context, base int64) result {
+	if s.view().Role != ledger.RoleCatchingUp {
+		return result{err: fmt.Errorf("rewind as %s: %w", s.view().Role, ErrInvalidConfig)}
+	}
+	tx, err := s.db.Begin(ctx)
+	if err != nil {
+		return result{err: err}
+	}
+	defer tx.Rollback()
+	chain, err := tx.Rewind(ctx, base)
+	if err == nil {
+		err = tx.Commit()
+	}
+	if err != nil {
+		return result{err: err}
+	}
+	s.setHead(base, chain)
+	return result{seq: base}
 }
 
 // installFrom downloads the primary's snapshot and installs it in place of the books. It

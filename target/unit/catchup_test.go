@@ -17,10 +17,11 @@ import (
 
 // TestCatchUpBase pins what a restarted replica catches up from: its own history when that is
 // a prefix of the primary's and the primary still keeps the entries after it (only those are
-// pulled), a full snapshot otherwise: a killed primary's tail that was never replicated must
-// not survive, and entries the primary no longer keeps cannot be pulled. Each case ends with
-// the pair converged, every acknowledged payment read back on both replicas and every
-// invariant true. On SQLite and on PostgreSQL.
+// pulled); its history rewound to where it parts from the primary's, when a killed primary's
+// tail was never replicated (the tail must not survive; only the primary's entries after the
+// parting are pulled); a full snapshot otherwise: entries the primary no longer keeps cannot
+// be pulled. Each case ends with the pair converged, every acknowledged payment read back on
+// both replicas and every invariant true. On SQLite and on PostgreSQL.
 func TestCatchUpBase(t *testing.T) {
 	tests := []struct {
 		name string
@@ -31,10 +32,10 @@ func TestCatchUpBase(t *testing.T) {
 		{"standby behind", standbyBehind, "own_history"},
 		{"primary's tail overwritten", func(t *testing.T, p *unittest.Pair, w *unittest.Witness) returning {
 			return primaryTail(t, p, w, 10)
-		}, "snapshot"},
+		}, "rewound"},
 		{"primary's tail beyond the new head", func(t *testing.T, p *unittest.Pair, w *unittest.Witness) returning {
 			return primaryTail(t, p, w, 0)
-		}, "snapshot"},
+		}, "rewound"},
 		{"entries trimmed at the primary", entriesTrimmed, "snapshot"},
 	}
 	for _, be := range sqldbtest.Backends() {
@@ -46,12 +47,13 @@ func TestCatchUpBase(t *testing.T) {
 	}
 }
 
-// returning is the replica that restarts, its head when it stopped, and the keys it must not
-// hold after the catch-up.
+// returning is the replica that restarts, its head when it stopped, the last seq of its
+// history the primary holds as well, and the keys it must not hold after the catch-up.
 type returning struct {
-	r    *unittest.Replica
-	held int64
-	gone []ledger.Payment
+	r      *unittest.Replica
+	held   int64
+	shared int64
+	gone   []ledger.Payment
 }
 
 func catchUpBase(t *testing.T, srv sqldb.Server, prepare func(*testing.T, *unittest.Pair, *unittest.Witness) returning, base string) {
@@ -70,21 +72,28 @@ func catchUpBase(t *testing.T, srv sqldb.Server, prepare func(*testing.T, *unitt
 	}
 	back.Start(ledger.RoleCatchingUp, p.Epoch(), "", primary.Addr())
 	p.WaitSynced(t, back)
-	got := map[string]float64{}
-	for _, b := range []string{"own_history", "snapshot"} {
+	got, all := map[string]float64{}, 0.0
+	for _, b := range []string{"own_history", "rewound", "snapshot"} {
 		got[b] = metric(t, p, back, `paycell_catchups_total{base="`+b+`"}`)
+		all += got[b]
 	}
-	if got[base] != 1 || got["own_history"]+got["snapshot"] != 1 {
+	if got[base] != 1 || all != 1 {
 		t.Fatalf("catch-ups by base %v, want one from %s", got, base)
 	}
-	pulled := metric(t, p, back, "paycell_catchup_pulled_entries_total")
-	if base == "own_history" {
-		// The primary stood still: exactly what it wrote while the replica was away.
-		if want := float64(ps.LastSeq - ret.held); pulled != want {
-			t.Errorf("pulled %v entries, want %v", pulled, want)
-		}
-	} else if pulled != 0 {
-		t.Errorf("pulled %v entries after a snapshot of an idle primary, want 0", pulled)
+	// The primary stood still: the replica pulled exactly what the primary holds after their
+	// shared history, or nothing after a snapshot; it undid exactly its own tail.
+	wantPulled, wantRewound := ps.LastSeq-ret.shared, int64(0)
+	switch base {
+	case "rewound":
+		wantRewound = ret.held - ret.shared
+	case "snapshot":
+		wantPulled = 0
+	}
+	if pulled := metric(t, p, back, "paycell_catchup_pulled_entries_total"); pulled != float64(wantPulled) {
+		t.Errorf("pulled %v entries, want %v", pulled, wantPulled)
+	}
+	if rewound := metric(t, p, back, "paycell_catchup_rewound_entries_total"); rewound != float64(wantRewound) || (base == "rewound") != (rewound > 0) {
+		t.Errorf("rewound %v entries, want %v", rewound, wantRewound)
 	}
 	// A snapshot's bytes, counted as they arrived and as they were installed: all of them.
 	downloaded := metric(t, p, back, "paycell_catchup_snapshot_downloaded_bytes_total")
@@ -122,7 +131,7 @@ func killStandby(t *testing.T, p *unittest.Pair, w *unittest.Witness, n int) ret
 	if un := payMany(t, p, primary.Addr(), 0, "alone", n, w, 8*time.Second); len(un) > 0 {
 		t.Fatalf("%d payments unacknowledged after the standby died", len(un))
 	}
-	return returning{r: standby, held: st.LastSeq}
+	return returning{r: standby, held: st.LastSeq, shared: st.LastSeq}
 }
 
 // standbyBehind: a killed standby comes back; its history is a prefix of the primary's.
@@ -145,6 +154,10 @@ func primaryTail(t *testing.T, p *unittest.Pair, w *unittest.Witness, newWrites 
 	if err != nil {
 		t.Fatal(err)
 	}
+	sb, err := p.State(p.Other(old))
+	if err != nil {
+		t.Fatal(err)
+	}
 	old.Kill()
 	primary := p.Failover(t)
 	p.Link.Resume()
@@ -154,7 +167,7 @@ func primaryTail(t *testing.T, p *unittest.Pair, w *unittest.Witness, newWrites 
 	if un := payMany(t, p, primary.Addr(), p.Epoch(), "new", newWrites, w, 5*time.Second); len(un) > 0 {
 		t.Fatalf("%d payments unacknowledged at the new primary", len(un))
 	}
-	return returning{r: old, held: st.LastSeq, gone: tail}
+	return returning{r: old, held: st.LastSeq, shared: sb.LastSeq, gone: tail}
 }
 
 // entriesTrimmed: the standby comes back behind a primary that dropped the bodies of the

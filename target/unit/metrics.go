@@ -28,6 +28,7 @@ type metrics struct {
 	tccSteps        *prometheus.CounterVec
 	catchUps        *prometheus.CounterVec
 	catchUpPulled   prometheus.Counter
+	catchUpRewound  prometheus.Counter
 	// A catch-up's snapshot bytes, counted as they arrive and as the install reads them: the
 	// progress of the one phase that moves nothing else (last seq, role) for seconds.
 	snapshotDownloaded prometheus.Counter
@@ -62,9 +63,11 @@ func newMetrics() *metrics {
 		tccSteps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "paycell_tcc_steps_total", Help: "Cross-unit transfer steps answered, by step and the leg's state."}, []string{"step", "state"}),
 		catchUps: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "paycell_catchups_total", Help: "Catch-ups completed, by what they started from: own_history or snapshot."}, []string{"base"}),
+			Name: "paycell_catchups_total", Help: "Catch-ups completed, by what they started from: own_history, rewound or snapshot."}, []string{"base"}),
 		catchUpPulled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "paycell_catchup_pulled_entries_total", Help: "Entries catch-ups pulled from the primary's log."}),
+		catchUpRewound: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "paycell_catchup_rewound_entries_total", Help: "Entries catch-ups undid: a tail of this replica's history the primary never held."}),
 		snapshotDownloaded: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "paycell_catchup_snapshot_downloaded_bytes_total", Help: "Bytes of primaries' snapshots catch-ups downloaded, as they arrived."}),
 		snapshotInstalled: prometheus.NewCounter(prometheus.CounterOpts{
@@ -72,7 +75,7 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.payments, m.batchOps, m.replicateSec, m.entriesSent, m.entriesApply,
 		m.staleRefused, m.fenced, m.epoch, m.role, m.lastSeq, m.eventsPublished, m.tccSteps,
-		m.catchUps, m.catchUpPulled, m.snapshotDownloaded, m.snapshotInstalled,
+		m.catchUps, m.catchUpPulled, m.catchUpRewound, m.snapshotDownloaded, m.snapshotInstalled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

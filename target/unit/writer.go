@@ -19,6 +19,7 @@ const (
 	opConfig
 	opInstall
 	opCatchUpLog
+	opRewind
 	opTCC // a step of a cross-unit transfer (tcc.go)
 )
 
@@ -31,6 +32,7 @@ type op struct {
 	repl     *replicateRequest
 	cfg      *configRequest
 	install  *snapshot
+	base     int64 // opRewind: the seq the books go back to
 	tcc      *tccRequest
 	run      string // the stress run id of a marked business write (plane.go)
 	done     chan result
@@ -129,6 +131,8 @@ func (s *server) control(ctx context.Context, o *op) {
 		r = s.installSnapshot(ctx, o.install)
 	case opCatchUpLog:
 		r = s.applyLog(ctx, o.repl)
+	case opRewind:
+		r = s.rewindBooks(ctx, o.base)
 	default:
 		panic(fmt.Sprintf("unit: writer got op kind %d", o.kind))
 	}
