@@ -128,8 +128,11 @@ func (s *server) skipApplied(ctx context.Context, req *replicateRequest) ([]entr
 	if req.FromSeq <= s.lastSeq {
 		mine, err = s.db.ChainAt(ctx, req.FromSeq-1)
 	}
-	if err != nil || mine != req.PrevChain {
-		return nil, fmt.Errorf("replicate from %d: chain before it differs (%v): %w", req.FromSeq, err, ErrDiverged)
+	if err != nil {
+		return nil, fmt.Errorf("replicate from %d: read the chain before it (%v): %w", req.FromSeq, err, ErrDiverged)
+	}
+	if mine != req.PrevChain {
+		return nil, fmt.Errorf("replicate from %d: the chain before it differs: %w", req.FromSeq, ErrDiverged)
 	}
 	chain := req.PrevChain
 	out := make([]entryBody, 0, len(req.Entries))
