@@ -1,8 +1,10 @@
 package freeport
 
 import (
+	"errors"
 	"net"
 	"strconv"
+	"syscall"
 	"testing"
 )
 
@@ -24,5 +26,23 @@ func TestListenBelowTheEphemeralRange(t *testing.T) {
 			t.Errorf("%s handed out twice while held", addr)
 		}
 		seen[addr] = true
+	}
+}
+
+func TestRefusing(t *testing.T) {
+	addr, release, err := Refusing()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Fatalf("a connection to %s was accepted", addr)
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("dial %s: %v, want connection refused", addr, err)
+	}
+	if ln, err := net.Listen("tcp", addr); err == nil {
+		ln.Close()
+		t.Errorf("%s could be listened on while held", addr)
 	}
 }

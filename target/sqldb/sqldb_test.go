@@ -3,7 +3,6 @@ package sqldb_test
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/redline-dev/redline/target/freeport"
 	"github.com/redline-dev/redline/target/sqldb"
 	"github.com/redline-dev/redline/target/sqldb/sqldbtest"
 )
@@ -105,12 +105,11 @@ func TestCheck(t *testing.T) {
 	if err := sqldb.Check(ctx, "postgres://u:s3cret@127.0.0.1:notaport/db"); !errors.Is(err, sqldb.ErrBadDSN) || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("malformed DSN: %v, want ErrBadDSN without the password", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, release, err := freeport.Refusing()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
+	defer release()
 	if err := sqldb.Check(ctx, "postgres://u:s3cret@"+addr+"/db?connect_timeout=2"); !errors.Is(err, sqldb.ErrConnect) || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("server down: %v, want ErrConnect without the password", err)
 	}

@@ -3,12 +3,12 @@ package supervisor
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/redline-dev/redline/target/freeport"
 	"github.com/redline-dev/redline/target/sqldb"
 	"github.com/redline-dev/redline/target/sqldb/sqldbtest"
 	"github.com/redline-dev/redline/target/storage"
@@ -18,12 +18,12 @@ import (
 // recorded, and how a bad DSN or a server that is down is refused before anything is created.
 func TestResolveServer(t *testing.T) {
 	ctx := context.Background()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, release, err := freeport.Refusing()
 	if err != nil {
 		t.Fatal(err)
 	}
-	down := "postgres://u:s3cret@" + ln.Addr().String() + "/db?connect_timeout=2"
-	ln.Close()
+	defer release()
+	down := "postgres://u:s3cret@" + addr + "/db?connect_timeout=2"
 	t.Run("sqlite", func(t *testing.T) {
 		srv, err := resolveServer(ctx, Config{DataDir: t.TempDir()})
 		if err != nil || srv.Postgres() {
