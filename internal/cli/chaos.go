@@ -22,7 +22,8 @@ func NewCmdChaos(streams IO) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "chaos",
 		Short: "Export a plan's faults to Chaos Mesh, or recover what a crashed run left injected",
-		Args:  exactArgs(0),
+		Args:  groupArgs,
+		RunE:  groupRun,
 	}
 	cmd.AddCommand(NewCmdChaosExport(streams, nil), NewCmdChaosRecover(streams, nil))
 	return cmd

@@ -93,6 +93,8 @@ func NewCmdRoot(streams IO) *cobra.Command {
 		Long:          "Redline rehearses a peak day: open-model load, shadow replay and chaos faults on one timeline,\njudged by a headroom verifier, reported for CI and for people.",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          groupArgs,
+		RunE:          groupRun,
 	}
 	// Flag errors are invalid input (exit 2), never a run error.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {

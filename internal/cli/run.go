@@ -227,6 +227,23 @@ func parsePlan(streams IO, name string, source []byte, po plan.Options) (*plan.P
 }
 
 // exactArgs is cobra.ExactArgs whose error is invalid input (exit 2).
+// groupArgs and groupRun make a command that only groups others runnable, so that cobra
+// does not answer an unknown verb with the group's help and exit 0: with no argument the
+// group prints its help; a word that is none of its commands is invalid input (exit 2), with
+// cobra's suggestions.
+var groupArgs = cobra.ArbitraryArgs
+
+func groupRun(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return cmd.Help()
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += fmt.Sprintf(" (did you mean %s?)", strings.Join(s, ", "))
+	}
+	return fmt.Errorf("%w: %s; run '%s --help' for its commands", ErrInvalid, msg, cmd.CommandPath())
+}
+
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := cobra.ExactArgs(n)(cmd, args); err != nil {

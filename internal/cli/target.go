@@ -16,7 +16,8 @@ func NewCmdTarget(streams IO) *cobra.Command {
 units of a primary and a synchronous standby, and a 3-replica core zone on Raft, each a
 separate process. 'redline target up' runs it in the foreground; 'redline target audit'
 checks its books.`,
-		Args: exactArgs(0),
+		Args: groupArgs,
+		RunE: groupRun,
 	}
 	cmd.AddCommand(
 		NewCmdTargetUp(streams, nil),

@@ -21,7 +21,8 @@ func NewCmdTargetProc(streams IO) *cobra.Command {
 		Use:    "proc core|unit|router [flags]",
 		Short:  "Run one process of the built-in target (started by 'redline target up')",
 		Hidden: true,
-		Args:   exactArgs(0),
+		Args:   groupArgs,
+		RunE:   groupRun,
 	}
 	cmd.AddCommand(newCmdProcCore(streams), newCmdProcUnit(streams), newCmdProcRouter(streams),
 		newCmdProcBroker(), newCmdProcConsumer(streams))
