@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -80,13 +81,51 @@ func loadRun(ctx context.Context, opts *LoadOptions) error {
 	if err != nil {
 		return err
 	}
-	p, err := parsePlan(opts.IO, "redline load", source, plan.Options{})
+	p, err := plan.Parse(loadPlanName, source, plan.Options{})
 	if err != nil {
-		return err
+		return planError(opts.IO, loadPlanName, flagProblems(err))
 	}
 	return executePlan(ctx, opts.IO, p, source, execOptions{
 		OutDir: opts.OutDir, MetricsAddr: opts.MetricsAddr, Segment: seg, Quiet: opts.Quiet,
 	})
+}
+
+// loadPlanName names the ad-hoc plan in its problems.
+const loadPlanName = "redline load"
+
+// loadFlags are the places of the ad-hoc plan (planYAML) and the flags that fill them, the
+// more precise place first.
+var loadFlags = []struct{ path, flag string }{
+	{"phases[0].load.rate", "--rate"},
+	{"phases[0].load.duration", "--duration"},
+	{"defaults.requests[0].headers", "--header"},
+	{"defaults.requests[0].body", "--body"},
+	{"defaults.requests[0].method", "--method"},
+	{"defaults.requests[0].path", "--url"},
+	{"defaults.workers", "--workers"},
+	{"defaults.timeout", "--timeout"},
+	{"target.marker", "--marker"},
+	{"target.url", "--url"},
+	{"sla", "--threshold"},
+}
+
+// flagProblems locates the problems of the ad-hoc plan at the flags that made them: the plan
+// file is the command's own, and its lines and columns say nothing to the person who typed
+// the flags.
+func flagProblems(err error) error {
+	var perr *plan.Error
+	if !errors.As(err, &perr) {
+		return err
+	}
+	for i, p := range perr.Problems {
+		for _, f := range loadFlags {
+			if p.Path == f.path || strings.HasPrefix(p.Path, f.path+".") || strings.HasPrefix(p.Path, f.path+"[") {
+				perr.Problems[i] = plan.Problem{File: p.File, Path: f.flag, Message: p.Message}
+				break
+			}
+		}
+	}
+	return err
 }
 
 // planYAML writes the flags as a plan file, so that ad-hoc load is validated, run, judged and

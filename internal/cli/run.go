@@ -211,22 +211,27 @@ func readPlanFile(path string) ([]byte, error) {
 // parsePlan compiles a plan, printing every problem as file:line:col: path: message.
 func parsePlan(streams IO, name string, source []byte, po plan.Options) (*plan.Plan, error) {
 	p, err := plan.Parse(name, source, po)
+	if err != nil {
+		return nil, planError(streams, name, err)
+	}
+	return p, nil
+}
+
+// planError prints a plan's problems, one a line, and returns err with its exit code.
+func planError(streams IO, name string, err error) error {
 	var perr *plan.Error
 	switch {
 	case errors.As(err, &perr):
 		for _, pr := range perr.Problems {
 			fmt.Fprintln(streams.ErrOut, pr.String())
 		}
-		return nil, silent(fmt.Errorf("%w: %d problems in %s", ErrInvalid, len(perr.Problems), name))
+		return silent(fmt.Errorf("%w: %d problems in %s", ErrInvalid, len(perr.Problems), name))
 	case errors.Is(err, plan.ErrInvalid):
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
-	case err != nil:
-		return nil, err
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return p, nil
+	return err
 }
 
-// exactArgs is cobra.ExactArgs whose error is invalid input (exit 2).
 // groupArgs and groupRun make a command that only groups others runnable, so that cobra
 // does not answer an unknown verb with the group's help and exit 0: with no argument the
 // group prints its help; a word that is none of its commands is invalid input (exit 2), with
@@ -244,6 +249,7 @@ func groupRun(cmd *cobra.Command, args []string) error {
 	return fmt.Errorf("%w: %s; run '%s --help' for its commands", ErrInvalid, msg, cmd.CommandPath())
 }
 
+// exactArgs is cobra.ExactArgs whose error is invalid input (exit 2).
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
