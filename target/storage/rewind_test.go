@@ -14,33 +14,62 @@ import (
 )
 
 // rewindBase is where TestRewind takes the books back to; rewindHead is the head before.
-const rewindBase, rewindHead = 6, 12
+const rewindBase, rewindHead = 6, 14
 
-// writeEntries writes the entries from..to of one history, each as the writer does: accounts
-// opened at 1 and 9, payments (one failed for want of funds, at 5), a transfer's payer leg
-// tried at 4 (its reservation posted) and another at 10, outbox events and history rows.
+// The transfer legs of writeEntries: the payer's account 10 pays 25 to an account of another
+// unit.
+const (
+	legFrom, legTo, legAmount = 10, 7_000, 25
+	legTriedMS                = 42
+)
+
+// writeEntries writes the entries from..to of one history, each as the unit's writer applies
+// it (target/unit applyTCC for the legs): accounts opened at 1 and 9; payments, one failed for
+// want of funds (5), one to an account opened after the base (14); and transfer legs, every
+// way a leg can be written: a payer's leg tried before the base and confirmed after it (3, 7),
+// another tried before and cancelled after (4, 8), one tried and confirmed after (10, 11), a
+// payee's credit confirmed (12) and a cancel with no try (13).
 func writeEntries(t *testing.T, db *DB, from, to int64) {
 	t.Helper()
 	ctx := context.Background()
 	tx := begin(t, db)
+	leg := func(key, side, state string, seq int64) TCCRow {
+		return TCCRow{Key: key, Leg: side, FromUID: legFrom, ToUID: legTo, AmountMinor: legAmount,
+			State: state, TriedMS: legTriedMS, Seq: seq, Epoch: 1}
+	}
+	check := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	for seq := from; seq <= to; seq++ {
 		switch seq {
 		case 1, 9:
 			for uid := range int64(3) {
-				a := ledger.Account{UID: seq*10 + uid, BalanceMinor: 1_000}
-				if err := tx.InsertAccount(ctx, a, seq); err != nil {
-					t.Fatal(err)
-				}
+				check(tx.InsertAccount(ctx, ledger.Account{UID: seq*10 + uid, BalanceMinor: 1_000}, seq))
 			}
-		case 4, 10:
+		case 3, 4, 10: // a try: the reservation
 			key := fmt.Sprintf("x%d", seq)
-			r := TCCRow{Key: key, Leg: ledger.LegDebit, FromUID: 10, ToUID: 7_000, AmountMinor: 25, State: ledger.LegTried, Seq: seq, Epoch: 1}
-			if err := tx.PutTCC(ctx, r); err != nil {
-				t.Fatal(err)
-			}
-			if err := tx.PostLeg(ctx, seq, key, 10, -25); err != nil {
-				t.Fatal(err)
-			}
+			check(tx.PostLeg(ctx, seq, key, legFrom, -legAmount))
+			check(tx.PutTCC(ctx, leg(key, ledger.LegDebit, ledger.LegTried, seq)))
+		case 7, 11: // a confirm: the payer's event
+			key := map[int64]string{7: "x3", 11: "x10"}[seq]
+			tx.AddOutbox(OutboxRow{Seq: seq, Key: key, FromUID: legFrom, ToUID: legTo, AmountMinor: legAmount})
+			check(tx.PutTCC(ctx, leg(key, ledger.LegDebit, ledger.LegConfirmed, seq)))
+		case 8: // a cancel: the release
+			check(tx.PostLeg(ctx, seq, "x4", legFrom, legAmount))
+			r := leg("x4", ledger.LegDebit, ledger.LegCancelled, seq)
+			r.Reason = "timeout"
+			check(tx.PutTCC(ctx, r))
+		case 12: // the payee's credit
+			r := leg("y12", ledger.LegCredit, ledger.LegConfirmed, seq)
+			r.FromUID, r.ToUID = 7_000, 11
+			check(tx.PostLeg(ctx, seq, r.Key, r.ToUID, legAmount))
+			check(tx.PutTCC(ctx, r))
+		case 13: // a cancel before any try
+			r := leg("z13", ledger.LegDebit, ledger.LegCancelled, seq)
+			r.Empty, r.Reason = true, "timeout"
+			check(tx.PutTCC(ctx, r))
 		default:
 			from, to := 10+seq%3, 10+(seq+1)%3
 			if seq > 9 {
@@ -55,13 +84,9 @@ func writeEntries(t *testing.T, db *DB, from, to int64) {
 				tx.AddOutbox(OutboxRow{Seq: seq, Key: p.Key, FromUID: from, ToUID: to, AmountMinor: seq})
 			}
 		}
-		if err := tx.Append(ctx, seq, 1, false, fmt.Sprintf("c%d", seq), []byte("{}")); err != nil {
-			t.Fatal(err)
-		}
+		check(tx.Append(ctx, seq, 1, false, fmt.Sprintf("c%d", seq), []byte("{}")))
 	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	check(tx.Commit())
 }
 
 // books is everything a replica's books hold, as a snapshot and its outbox show them.
@@ -93,7 +118,8 @@ func rewind(t *testing.T, db *DB, base int64) (string, error) {
 }
 
 // TestRewind takes books back to an earlier seq and compares them, row by row, with books that
-// never went past it; and checks that every refusal changes nothing.
+// never went past it, then writes on from there on both and compares again; and checks that
+// every refusal changes nothing.
 func TestRewind(t *testing.T) {
 	onBackends(t, func(t *testing.T, srv sqldb.Server) {
 		ctx := context.Background()
@@ -122,10 +148,6 @@ func TestRewind(t *testing.T) {
 			{"base not in the history", rewindHead + 5, nil},
 			{"an acknowledged entry after the base", rewindBase, func(tx *Tx) error {
 				return tx.SetMeta(ctx, MetaAckedSeq, rewindBase+1, "")
-			}},
-			{"a leg confirmed after the base", 3, func(tx *Tx) error {
-				return tx.PutTCC(ctx, TCCRow{Key: "x4", Leg: ledger.LegDebit, FromUID: 10, ToUID: 7_000, AmountMinor: 25,
-					State: ledger.LegConfirmed, Seq: rewindHead + 1, Epoch: 1})
 			}},
 		}
 		for _, r := range refusals {

@@ -215,8 +215,8 @@ func (s *server) resume(ctx context.Context, primary string) error {
 // those seqs (GET /internal/audit?chains_only=1) say where the histories part; its page after
 // that point is fetched, its epoch checked, before anything is undone. It returns the shared
 // seq. On an error the caller installs a snapshot: from the books as they were, or as rewound
-// (a prefix of the primary's either way); storage.ErrNoRewind (an acknowledged entry, or a
-// transfer leg confirmed or cancelled, after the shared seq) changed nothing.
+// (a prefix of the primary's either way); storage.ErrNoRewind (an acknowledged entry after the
+// shared seq) changed nothing.
 func (s *server) rewind(ctx context.Context, primary string) (int64, error) {
 	held := s.committed.Load()
 	seqs := make([]int64, 0, chainSeqsMax)

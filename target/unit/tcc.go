@@ -311,6 +311,8 @@ func tryRefusal(ctx context.Context, tx *storage.Tx, req *tccRequest) (string, e
 }
 
 // applyTCC applies a step's entry: the leg's row and, where money moves here, the posting.
+// storage.Tx.Rewind relies on where the postings are: a payer's leg posts its reservation at
+// its try, and no leg posts anything else before its confirm or cancel.
 func applyTCC(ctx context.Context, tx *storage.Tx, e *entry) error {
 	if e.TCC == nil {
 		return fmt.Errorf("apply entry %d: transfer entry without a step: %w", e.Seq, ErrDiverged)
