@@ -18,11 +18,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -151,13 +149,8 @@ func fetchFigures(ctx context.Context, client *http.Client, t Target) ledger.Rep
 }
 
 func fetchChains(ctx context.Context, client *http.Client, addr string, seqs []int64) (map[int64]string, error) {
-	parts := make([]string, len(seqs))
-	for i, s := range seqs {
-		parts[i] = strconv.FormatInt(s, 10)
-	}
 	var a auditAnswer
-	u := "http://" + addr + "/internal/audit?chains_only=1&chain_at=" + url.QueryEscape(strings.Join(parts, ","))
-	if err := get(ctx, client, u, &a); err != nil {
+	if err := get(ctx, client, "http://"+addr+ledger.ChainsPath(seqs), &a); err != nil {
 		return nil, err
 	}
 	return a.Chains, nil

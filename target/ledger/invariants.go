@@ -2,9 +2,22 @@ package ledger
 
 import (
 	"fmt"
+	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 )
+
+// ChainsPath is the path and query that ask a replica for its chains at seqs alone
+// (GET /internal/audit?chains_only=1&chain_at=..., target/PROTOCOL.md): the audit compares
+// replicas by them, and a returning replica finds where its history parts from the primary's.
+func ChainsPath(seqs []int64) string {
+	parts := make([]string, len(seqs))
+	for i, s := range seqs {
+		parts[i] = strconv.FormatInt(s, 10)
+	}
+	return "/internal/audit?chains_only=1&chain_at=" + url.QueryEscape(strings.Join(parts, ","))
+}
 
 // Verdict is the result of one invariant: true, false, or unknown (the figures needed to judge
 // it could not be gathered).

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"net/url"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -178,5 +179,13 @@ func TestEvaluateCross(t *testing.T) {
 				t.Errorf("verdict %s (%s), want %s", got.Verdict, got.Detail, tt.want)
 			}
 		})
+	}
+}
+
+func TestChainsPath(t *testing.T) {
+	got := ChainsPath([]int64{12, 11, 3})
+	u, err := url.Parse(got)
+	if err != nil || u.Path != "/internal/audit" || u.Query().Get("chains_only") != "1" || u.Query().Get("chain_at") != "12,11,3" {
+		t.Errorf("ChainsPath = %q (%v), want /internal/audit with chains_only=1 and chain_at=12,11,3", got, err)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redline-dev/redline/target/ledger"
@@ -266,15 +265,10 @@ func (s *server) rewind(ctx context.Context, primary string) (int64, error) {
 
 // chainsOf asks the primary for its chains at seqs; a seq it does not hold is absent.
 func (s *server) chainsOf(ctx context.Context, primary string, seqs []int64) (map[int64]string, error) {
-	list := make([]string, len(seqs))
-	for i, q := range seqs {
-		list[i] = strconv.FormatInt(q, 10)
-	}
 	ctx, cancel := context.WithTimeout(ctx, replicateTimeout)
 	defer cancel()
 	var resp auditResponse
-	url := fmt.Sprintf("http://%s/internal/audit?chains_only=1&chain_at=%s", primary, strings.Join(list, ","))
-	if err := s.call(ctx, http.MethodGet, url, nil, &resp); err != nil {
+	if err := s.call(ctx, http.MethodGet, "http://"+primary+ledger.ChainsPath(seqs), nil, &resp); err != nil {
 		return nil, fmt.Errorf("read the primary's chains: %w", err)
 	}
 	return resp.Chains, nil
