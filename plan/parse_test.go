@@ -169,6 +169,8 @@ var badRows = []struct {
 	{"vars min above max", "peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {uid: {min: 10, max: 1}}", `6:13: vars.uid: min 10 is above max 1`},
 	{"vars amount zero", "peak: {rate: 100/s}", "peak: {rate: 100/s}\nvars: {amount: {min: 0}}", `6:22: vars.amount.min: 0 is out of range [1, 9007199254740991]`},
 	{"target user info", `"http://127.0.0.1:8080"`, `"http://u:p@h"`, `4:15: target.url: URL "http://u:p@h" has user info; send credentials in request headers`},
+	{"target port out of range", `"http://127.0.0.1:8080"`, `"http://127.0.0.1:99999"`, `4:15: target.url: URL "http://127.0.0.1:99999": port 99999 is not between 1 and 65535`},
+	{"target port zero", `"http://127.0.0.1:8080"`, `"http://h:0"`, `4:15: target.url: URL "http://h:0": port 0 is not between 1 and 65535`},
 	{"header NUL", "path: /}", "path: /, headers: {X-A: \"a\\0b\"}}", `11:43: defaults.requests[0].headers.X-A: header value has a line break or NUL`},
 	// sla
 	{"sla unknown metric", "http_req_failed:", "http_req_faild:", `8:3: sla.http_req_faild: unknown metric "http_req_faild" (did you mean http_req_failed?)`},

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +27,9 @@ type Plan struct {
 	peakRPS  float64
 	phases   []Phase // Load.Requests[i].URL holds the path; Phases() joins the target URL
 	criteria []verify.Criterion
+	// host, when set, is every request's Host header (unless the request sets its own): the
+	// target's own host while the requests go through the fault proxy.
+	host string
 }
 
 // Target is what the plan rehearses against: a URL, or the built-in target.
@@ -158,7 +163,7 @@ func (p *Plan) Phases() []Phase {
 	for i, ph := range p.phases {
 		out[i] = ph
 		if ph.Load != nil {
-			out[i].Load = copyConfig(ph.Load, p.target.URL)
+			out[i].Load = copyConfig(ph.Load, p.target.URL, p.host)
 		}
 		out[i].Faults = slices.Clone(ph.Faults)
 		for j, f := range out[i].Faults {
@@ -204,6 +209,22 @@ func (p *Plan) WithTargetURL(u string) (*Plan, error) {
 	return &q, nil
 }
 
+// ThroughProxy returns a copy of p whose requests go to proxy, a fault proxy in front of the
+// target, and still carry the target's own host as their Host header: the proxy is invisible
+// to a target that serves by name (an ingress, a gateway, virtual hosts).
+func (p *Plan) ThroughProxy(proxy string) (*Plan, error) {
+	orig, err := url.Parse(p.target.URL)
+	if err != nil || orig.Host == "" {
+		return nil, fmt.Errorf("set proxy url: %w: the target has no URL to proxy (%q)", ErrInvalid, p.target.URL)
+	}
+	q, err := p.WithTargetURL(proxy)
+	if err != nil {
+		return nil, err
+	}
+	q.host = orig.Host
+	return q, nil
+}
+
 // Input returns what verify needs to know of a phase, without its measurements: the runner
 // adds All, ByOp (and External) after the phase, or while it runs for verify.CheckAbort, with
 // Duration set to the time elapsed.
@@ -243,12 +264,18 @@ func arrivals(pr load.Profile) float64 {
 	return total
 }
 
-func copyConfig(c *load.Config, base string) *load.Config {
+func copyConfig(c *load.Config, base, host string) *load.Config {
 	cp := *c
 	cp.Profile.Stages = slices.Clone(c.Profile.Stages)
 	cp.Requests = make([]load.Request, len(c.Requests))
 	for i, r := range c.Requests {
 		r.Header = r.Header.Clone()
+		if host != "" && r.Header.Get("Host") == "" {
+			if r.Header == nil {
+				r.Header = http.Header{}
+			}
+			r.Header.Set("Host", host)
+		}
 		r.ExpectStatus = slices.Clone(r.ExpectStatus)
 		if base != "" {
 			r.URL = base + r.URL
@@ -278,6 +305,11 @@ func checkTargetURL(u string) string {
 		return fmt.Sprintf("URL %q has user info; send credentials in request headers", u)
 	case parsed.RawQuery != "" || parsed.Fragment != "" || strings.HasSuffix(u, "?"):
 		return fmt.Sprintf("URL %q has a query or fragment; put those in request paths", u)
+	}
+	if p := parsed.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Sprintf("URL %q: port %s is not between 1 and 65535", u, p)
+		}
 	}
 	return ""
 }
