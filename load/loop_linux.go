@@ -157,8 +157,11 @@ func newWirePool(ctx context.Context, origin string, conns int) (*wirePool, erro
 		rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 		defer cancel()
 		ips, err := net.DefaultResolver.LookupNetIP(rctx, "ip", name)
-		if err != nil || len(ips) == 0 {
-			return nil, fmt.Errorf("resolve %s: %w", name, errors.Join(err, errNoAddress))
+		if err == nil && len(ips) == 0 {
+			err = errNoAddress
+		}
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", name, err)
 		}
 		ip = ips[0]
 		for _, a := range ips {

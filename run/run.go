@@ -1,6 +1,7 @@
 // Package run executes a plan: every phase's load (and, as the engines grow, its faults and
 // replays) under one clock, folding what it measures into per-second windows written to
-// timeline.jsonl as they close, and returns the run's record for judging and reporting.
+// timeline.jsonl as they close (flushed each second), and returns the run's record for judging
+// and reporting.
 package run
 
 import (
@@ -90,21 +91,17 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Record, error) {
 	if err := os.MkdirAll(opts.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create run directory: %w", err)
 	}
-	f, err := os.Create(filepath.Join(opts.OutDir, TimelineFile))
-	if err != nil {
-		return nil, fmt.Errorf("create timeline: %w", err)
-	}
-	defer f.Close()
 	start := time.Now()
 	r := &runner{
 		opts:      opts,
 		plan:      p,
 		collector: metrics.NewCollector(start),
-		timeline:  metrics.NewTimelineWriter(f),
 		progress:  &progressPrinter{w: opts.Progress, terminal: opts.Terminal, plainEvery: 5 * time.Second},
 		start:     start,
 		targetURL: p.Target().URL,
 	}
+	// Everything that can fail to start does so before the timeline is created: a run that
+	// cannot start leaves a directory's earlier run as it was.
 	proxied, err := r.startChaos()
 	defer r.closeChaos()
 	if err != nil {
@@ -120,6 +117,12 @@ func Run(ctx context.Context, p *plan.Plan, opts Options) (*Record, error) {
 		defer srv.Close()
 		metricsAddr = srv.Addr()
 	}
+	f, err := os.Create(filepath.Join(opts.OutDir, TimelineFile))
+	if err != nil {
+		return nil, fmt.Errorf("create timeline: %w", err)
+	}
+	defer f.Close()
+	r.timeline = metrics.NewTimelineWriter(f)
 	if opts.Started != nil {
 		opts.Started(metricsAddr)
 	}
@@ -241,6 +244,8 @@ loop:
 			last = now
 		}
 	}
+	// A generator that failed by itself (not stopped by a signal or an abort) is a run error.
+	stopped := phaseCtx.Err() != nil
 	cancel() // the load ended: faults still in place are recovered now
 	r.record.Faults = append(r.record.Faults, <-faultsDone...)
 	rec.Ended = time.Now()
@@ -252,7 +257,7 @@ loop:
 		r.record.Abort = AbortInterrupted
 	}
 	// A cancelled phase (a signal, an abort condition) is a record's abort, not a run error.
-	if genErr != nil && phaseCtx.Err() == nil {
+	if genErr != nil && !stopped {
 		return fmt.Errorf("run phase %s: %w", ph.Name, genErr)
 	}
 	if err := r.writeWindows(r.collector.Rotate(rec.Ended)); err != nil {
@@ -307,7 +312,9 @@ func (r *runner) writeWindows(ws []metrics.Window) error {
 			return err
 		}
 	}
-	return nil
+	// Each second's windows reach the file as they close: a run killed mid-way leaves what it
+	// measured up to its last second, and the marks before it.
+	return r.timeline.Flush()
 }
 
 func (r *runner) mark(m metrics.Mark) error {

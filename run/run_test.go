@@ -173,3 +173,65 @@ func TestReadRecordRefusesDamage(t *testing.T) {
 		})
 	}
 }
+
+// TestTimelineIsWrittenAsWindowsClose: a run killed mid-way (no chance to flush at its end)
+// leaves every second it measured in the file.
+func TestTimelineIsWrittenAsWindowsClose(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	p, src := planFor(t, srv, `
+apiVersion: redline/v1
+kind: Rehearsal
+metadata: {name: long}
+target: {url: "http://127.0.0.1:1"}
+defaults:
+  requests: [{name: get, method: GET, path: /x}]
+phases:
+  - {name: long, load: {rate: 20/s, duration: 60s}}
+`)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, p, Options{RunID: "w1", OutDir: dir, PlanSource: src})
+		done <- err
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(filepath.Join(dir, TimelineFile))
+		if strings.Contains(string(b), `"kind":"run_start"`) && strings.Contains(string(b), `"kind":"window"`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s into the run the timeline holds %d bytes and no window", len(b))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestRunThatCannotStartChangesNothing: a metrics address in use fails the run before it
+// touches the directory's earlier run.
+func TestRunThatCannotStartChangesNothing(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	p, src := planFor(t, srv, twoPhases)
+	dir := t.TempDir()
+	earlier := filepath.Join(dir, TimelineFile)
+	if err := os.WriteFile(earlier, []byte("an earlier run\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), p, Options{RunID: "m1", OutDir: dir, PlanSource: src,
+		MetricsAddr: srv.Listener.Addr().String()})
+	if err == nil {
+		t.Fatal("Run with a metrics address in use = nil error")
+	}
+	if b, _ := os.ReadFile(earlier); string(b) != "an earlier run\n" {
+		t.Errorf("the failed start left the timeline as %q", b)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -105,6 +106,9 @@ type execOptions struct {
 // carries the exit code. A plan on the built-in target starts it in the run directory first,
 // and audits and stops it after the last phase.
 func executePlan(ctx context.Context, streams IO, p *plan.Plan, source []byte, eo execOptions) error {
+	if err := checkExecOptions(eo); err != nil {
+		return err
+	}
 	runID := newRunID(p.Name())
 	dir := eo.OutDir
 	if dir == "" {
@@ -153,6 +157,26 @@ func executePlan(ctx context.Context, streams IO, p *plan.Plan, source []byte, e
 		}
 	}
 	return judgeAndReport(streams, dir, p, rec)
+}
+
+// checkExecOptions refuses flags that could only fail once the run began: caught here, before
+// anything is started or written, they are invalid input (exit 2).
+func checkExecOptions(eo execOptions) error {
+	if eo.OutDir != "" {
+		if fi, err := os.Stat(eo.OutDir); err == nil && !fi.IsDir() {
+			return fmt.Errorf("%w: --out %s: not a directory", ErrInvalid, eo.OutDir)
+		}
+	}
+	if eo.MetricsAddr != "" {
+		_, port, err := net.SplitHostPort(eo.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("%w: --metrics-addr %q: want host:port (127.0.0.1:9464): %w", ErrInvalid, eo.MetricsAddr, err)
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("%w: --metrics-addr %q: port %q is not a number from 0 to 65535", ErrInvalid, eo.MetricsAddr, port)
+		}
+	}
+	return nil
 }
 
 // auditBuiltin runs the built-in target's audit after the run and records it with the run.
