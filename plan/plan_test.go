@@ -243,6 +243,35 @@ func TestTargetURL(t *testing.T) {
 	}
 }
 
+// TestThroughProxy: requests sent through the fault proxy keep the target's own Host header.
+func TestThroughProxy(t *testing.T) {
+	p, err := plan.Load("testdata/ramp.yaml", plan.Options{TargetURL: "http://gw.example.test:8080/base"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := p.ThroughProxy("http://127.0.0.1:9000/base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range q.Phases()[4].Load.Requests {
+		if !strings.HasPrefix(r.URL, "http://127.0.0.1:9000/base/") || r.Header.Get("Host") != "gw.example.test:8080" {
+			t.Errorf("through the proxy: %s with Host %q; want the proxy's URL and the target's host", r.URL, r.Header.Get("Host"))
+		}
+	}
+	for _, r := range p.Phases()[4].Load.Requests {
+		if r.Header.Get("Host") != "" {
+			t.Errorf("ThroughProxy changed the original: Host %q", r.Header.Get("Host"))
+		}
+	}
+	own, err := plan.Load("testdata/ramp.yaml", plan.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := own.ThroughProxy("http://127.0.0.1:9000"); !errors.Is(err, plan.ErrInvalid) {
+		t.Errorf("ThroughProxy on a target without URL = %v, want ErrInvalid", err)
+	}
+}
+
 // TestPhasesIsACopy: the plan is immutable through its accessors.
 func TestPhasesIsACopy(t *testing.T) {
 	p, err := plan.Load("testdata/ramp.yaml", plan.Options{})

@@ -69,7 +69,7 @@ func (r *runner) startChaos() (*plan.Plan, error) {
 			return nil, err
 		}
 		u.Host = addr
-		if p, err = p.WithTargetURL(u.String()); err != nil {
+		if p, err = p.ThroughProxy(u.String()); err != nil {
 			return nil, fmt.Errorf("start fault proxy: %w", err)
 		}
 		execs[chaos.ViaProxy] = rig.proxy

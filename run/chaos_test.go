@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,7 +33,16 @@ func startSleep(t *testing.T) int {
 }
 
 func TestRunWithFaults(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	var (
+		mu    sync.Mutex
+		hosts = map[string]int{} // the Host header of each request the target saw
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hosts[r.Host]++
+		mu.Unlock()
+		w.Write([]byte("ok"))
+	}))
 	defer srv.Close()
 	pid := startSleep(t)
 	p, src := planFor(t, srv, fmt.Sprintf(`
@@ -70,6 +80,14 @@ phases:
 	if chaos.ProcessStopped(pid) {
 		t.Error("the run left its target process stopped")
 	}
+	mu.Lock()
+	want := srv.Listener.Addr().String()
+	for h := range hosts {
+		if h != want && h != "redline-probe" { // the proxy's evidence probe names itself
+			t.Errorf("Host headers seen by the target %v; want %s: the fault proxy must be invisible", hosts, want)
+		}
+	}
+	mu.Unlock()
 	if rec.TargetURL != srv.URL {
 		t.Errorf("record's target %s, want the plan's %s (not the proxy's)", rec.TargetURL, srv.URL)
 	}
