@@ -55,17 +55,72 @@ type Journal struct {
 // OpenJournal opens (creating or appending) the journal at path and records the current
 // process as the owner of in-process effects.
 func OpenJournal(path string) (*Journal, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	j, err := appendJournal(path, os.O_CREATE)
 	if err != nil {
-		return nil, fmt.Errorf("open chaos journal: %w", err)
+		return nil, err
 	}
-	j := &Journal{f: f, path: path}
 	start, _ := ProcessStart(os.Getpid())
 	if err := j.write(JournalEntry{Op: JournalOpen, Pid: os.Getpid(), PidStart: start}); err != nil {
-		f.Close()
+		j.f.Close()
 		return nil, err
 	}
 	return j, nil
+}
+
+// appendJournal opens the journal at path for appending, its tail mended first.
+func appendJournal(path string, flag int) (*Journal, error) {
+	f, err := os.OpenFile(path, flag|os.O_RDWR|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open chaos journal: %w", err)
+	}
+	if err := mendTail(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open chaos journal %s: %w", path, err)
+	}
+	return &Journal{f: f, path: path}, nil
+}
+
+// mendTail makes f end where a new line can start, keeping ReadJournal's view of it: a last
+// line that does not parse (torn by a crash in the middle of a write) is what the reader
+// ignores, so it is cut off; a last line that parses but lacks its newline gets one. Without
+// this the next entry would be glued onto the fragment, and the fragment, no longer last,
+// would make every later read fail.
+func mendTail(f *os.File) error {
+	info, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("mend tail: %w", err)
+	}
+	size := info.Size()
+	from := max(size-(journalLineMax+1), 0)
+	tail := make([]byte, size-from)
+	if _, err := f.ReadAt(tail, from); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("mend tail: %w", err)
+	}
+	body, ended := bytes.CutSuffix(tail, []byte("\n"))
+	i := bytes.LastIndexByte(body, '\n')
+	if i < 0 && from > 0 {
+		return fmt.Errorf("mend tail: %w: last line over %d bytes", ErrBadJournal, journalLineMax)
+	}
+	last := bytes.TrimSpace(body[i+1:])
+	var e JournalEntry
+	switch {
+	case len(last) == 0:
+		return nil
+	case json.Unmarshal(last, &e) != nil:
+		if err := f.Truncate(from + int64(i+1)); err != nil {
+			return fmt.Errorf("mend tail: cut a torn line: %w", err)
+		}
+	case !ended:
+		if _, err := f.Write([]byte("\n")); err != nil {
+			return fmt.Errorf("mend tail: end the last line: %w", err)
+		}
+	default:
+		return nil
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("mend tail: %w", err)
+	}
+	return nil
 }
 
 // Path is the journal's file.
@@ -92,6 +147,7 @@ func (j *Journal) write(e JournalEntry) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if _, err := j.f.Write(append(b, '\n')); err != nil {
+		_ = mendTail(j.f) // a short write must not glue the next entry onto its fragment
 		return fmt.Errorf("write chaos journal: %w", err)
 	}
 	if err := j.f.Sync(); err != nil {
@@ -200,11 +256,10 @@ func RecoverJournal(ctx context.Context, path string, admin AdminExecutor, consu
 	if p.OwnerPid != os.Getpid() && p.OwnerPid > 0 && ProcessAlive(p.OwnerPid, p.OwnerStart) && len(p.Injected) > 0 {
 		return nil, fmt.Errorf("recover chaos journal %s: pid %d: %w", path, p.OwnerPid, ErrOwnerAlive)
 	}
-	w, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0o644)
+	j, err := appendJournal(path, 0)
 	if err != nil {
-		return nil, fmt.Errorf("recover chaos journal: %w", err)
+		return nil, err
 	}
-	j := &Journal{f: w, path: path}
 	defer j.Close()
 	var results []RecoverResult
 	var errs []error
