@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -242,7 +243,9 @@ type RecoverResult struct {
 
 // RecoverJournal undoes every injection the journal at path still lists, appending a recover
 // entry for each one it undid. Effects that lived in the crashed process (proxy toxics,
-// stressors) ended with it. It refuses while the owning process still runs.
+// stressors) ended with it, and so did the built-in target it started: an undo whose process or
+// admin API is gone has nothing left to undo, and is recorded as recovered. It refuses while
+// the owning process still runs.
 func RecoverJournal(ctx context.Context, path string, admin AdminExecutor, consumer ConsumerExecutor) ([]RecoverResult, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -292,9 +295,42 @@ func undoAfterCrash(ctx context.Context, u Undo, admin AdminExecutor, consumer C
 		}
 		return fmt.Sprintf("sent SIGCONT to pid %d", u.Pid), ProcessExecutor{}.Recover(ctx, u)
 	case u.Op == OpAdminResume:
-		return "resumed " + u.Admin.Path + " through the admin API", admin.Recover(ctx, u)
+		return resumeAfterCrash(ctx, u, admin)
 	case u.Op == OpUnthrottle:
-		return "unthrottled " + u.Group + " through the admin API", consumer.Recover(ctx, u)
+		err := consumer.Recover(ctx, u)
+		if targetGone(err) {
+			return fmt.Sprintf("the target is gone: its admin API at %s refuses connections, and the group's throttle ended with its process", u.Admin.URL), nil
+		}
+		return "unthrottled " + u.Group + " through the admin API", err
 	}
 	return "", fmt.Errorf("unknown undo %q", u.Op)
 }
+
+// resumeAfterCrash resumes a paused process of the built-in target. The journal names the
+// process by pid and start time: when it is gone there is nothing left paused. The built-in
+// target's supervisor (and its admin API) lives in the run that wrote the journal and its
+// processes die with it; should one outlive an admin API that refuses connections, it is
+// continued by its pid.
+func resumeAfterCrash(ctx context.Context, u Undo, admin AdminExecutor) (string, error) {
+	known := u.PidStart != 0
+	if known && !ProcessAlive(u.Pid, u.PidStart) {
+		return fmt.Sprintf("the target is gone: pid %d (%s) no longer runs, nothing is left paused", u.Pid, u.Admin.Path), nil
+	}
+	err := admin.Recover(ctx, u)
+	switch {
+	case err == nil:
+		return "resumed " + u.Admin.Path + " through the admin API", nil
+	case !targetGone(err):
+		return "", err
+	case !known:
+		return fmt.Sprintf("the target is gone: its admin API at %s refuses connections", u.Admin.URL), nil
+	}
+	if err := signalSame(u.Pid, u.PidStart, syscall.SIGCONT); err != nil && !errors.Is(err, ErrGone) {
+		return "", fmt.Errorf("resume %s: the admin API refuses connections: %w", u.Admin.Path, err)
+	}
+	return fmt.Sprintf("the admin API at %s refuses connections: sent SIGCONT to pid %d (%s)", u.Admin.URL, u.Pid, u.Admin.Path), nil
+}
+
+// targetGone reports whether an admin call failed because nothing listens at the admin API's
+// address any more: the built-in target went with the run that started it.
+func targetGone(err error) bool { return errors.Is(err, syscall.ECONNREFUSED) }

@@ -3,6 +3,8 @@ package chaos
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/redline-dev/redline/target/freeport"
 )
 
 func TestReadJournal(t *testing.T) {
@@ -219,4 +223,92 @@ func pendingIDs(t *testing.T, path string) []string {
 		ids = append(ids, e.ID)
 	}
 	return ids
+}
+
+// TestRecoverJournalTargetGone covers the built-in target after a kill -9 of its run: its
+// admin API refuses connections and its processes are gone, so an admin undo has nothing left
+// to undo; it is recorded, and a second recover finds nothing. A target that answers but fails
+// the undo is still an error.
+func TestRecoverJournalTargetGone(t *testing.T) {
+	refused, release, err := freeport.Refusing()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "broken", http.StatusInternalServerError)
+	}))
+	defer failing.Close()
+	gone := startSleeps(t, 1)[0]
+	gonePid := gone.Process.Pid
+	goneStart, err := ProcessStart(gonePid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = gone.Process.Kill()
+	_ = gone.Wait()
+	stopped := startSleeps(t, 1)[0]
+	stoppedPid := stopped.Process.Pid
+	stoppedStart, err := ProcessStart(stoppedPid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		undo    Undo
+		stop    bool // SIGSTOP stoppedPid first
+		wantErr bool
+		note    string
+	}{
+		{"unthrottle, admin API refuses", Undo{Op: OpUnthrottle, Admin: &AdminRef{URL: "http://" + refused, Path: "settlement"}, Group: "settlement"},
+			false, false, "the target is gone"},
+		{"resume, admin API refuses, no start time", Undo{Op: OpAdminResume, Admin: &AdminRef{URL: "http://" + refused, Path: "unit/b/r1"}, Pid: gonePid},
+			false, false, "the target is gone"},
+		{"resume, process gone", Undo{Op: OpAdminResume, Admin: &AdminRef{URL: failing.URL, Path: "unit/b/r1"}, Pid: gonePid, PidStart: goneStart},
+			false, false, "the target is gone"},
+		{"resume, admin API refuses, process outlived it", Undo{Op: OpAdminResume, Admin: &AdminRef{URL: "http://" + refused, Path: "unit/a/r2"}, Pid: stoppedPid, PidStart: stoppedStart},
+			true, false, "sent SIGCONT"},
+		{"unthrottle, target answers with an error", Undo{Op: OpUnthrottle, Admin: &AdminRef{URL: failing.URL, Path: "settlement"}, Group: "settlement"},
+			false, true, "status 500"},
+		{"resume, target answers with an error", Undo{Op: OpAdminResume, Admin: &AdminRef{URL: failing.URL, Path: "unit/a/r2"}, Pid: stoppedPid, PidStart: stoppedStart},
+			false, true, "status 500"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.stop {
+				if err := syscall.Kill(stoppedPid, syscall.SIGSTOP); err != nil {
+					t.Fatal(err)
+				}
+				for deadline := time.Now().Add(5 * time.Second); !ProcessStopped(stoppedPid) && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			path := filepath.Join(t.TempDir(), JournalFile)
+			j, err := OpenJournal(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := j.Inject("f@t#1", "f", "p", "t", tt.undo); err != nil {
+				t.Fatal(err)
+			}
+			j.Close()
+			res, err := RecoverJournal(context.Background(), path, AdminExecutor{}, ConsumerExecutor{})
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want an error: %v", err, tt.wantErr)
+			}
+			if len(res) != 1 || res[0].Done == tt.wantErr || !strings.Contains(res[0].Note, tt.note) {
+				t.Fatalf("results %+v, want a note with %q", res, tt.note)
+			}
+			if tt.stop && ProcessStopped(stoppedPid) {
+				t.Error("the process is still stopped")
+			}
+			want := 0
+			if tt.wantErr {
+				want = 1
+			}
+			if got := pendingIDs(t, path); len(got) != want {
+				t.Errorf("after recover the journal lists %v, want %d", got, want)
+			}
+		})
+	}
 }
