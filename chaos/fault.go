@@ -75,6 +75,7 @@ var (
 	ErrNoExecutor   = errors.New("no executor for this fault on this target")
 	ErrNoTarget     = errors.New("no target matches the selector")
 	ErrGone         = errors.New("target process is gone")
+	ErrProtected    = errors.New("no fault may act on Redline, its ancestors or init")
 	ErrUnsupported  = errors.New("the target does not support this fault")
 	ErrBadJournal   = errors.New("bad chaos journal")
 	ErrNotRecovered = errors.New("fault not recovered")

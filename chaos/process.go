@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -15,6 +16,10 @@ import (
 // Limits of process faults.
 const (
 	pidFileBytesMax = 64
+	// procStatusBytesMax bounds a read of /proc/PID/status; ancestorsMax the walk up from Redline
+	// to init.
+	procStatusBytesMax = 16 << 10
+	ancestorsMax       = 4096
 	// evidencePoll is how often /proc is read while waiting for a fault's effect.
 	evidencePoll = 2 * time.Millisecond
 )
@@ -36,6 +41,9 @@ func (ProcessExecutor) Plan(f Fault, t Target) (Undo, error) {
 	}
 	pid, err := targetPid(t)
 	if err != nil {
+		return Undo{}, fmt.Errorf("plan %s on %s: %w", f, t.Name, err)
+	}
+	if err := checkNotRedline(pid); err != nil {
 		return Undo{}, fmt.Errorf("plan %s on %s: %w", f, t.Name, err)
 	}
 	st, err := readProcStat(pid)
@@ -119,6 +127,52 @@ func targetPid(t Target) (int, error) {
 	return ReadPidFile(t.PidFile)
 }
 
+// checkNotRedline refuses a pid no fault may act on: init (pid 1), Redline itself, and any of
+// Redline's ancestors. A stopped Redline never wakes to recover the fault, and a stopped shell
+// or CI runner above it hangs the job all the same; a killed one ends the rehearsal unjudged. A
+// thread id counts as its process, since a signal to a thread reaches the whole process.
+func checkNotRedline(pid int) error {
+	p := threadGroup(pid)
+	if p == 1 {
+		return fmt.Errorf("pid %d is init: %w", pid, ErrProtected)
+	}
+	self := os.Getpid()
+	if p == self {
+		return fmt.Errorf("pid %d is Redline itself: %w", pid, ErrProtected)
+	}
+	up := self
+	for range ancestorsMax {
+		st, err := readProcStat(up)
+		if err != nil || st.ppid <= 1 {
+			return nil
+		}
+		if up = st.ppid; up == p {
+			return fmt.Errorf("pid %d is an ancestor of Redline (pid %d): %w", pid, self, ErrProtected)
+		}
+	}
+	return nil
+}
+
+// threadGroup returns the process that pid belongs to when pid is a thread id (the Tgid of
+// /proc/PID/status), or pid itself.
+func threadGroup(pid int) int {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return pid
+	}
+	defer f.Close()
+	b := make([]byte, procStatusBytesMax)
+	n, _ := io.ReadFull(f, b)
+	for _, line := range strings.Split(string(b[:n]), "\n") {
+		if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+			if tgid, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && tgid > 0 {
+				return tgid
+			}
+		}
+	}
+	return pid
+}
+
 // ReadPidFile reads a pid file: one positive integer, optionally followed by a newline.
 func ReadPidFile(path string) (int, error) {
 	f, err := os.Open(path)
@@ -141,6 +195,7 @@ func ReadPidFile(path string) (int, error) {
 // procStat is what Redline reads of /proc/PID/stat.
 type procStat struct {
 	state byte   // R, S, D, T (stopped), t, Z (zombie), X (dead), ...
+	ppid  int    // the parent's pid
 	start uint64 // start time in clock ticks after boot
 }
 
@@ -166,15 +221,20 @@ func parseProcStat(b []byte) (procStat, error) {
 		return procStat{}, fmt.Errorf("parse /proc stat: no comm")
 	}
 	fields := strings.Fields(string(b[i+2:]))
-	// After comm: state is field 3 of stat(5), starttime field 22: indexes 0 and 19 here.
+	// After comm: state is field 3 of stat(5), ppid field 4, starttime field 22: indexes 0, 1
+	// and 19 here.
 	if len(fields) < 20 || len(fields[0]) != 1 {
 		return procStat{}, fmt.Errorf("parse /proc stat: %d fields", len(fields))
+	}
+	ppid, err := strconv.Atoi(fields[1])
+	if err != nil {
+		return procStat{}, fmt.Errorf("parse /proc stat ppid: %w", err)
 	}
 	start, err := strconv.ParseUint(fields[19], 10, 64)
 	if err != nil {
 		return procStat{}, fmt.Errorf("parse /proc stat starttime: %w", err)
 	}
-	return procStat{state: fields[0][0], start: start}, nil
+	return procStat{state: fields[0][0], ppid: ppid, start: start}, nil
 }
 
 // signalSame sends sig to pid only while it is still the process that started at start.

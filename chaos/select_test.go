@@ -100,7 +100,7 @@ func TestParseProcStat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(procStat{state: 'T', start: 98765}, st, cmp.AllowUnexported(procStat{})); diff != "" {
+	if diff := cmp.Diff(procStat{state: 'T', ppid: 1, start: 98765}, st, cmp.AllowUnexported(procStat{})); diff != "" {
 		t.Errorf("parse (-want +got):\n%s", diff)
 	}
 }

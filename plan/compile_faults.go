@@ -354,7 +354,10 @@ func (c *compiler) processes(fs []processFile) []Process {
 		case (f.pid == nil) == (f.pidFile == nil):
 			c.r.at(f.node, f.path, "set pid or pidFile, one of them")
 		case f.pid != nil:
-			v, _ := c.integer(f.pid, join(f.path, "pid"), 1, 1<<22)
+			v, ok := c.integer(f.pid, join(f.path, "pid"), 1, 1<<22)
+			if ok && v == 1 {
+				c.r.at(f.pid, join(f.path, "pid"), "pid 1 is init: a fault on it would stop or kill the whole machine, Redline included")
+			}
 			p.Pid = int(v)
 		default:
 			p.PidFile, _ = c.str(f.pidFile, join(f.path, "pidFile"), "a path")

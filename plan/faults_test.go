@@ -79,3 +79,63 @@ func TestParseFaults(t *testing.T) {
 		}
 	}
 }
+
+// faultPlan is a valid plan with one fault, on a URL target with one local process:
+//
+//	 1 apiVersion: redline/v1
+//	 2 kind: Rehearsal
+//	 3 metadata: {name: faults}
+//	 4 target:
+//	 5   url: "http://127.0.0.1:8080"
+//	 6   processes:
+//	 7     - {name: victim, pid: 4242, labels: {role: primary}}
+//	 8 defaults:
+//	 9   requests: [{name: get, path: /}]
+//	10 phases:
+//	11   - name: chaos
+//	12     load: {rate: 10/s, duration: 60s}
+//	13     faults:
+//	14       - {at: 1s, duration: 10s, kind: PodChaos, spec: {action: pod-failure, mode: one, selector: {labelSelectors: {role: primary}}}}
+const faultPlan = `apiVersion: redline/v1
+kind: Rehearsal
+metadata: {name: faults}
+target:
+  url: "http://127.0.0.1:8080"
+  processes:
+    - {name: victim, pid: 4242, labels: {role: primary}}
+defaults:
+  requests: [{name: get, path: /}]
+phases:
+  - name: chaos
+    load: {rate: 10/s, duration: 60s}
+    faults:
+      - {at: 1s, duration: 10s, kind: PodChaos, spec: {action: pod-failure, mode: one, selector: {labelSelectors: {role: primary}}}}
+`
+
+// TestFaultProblems checks what validation refuses in a plan's faults and their targets, each
+// row changing one thing in faultPlan.
+func TestFaultProblems(t *testing.T) {
+	tests := []struct {
+		name, old, new string
+		opts           plan.Options
+		want           []string
+	}{
+		{name: "valid"},
+		{name: "pid 1", old: "pid: 4242", new: "pid: 1",
+			want: []string{"plan.yaml:7:27: target.processes[0].pid: pid 1 is init: a fault on it would stop or kill the whole machine, Redline included"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			data := faultPlan
+			if tt.old != "" {
+				if strings.Count(faultPlan, tt.old) != 1 {
+					t.Fatalf("%q is not in faultPlan exactly once", tt.old)
+				}
+				data = strings.Replace(faultPlan, tt.old, tt.new, 1)
+			}
+			if diff := cmp.Diff(tt.want, problems(t, data, tt.opts)); diff != "" {
+				t.Errorf("problems (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
