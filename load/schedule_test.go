@@ -204,6 +204,17 @@ func TestSegmentsPartitionArrivals(t *testing.T) {
 				if want := s.Share() * arrivals; math.Abs(float64(owned[i])-want) > 20 {
 					t.Errorf("segment %v owns %d of %d arrivals, want about %.0f", s, owned[i], arrivals, want)
 				}
+				if got := s.Owned(arrivals); got != owned[i] {
+					t.Errorf("segment %v: Owned(%d) = %d, counted %d", s, arrivals, got, owned[i])
+				}
+			}
+			// Over a few arrivals the counts differ from the shares, and Owned still adds up.
+			var total int64
+			for _, s := range tt.segments {
+				total += s.Owned(21)
+			}
+			if total != 21 {
+				t.Errorf("the segments own %d of 21 arrivals, want 21", total)
 			}
 		})
 	}

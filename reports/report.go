@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/redline-dev/redline/metrics"
@@ -101,10 +102,15 @@ type Latency struct {
 // Capacity is what the run proved about the target's capacity: the highest rate a judged phase
 // sustained within the SLA, and that rate against the plan's expected peak.
 type Capacity struct {
-	ProvenRPS   float64 `json:"proven_rps"`             // highest achieved rate of a passing judged phase
+	// ProvenRPS is the highest rate of successful requests (completed and not failed) of a
+	// judged phase that passed.
+	ProvenRPS   float64 `json:"proven_rps"`
 	ProvenPhase string  `json:"proven_phase,omitempty"` // the phase that proved it
-	PeakRPS     float64 `json:"peak_rps,omitempty"`     // the plan's expected peak
-	Headroom    float64 `json:"headroom,omitempty"`     // proven / peak - 1: 0.1 is 10% above the peak
+	// PeakRPS is the plan's expected peak; for one agent of several, its share of it.
+	PeakRPS float64 `json:"peak_rps,omitempty"`
+	// Headroom is proven / peak - 1 (0.1 is 10% above the peak, 0 exactly the peak); absent
+	// without a peak or a proven rate.
+	Headroom *float64 `json:"headroom,omitempty"`
 }
 
 // Build assembles the report of a record and its verdict. peakRPS is the plan's expected peak.
@@ -128,7 +134,11 @@ func Build(rec *run.Record, v verify.Verdict, peakRPS float64) Report {
 		r.Phases = append(r.Phases, phaseReport(p))
 	}
 	r.Faults = faultReports(rec.Faults)
-	r.Capacity = capacity(v, peakRPS)
+	share := rec.Share
+	if share <= 0 || share > 1 {
+		share = 1
+	}
+	r.Capacity = capacity(v, rec.Phases, peakRPS*share)
 	return r
 }
 
@@ -173,18 +183,26 @@ func latency(h *metrics.Histogram) Latency {
 	}
 }
 
-func capacity(v verify.Verdict, peakRPS float64) *Capacity {
+// capacity is what the passing judged phases proved: a rate counts only its successful
+// requests, so a phase that passed with failures (no criterion on them) proves no more than
+// what it served.
+func capacity(v verify.Verdict, phases []run.Phase, peakRPS float64) *Capacity {
 	c := &Capacity{PeakRPS: peakRPS}
 	for _, pv := range v.Phases {
 		if pv.Status != verify.StatusPass || pv.Validity == nil {
 			continue
 		}
-		if rps := pv.Validity.AchievedRPS; rps > c.ProvenRPS {
+		rps := pv.Validity.AchievedRPS
+		if i := slices.IndexFunc(phases, func(p run.Phase) bool { return p.Name == pv.Phase }); i >= 0 && phases[i].All != nil {
+			rps *= 1 - phases[i].All.FailedRate()
+		}
+		if rps > c.ProvenRPS {
 			c.ProvenRPS, c.ProvenPhase = rps, pv.Phase
 		}
 	}
 	if peakRPS > 0 && c.ProvenRPS > 0 {
-		c.Headroom = c.ProvenRPS/peakRPS - 1
+		h := c.ProvenRPS/peakRPS - 1
+		c.Headroom = &h
 	}
 	return c
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,8 +125,25 @@ func TestReportFigures(t *testing.T) {
 		t.Errorf("steady p99 = %v ms, want ~15", steady.Latency.P99)
 	}
 	// Steady passed at 100/s; headroom failed, so it proves nothing.
-	if c := r.Capacity; c.ProvenPhase != "steady" || c.ProvenRPS != 100 || c.Headroom != 0 {
-		t.Errorf("capacity = %+v, want proven by steady at 100/s, headroom 0", c)
+	if c := r.Capacity; c.ProvenPhase != "steady" || c.ProvenRPS != 100 || c.Headroom == nil || *c.Headroom != 0 {
+		t.Errorf("capacity = %+v, want proven by steady at 100/s, headroom 0 (present: exactly the peak)", c)
+	}
+}
+
+// TestCapacityCountsSuccesses: a passing phase proves only the requests it served, and an
+// agent's capacity is against its share of the peak.
+func TestCapacityCountsSuccesses(t *testing.T) {
+	p, rec := fakeRecord(t)
+	v := run.Judge(p, rec)
+	rec.Phases[1].All.Failed = 100 // a tenth of steady's 1,000 requests, with no criterion on them
+	c := capacity(v, rec.Phases, p.PeakRPS())
+	if c.ProvenRPS != 90 || c.Headroom == nil || math.Abs(*c.Headroom+0.1) > 1e-9 {
+		t.Errorf("capacity = %+v, want 90/s proven (100/s achieved, a tenth failed), headroom -0.1", c)
+	}
+	rec.Phases[1].All.Failed = 0
+	rec.Share = 0.5
+	if c := Build(rec, v, p.PeakRPS()).Capacity; c.PeakRPS != 50 || c.Headroom == nil || *c.Headroom != 1 {
+		t.Errorf("half an agent's capacity = %+v, want peak 50/s (its share) and headroom 1", c)
 	}
 }
 

@@ -145,7 +145,11 @@ func Judge(p *plan.Plan, rec *Record) verify.Verdict {
 	for _, ph := range p.Phases() {
 		in := p.Input(ph)
 		in.TargetRPS *= share
+		in.PeakRPS *= share // an agent's headroom is against its share of the peak
 		if r, ok := ran[ph.Name]; ok {
+			if r.TargetRPS > 0 { // the arrivals this record's agents were due to send
+				in.TargetRPS = r.TargetRPS
+			}
 			in.All, in.ByOp = r.All, r.ByOp
 			in.Faults = faultChecks(rec.Faults, ph.Name)
 		}

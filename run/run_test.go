@@ -6,11 +6,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redline-dev/redline/load"
 	"github.com/redline-dev/redline/plan"
 	"github.com/redline-dev/redline/verify"
 )
@@ -233,5 +235,47 @@ func TestRunThatCannotStartChangesNothing(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(earlier); string(b) != "an earlier run\n" {
 		t.Errorf("the failed start left the timeline as %q", b)
+	}
+}
+
+// TestAgentsJudgedOnTheArrivalsTheyOwn: three agents share 21 arrivals unevenly (the striping
+// gives 9, 6 and 6), and each is valid: judged against what it was due to send, not a third.
+func TestAgentsJudgedOnTheArrivalsTheyOwn(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	p, src := planFor(t, srv, `
+apiVersion: redline/v1
+kind: Rehearsal
+metadata: {name: thirds}
+target: {url: "http://127.0.0.1:1"}
+defaults:
+  requests: [{name: get, method: GET, path: /x}]
+phases:
+  - {name: only, load: {rate: 7/s, duration: 3s}}
+`)
+	errs := make(chan error, 3)
+	recs := make([]*Record, 3)
+	for i := range 3 {
+		go func() {
+			var err error
+			recs[i], err = Run(context.Background(), p, Options{RunID: "s" + strconv.Itoa(i), OutDir: t.TempDir(),
+				PlanSource: src, Segment: load.Segment{FromNum: int64(i), ToNum: int64(i + 1), Den: 3}})
+			errs <- err
+		}()
+	}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := int64(0)
+	for i, rec := range recs {
+		total += rec.Phases[0].All.Requests
+		if v := Judge(p, rec); v.Status != verify.StatusPass {
+			t.Errorf("agent %d/3 sent %d requests: verdict %s %v", i, rec.Phases[0].All.Requests, v.Status, v.Reasons)
+		}
+	}
+	if total != 21 {
+		t.Errorf("the agents sent %d requests, want 21", total)
 	}
 }
