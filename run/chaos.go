@@ -42,6 +42,7 @@ func (r *runner) startChaos() (*plan.Plan, error) {
 	if len(p.Faults()) == 0 {
 		return p, nil
 	}
+
 	j, err := chaos.OpenJournal(filepath.Join(r.opts.OutDir, chaos.JournalFile))
 	if err != nil {
 		return nil, err
@@ -115,13 +116,36 @@ func builtinInventory(ctx context.Context, admin chaos.AdminRef, static []chaos.
 // runFaults runs a phase's faults beside its load until ctx ends, and adds their records.
 func (r *runner) runFaults(ctx context.Context, ph plan.Phase, start time.Time) <-chan []chaos.Record {
 	done := make(chan []chaos.Record, 1)
-	if r.chaos == nil || len(ph.Faults) == 0 {
+	faults := r.ownFaults(ph.Faults)
+	if r.chaos == nil || len(faults) == 0 {
 		done <- nil
 		return done
 	}
 	// Owned by runPhase: it cancels ctx when the load ends and waits on done.
-	go func() { done <- r.chaos.orch.RunPhase(ctx, start, ph.Faults) }()
+	go func() { done <- r.chaos.orch.RunPhase(ctx, start, faults) }()
 	return done
+}
+
+// ownFaults are the faults of fs this agent injects. Agents of a URL target share it: each
+// injects the faults on its own link to it (NetworkChaos, HTTPChaos: its own fault proxy), and
+// the faults on shared things (processes, the host, consumer groups) are injected once, by the
+// agent whose segment starts at 0; `redline merge` carries their records into the merged run.
+// With the built-in target every agent runs its own, and injects every fault.
+func (r *runner) ownFaults(fs []chaos.Fault) []chaos.Fault {
+	seg := r.opts.Segment
+	if seg.Den == 0 || seg.FromNum == 0 || r.opts.TargetAdmin != nil {
+		return fs
+	}
+	var own []chaos.Fault
+	for _, f := range fs {
+		if f.Kind == chaos.KindNetwork || f.Kind == chaos.KindHTTP {
+			own = append(own, f)
+		}
+	}
+	if len(own) < len(fs) {
+		r.progress.say("faults: %d of this phase's on shared targets are injected by the agent of segment 0", len(fs)-len(own))
+	}
+	return own
 }
 
 // closeChaos stops the proxy and closes the journal.

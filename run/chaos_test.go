@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/redline-dev/redline/chaos"
+	"github.com/redline-dev/redline/load"
 	"github.com/redline-dev/redline/verify"
 )
 
@@ -136,5 +137,37 @@ phases:
 	}
 	if v := Judge(p, rec); v.Status != verify.StatusAborted {
 		t.Errorf("verdict %s", v.Status)
+	}
+}
+
+// TestSharedFaultsInjectedOnce: an agent whose segment does not start at 0 injects the faults
+// on its own link, and leaves those on shared processes to agent 0.
+func TestSharedFaultsInjectedOnce(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	pid := startSleep(t)
+	p, src := planFor(t, srv, fmt.Sprintf(`
+apiVersion: redline/v1
+kind: Rehearsal
+metadata: {name: shared}
+target:
+  url: "http://127.0.0.1:1"
+  processes: [{name: sleeper, pid: %d, labels: {unit: a}}]
+defaults:
+  requests: [{name: get, method: GET, path: /x}]
+phases:
+  - name: chaos
+    load: {rate: 20/s, duration: 1s}
+    faults:
+      - {name: stop-a, at: 100ms, duration: 500ms, kind: PodChaos, spec: {action: pod-failure, mode: one, selector: {labelSelectors: {unit: a}}}}
+      - {name: slow, at: 100ms, duration: 500ms, kind: NetworkChaos, spec: {action: delay, mode: all, selector: {}, delay: {latency: 10ms}}}
+`, pid))
+	rec, err := Run(context.Background(), p, Options{RunID: "s1", OutDir: t.TempDir(), PlanSource: src,
+		Segment: load.Segment{FromNum: 1, ToNum: 2, Den: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Faults) != 1 || rec.Faults[0].Fault.Name != "slow" {
+		t.Errorf("agent 1/2 recorded %+v; want its own link's fault only", rec.Faults)
 	}
 }

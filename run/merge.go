@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/redline-dev/redline/metrics"
+	"github.com/redline-dev/redline/verify"
 )
 
 // Merge errors.
@@ -30,6 +31,9 @@ func Merge(out string, dirs []string) (*Record, error) {
 	if len(dirs) == 0 || len(dirs) > segmentsMergedMax {
 		return nil, fmt.Errorf("merge runs: want 1 to %d run directories, got %d", segmentsMergedMax, len(dirs))
 	}
+	if err := checkMergeOut(out, dirs); err != nil {
+		return nil, fmt.Errorf("merge runs: %w", err)
+	}
 	recs := make([]*Record, len(dirs))
 	for i, d := range dirs {
 		r, err := ReadRecord(d)
@@ -46,6 +50,21 @@ func Merge(out string, dirs []string) (*Record, error) {
 		return nil, fmt.Errorf("merge runs: %w", err)
 	}
 	return ReadRecord(out)
+}
+
+// checkMergeOut refuses an output directory that is one of the inputs: writing the merged
+// timeline there would destroy that agent's before it is read.
+func checkMergeOut(out string, dirs []string) error {
+	o, err := os.Stat(out)
+	if err != nil {
+		return nil // not there yet: it cannot be an input
+	}
+	for _, d := range dirs {
+		if in, err := os.Stat(d); err == nil && os.SameFile(o, in) {
+			return fmt.Errorf("%w: --out %s is the input run %s: merge into a new directory", ErrMismatch, out, d)
+		}
+	}
+	return nil
 }
 
 // mergeRecords checks that recs belong together and folds their meta and phase meta.
@@ -112,7 +131,8 @@ func mergePhases(m, r *Record) {
 	}
 }
 
-// writeMerged writes the merged timeline: the merged marks first, then every agent's windows.
+// writeMerged writes the merged timeline: the merged marks first, then every agent's windows
+// and fault marks, then the agents' audits as one.
 func writeMerged(out string, m *Record, dirs []string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", out, err)
@@ -132,9 +152,19 @@ func writeMerged(out string, m *Record, dirs []string) error {
 			return err
 		}
 	}
+	var audits []*Audit
 	for i, d := range dirs {
 		// Every agent samples the same target's gauges: one agent's samples are the gauges.
-		if err := copyWindows(w, d, i == 0); err != nil {
+		a, err := copyEntries(w, d, i)
+		if err != nil {
+			return err
+		}
+		if a != nil {
+			audits = append(audits, a)
+		}
+	}
+	if a := mergeAudits(audits); a != nil {
+		if err := write(metrics.Mark{Time: m.Ended, Kind: MarkAudit, Detail: mustJSON(a)}); err != nil {
 			return err
 		}
 	}
@@ -152,20 +182,76 @@ func writeMerged(out string, m *Record, dirs []string) error {
 	return f.Close()
 }
 
-// copyWindows streams one agent's windows (and gauges, when asked) into w: memory stays
-// bounded by one line.
-func copyWindows(w *metrics.TimelineWriter, dir string, gauges bool) error {
+// copyEntries streams the windows and fault marks of agent i (and its gauges, if it is the
+// first) into w, and returns its audit, if it recorded one: memory stays bounded by one line.
+func copyEntries(w *metrics.TimelineWriter, dir string, i int) (*Audit, error) {
 	f, err := os.Open(filepath.Join(dir, TimelineFile))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
-	return metrics.ReadTimeline(f, func(e metrics.Entry) error {
-		if e.Window == nil && (e.Gauge == nil || !gauges) {
+	var audit *Audit
+	err = metrics.ReadTimeline(f, func(e metrics.Entry) error {
+		switch {
+		case e.Window != nil, e.Gauge != nil && i == 0:
+			return w.Write(e)
+		case e.Mark == nil:
 			return nil
 		}
-		return w.Write(e)
+		switch e.Mark.Kind {
+		case metrics.MarkFaultInject, metrics.MarkFaultRecover:
+			if i > 0 { // each agent's faults apart: an injection pairs with its own agent's recovery
+				m := *e.Mark
+				m.Name = fmt.Sprintf("%s@agent%d", m.Name, i)
+				e.Mark = &m
+			}
+			return w.Write(e)
+		case MarkAudit:
+			a, err := ParseAudit([]byte(e.Mark.Detail))
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrBadRecord, err)
+			}
+			audit = a
+		}
+		return nil
 	})
+	return audit, err
+}
+
+// mergeAudits folds the agents' audits into one: per invariant the worst verdict any agent
+// saw (false, then unknown, then true), with its detail and figures. Nil without any.
+func mergeAudits(audits []*Audit) *Audit {
+	if len(audits) == 0 {
+		return nil
+	}
+	rank := func(v string) int {
+		switch v {
+		case verify.CheckTrue:
+			return 0
+		case verify.CheckFalse:
+			return 2
+		}
+		return 1 // unknown, or a verdict this build does not know
+	}
+	worse := func(a, b string) bool { return rank(a) > rank(b) }
+	out := &Audit{Verdict: verify.CheckTrue}
+	index := map[string]int{}
+	for _, a := range audits {
+		if worse(a.Verdict, out.Verdict) {
+			out.Verdict = a.Verdict
+		}
+		for _, c := range a.Checks {
+			i, seen := index[c.Name]
+			switch {
+			case !seen:
+				index[c.Name] = len(out.Checks)
+				out.Checks = append(out.Checks, c)
+			case worse(c.Verdict, out.Checks[i].Verdict):
+				out.Checks[i] = c
+			}
+		}
+	}
+	return out
 }
 
 // parseSegmentLabel reads a segment label: "0:1", or "a/d:b/d" as load.Segment writes it.
