@@ -145,12 +145,34 @@ func (f Fault) Validate() error {
 		return fmt.Errorf("%w: negative at or duration", ErrInvalid)
 	case f.Duration > DurationMax:
 		return fmt.Errorf("%w: duration %s over the limit of %s", ErrInvalid, f.Duration, DurationMax)
-	case f.Params.Latency > LatencyMax || f.Params.Jitter > LatencyMax:
-		return fmt.Errorf("%w: latency or jitter over the limit of %s", ErrInvalid, LatencyMax)
-	case f.Params.CPUWorkers > StressWorkersMax || f.Params.MemoryBytes > StressMemoryBytesMax:
-		return fmt.Errorf("%w: stress over the limits (%d workers, %d bytes)", ErrInvalid, StressWorkersMax, StressMemoryBytesMax)
+	}
+	if err := f.Params.check(f.Kind, f.Action); err != nil {
+		return err
 	}
 	return f.Selector.Validate()
+}
+
+// check refuses figures that are out of range, or that would make the fault do nothing while
+// its evidence reads "observed": a delay of 0, a loss of 0%, a stress that burns and holds
+// nothing.
+func (p Params) check(k Kind, a Action) error {
+	switch {
+	case p.Latency < 0 || p.Jitter < 0:
+		return fmt.Errorf("%w: negative latency or jitter", ErrInvalid)
+	case p.Latency > LatencyMax || p.Jitter > LatencyMax:
+		return fmt.Errorf("%w: latency or jitter over the limit of %s", ErrInvalid, LatencyMax)
+	case a == ActionDelay && p.Latency == 0:
+		return fmt.Errorf("%w: a delay needs a latency above 0", ErrInvalid)
+	case a == ActionLoss && (p.LossPercent <= 0 || p.LossPercent > 100):
+		return fmt.Errorf("%w: loss %g%%: want above 0 and at most 100", ErrInvalid, p.LossPercent)
+	case p.CPUWorkers < 0 || p.CPUWorkers > StressWorkersMax || p.MemoryBytes < 0 || p.MemoryBytes > StressMemoryBytesMax:
+		return fmt.Errorf("%w: stress out of range (1..%d workers, up to %d bytes)", ErrInvalid, StressWorkersMax, StressMemoryBytesMax)
+	case k == KindStress && p.CPUWorkers == 0 && p.MemoryBytes == 0:
+		return fmt.Errorf("%w: a stress with no cpu workers and no memory does nothing", ErrInvalid)
+	case p.CPUWorkers > 0 && (p.CPULoadPercent <= 0 || p.CPULoadPercent > 100):
+		return fmt.Errorf("%w: cpu load %d%%: want above 0 and at most 100", ErrInvalid, p.CPULoadPercent)
+	}
+	return nil
 }
 
 // knownAction is the one place that says which actions each kind has here.

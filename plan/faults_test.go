@@ -115,12 +115,24 @@ phases:
 // TestFaultProblems checks what validation refuses in a plan's faults and their targets, each
 // row changing one thing in faultPlan.
 func TestFaultProblems(t *testing.T) {
+	const fault = "{at: 1s, duration: 10s, kind: PodChaos, spec: {action: pod-failure, mode: one, selector: {labelSelectors: {role: primary}}}}"
 	tests := []struct {
 		name, old, new string
 		opts           plan.Options
 		want           []string
 	}{
 		{name: "valid"},
+		{name: "negative network delay", old: fault, new: "{at: 1s, duration: 10s, kind: NetworkChaos, spec: {action: delay, mode: all, selector: {}, delay: {latency: -500ms, jitter: -100ms}}}",
+			want: []string{`plan.yaml:14:117: phases[0].faults[0].spec.delay.latency: want a latency above 0 and at most 1m0s, like 100ms, got "-500ms"`,
+				`plan.yaml:14:133: phases[0].faults[0].spec.delay.jitter: want a jitter from 0 to 1m0s, got "-100ms"`}},
+		{name: "loss of 0", old: fault, new: "{at: 1s, duration: 10s, kind: NetworkChaos, spec: {action: loss, mode: all, selector: {}, loss: {loss: '0'}}}",
+			want: []string{`plan.yaml:14:112: phases[0].faults[0].spec.loss.loss: want a percentage above 0 and at most 100, got "0" (a loss of 0 loses nothing)`}},
+		{name: "negative http delay", old: fault, new: "{at: 1s, duration: 10s, kind: HTTPChaos, spec: {mode: all, selector: {}, target: Request, port: 80, delay: -400ms}}",
+			want: []string{`plan.yaml:14:116: phases[0].faults[0].spec.delay: want a latency above 0 and at most 1m0s, like 100ms, got "-400ms"`}},
+		{name: "cpu workers 0", old: fault, new: "{at: 1s, duration: 10s, kind: StressChaos, spec: {mode: one, selector: {}, stressors: {cpu: {workers: 0}}}}",
+			want: []string{"plan.yaml:14:111: phases[0].faults[0].spec.stressors.cpu.workers: want 1..64 workers, got 0"}},
+		{name: "memory without size", old: fault, new: "{at: 1s, duration: 10s, kind: StressChaos, spec: {mode: one, selector: {}, stressors: {memory: {workers: 1}}}}",
+			want: []string{"plan.yaml:14:104: phases[0].faults[0].spec.stressors.memory.size: missing; want an absolute size per worker, like 256MB (Chaos Mesh's default, all available memory, is not run here)"}},
 		{name: "pid 1", old: "pid: 4242", new: "pid: 1",
 			want: []string{"plan.yaml:7:27: target.processes[0].pid: pid 1 is init: a fault on it would stop or kill the whole machine, Redline included"}},
 	}

@@ -438,14 +438,22 @@ func networkMeaning(s *v1alpha1.NetworkChaosSpec, d *Decoded) []Problem {
 		if err1 != nil || err2 != nil {
 			return []Problem{{Path: "delay", Message: "latency and jitter must be durations like 100ms"}}
 		}
+		var ps []Problem
+		if p := latencyProblem("delay.latency", s.Delay.Latency, lat); p != nil {
+			ps = append(ps, *p)
+		}
+		if jit < 0 || jit > chaos.LatencyMax {
+			ps = append(ps, Problem{Path: "delay.jitter", Message: fmt.Sprintf("want a jitter from 0 to %s, got %q", chaos.LatencyMax, s.Delay.Jitter)})
+		}
 		d.Params.Latency, d.Params.Jitter = lat, jit
+		return ps
 	case v1alpha1.LossAction:
 		if s.Loss == nil {
 			return []Problem{{Path: "loss", Message: "action loss needs loss: {loss: \"25\"} (a percentage)"}}
 		}
 		v, err := strconv.ParseFloat(s.Loss.Loss, 64)
-		if err != nil || v < 0 || v > 100 || math.IsNaN(v) {
-			return []Problem{{Path: "loss.loss", Message: "want a percentage in [0, 100]"}}
+		if err != nil || v <= 0 || v > 100 || math.IsNaN(v) {
+			return []Problem{{Path: "loss.loss", Message: fmt.Sprintf("want a percentage above 0 and at most 100, got %q (a loss of 0 loses nothing)", s.Loss.Loss)}}
 		}
 		d.Params.LossPercent = v
 	case v1alpha1.PartitionAction:
@@ -459,6 +467,15 @@ func networkMeaning(s *v1alpha1.NetworkChaosSpec, d *Decoded) []Problem {
 			return []Problem{{Path: "bandwidth.rate", Message: err.Error()}}
 		}
 		d.Params.BandwidthBPS = bps
+	}
+	return nil
+}
+
+// latencyProblem refuses an added latency that is not above 0 (a delay of 0 or less adds
+// nothing, and its evidence would be observed all the same) or over the limit.
+func latencyProblem(path, text string, d time.Duration) *Problem {
+	if d <= 0 || d > chaos.LatencyMax {
+		return &Problem{Path: path, Message: fmt.Sprintf("want a latency above 0 and at most %s, like 100ms, got %q", chaos.LatencyMax, text)}
 	}
 	return nil
 }
@@ -488,27 +505,54 @@ func rateBytes(s string) (int64, error) {
 	return 0, fmt.Errorf("want a rate like 1mbps or 100kbit, got %q", s)
 }
 
+// stressMeaning reads the stressors as Chaos Mesh means them on each selected target: cpu
+// workers burning at load percent each, memory workers holding size each (Chaos Mesh's size
+// is per vm worker). Chaos Mesh's Stressor.Validate (workers above 0) is not wired into its
+// webhook, so it is applied here; a memory stressor needs an absolute size, since Chaos Mesh's
+// default, all available memory, is not something Redline holds in its own process.
 func stressMeaning(s *v1alpha1.StressChaosSpec, d *Decoded) []Problem {
 	d.Action = chaos.ActionStress
 	if s.StressngStressors != "" || s.Stressors == nil {
 		return []Problem{{Path: "stressors", Message: "Redline runs stressors: {cpu: {workers, load}, memory: {workers, size}}; stressngStressors is for Kubernetes only"}}
 	}
+	var ps []Problem
 	if c := s.Stressors.CPUStressor; c != nil {
 		d.Params.CPUWorkers, d.Params.CPULoadPercent = c.Workers, 100
 		if c.Load != nil {
 			d.Params.CPULoadPercent = *c.Load
 		}
-		if c.Workers > chaos.StressWorkersMax || d.Params.CPULoadPercent <= 0 || d.Params.CPULoadPercent > 100 {
-			return []Problem{{Path: "stressors.cpu", Message: fmt.Sprintf("want 1..%d workers and a load in (0,100]", chaos.StressWorkersMax)}}
+		if c.Workers < 1 || c.Workers > chaos.StressWorkersMax {
+			ps = append(ps, Problem{Path: "stressors.cpu.workers", Message: fmt.Sprintf("want 1..%d workers, got %d", chaos.StressWorkersMax, c.Workers)})
+		}
+		if d.Params.CPULoadPercent <= 0 || d.Params.CPULoadPercent > 100 {
+			ps = append(ps, Problem{Path: "stressors.cpu.load", Message: fmt.Sprintf("want a load in (0,100], got %d", d.Params.CPULoadPercent)})
 		}
 	}
-	if m := s.Stressors.MemoryStressor; m != nil && m.Size != "" {
-		b, err := units.RAMInBytes(m.Size)
-		if err != nil || b <= 0 || b > chaos.StressMemoryBytesMax {
-			return []Problem{{Path: "stressors.memory.size", Message: fmt.Sprintf("want an absolute size up to 4GB, like 256MB, got %q", m.Size)}}
-		}
-		d.Params.MemoryBytes = b
+	if m := s.Stressors.MemoryStressor; m != nil {
+		ps = append(ps, memoryMeaning(m, d)...)
 	}
+	return ps
+}
+
+func memoryMeaning(m *v1alpha1.MemoryStressor, d *Decoded) []Problem {
+	var ps []Problem
+	if m.Workers < 1 {
+		ps = append(ps, Problem{Path: "stressors.memory.workers", Message: fmt.Sprintf("want 1 or more workers, each holding size, got %d", m.Workers)})
+	}
+	if m.Size == "" {
+		return append(ps, Problem{Path: "stressors.memory.size", Message: "missing; want an absolute size per worker, like 256MB (Chaos Mesh's default, all available memory, is not run here)"})
+	}
+	b, err := units.RAMInBytes(m.Size)
+	if err != nil || b <= 0 || b > chaos.StressMemoryBytesMax {
+		return append(ps, Problem{Path: "stressors.memory.size", Message: fmt.Sprintf("want an absolute size up to 4GB, like 256MB, got %q", m.Size)})
+	}
+	if len(ps) > 0 {
+		return ps
+	}
+	if int64(m.Workers) > chaos.StressMemoryBytesMax/b {
+		return []Problem{{Path: "stressors.memory", Message: fmt.Sprintf("%d workers of %s each: more than the limit of %s in all", m.Workers, m.Size, units.BytesSize(chaos.StressMemoryBytesMax))}}
+	}
+	d.Params.MemoryBytes = b * int64(m.Workers)
 	return nil
 }
 
@@ -520,6 +564,9 @@ func httpMeaning(s *v1alpha1.HTTPChaosSpec, d *Decoded) []Problem {
 		lat, err := time.ParseDuration(*s.Delay)
 		if err != nil {
 			return []Problem{{Path: "delay", Message: "want a duration like 100ms"}}
+		}
+		if p := latencyProblem("delay", *s.Delay, lat); p != nil {
+			return []Problem{*p}
 		}
 		d.Action, d.Params.Latency = chaos.ActionDelay, lat
 	default:
