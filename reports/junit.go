@@ -82,19 +82,42 @@ func JUnit(rec *run.Record, v verify.Verdict) ([]byte, error) {
 		out.Skipped += s.Skipped
 		out.Suites = append(out.Suites, s)
 	}
-	if v.Status == verify.StatusAborted {
-		out.Suites = append(out.Suites, junitSuite{Name: "run", Tests: 1, Failures: 1, Cases: []junitCase{{
-			Name: "completed", ClassName: "redline." + rec.PlanName,
-			Failure: &junitFailure{Message: rec.Abort, Type: "aborted", Text: strings.Join(v.Reasons, "\n")},
-		}}})
-		out.Tests++
-		out.Failures++
+	if s, ok := runSuite(rec, v); ok {
+		out.Tests += s.Tests
+		out.Failures += s.Failures
+		out.Suites = append(out.Suites, s)
 	}
 	data, err := xml.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encode junit: %w", err)
 	}
 	return append([]byte(xml.Header), append(data, '\n')...), nil
+}
+
+// runSuite holds what is judged of the run as a whole: each run check (the target's audit
+// invariants: false fails the run, unknown leaves a pass unproven, so both are failures here)
+// and, for an aborted run, that it did not complete. False without any.
+func runSuite(rec *run.Record, v verify.Verdict) (junitSuite, bool) {
+	s := junitSuite{Name: "run"}
+	class := "redline." + rec.PlanName
+	for _, c := range v.Checks {
+		jc := junitCase{Name: c.Name, ClassName: class}
+		if c.Result != verify.CheckTrue {
+			jc.Failure = &junitFailure{Message: c.Name + " is " + c.Result, Type: "check", Text: c.Detail}
+		}
+		s.Cases = append(s.Cases, jc)
+	}
+	if v.Status == verify.StatusAborted {
+		s.Cases = append(s.Cases, junitCase{Name: "completed", ClassName: class,
+			Failure: &junitFailure{Message: rec.Abort, Type: "aborted", Text: strings.Join(v.Reasons, "\n")}})
+	}
+	for _, c := range s.Cases {
+		s.Tests++
+		if c.Failure != nil {
+			s.Failures++
+		}
+	}
+	return s, len(s.Cases) > 0
 }
 
 func validityCase(pv verify.PhaseVerdict, class string) junitCase {
@@ -110,7 +133,7 @@ func criterionText(c verify.CriterionResult) string {
 	if c.Observed == nil {
 		return fmt.Sprintf("%s %s: no data", c.Metric, c.Expression)
 	}
-	return fmt.Sprintf("%s %s: observed %g %s", c.Metric, c.Expression, *c.Observed, c.Unit)
+	return strings.TrimSpace(fmt.Sprintf("%s %s: observed %g %s", c.Metric, c.Expression, *c.Observed, c.Unit))
 }
 
 func seconds(msec float64) string { return fmt.Sprintf("%.3f", msec/1000) }

@@ -3,6 +3,7 @@ package reports
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"flag"
 	"math"
 	"os"
@@ -213,5 +214,38 @@ func TestSummaryReadByK6HTMLReporter(t *testing.T) {
 	data, _ := os.ReadFile(filepath.Join(dir, SummaryFile))
 	if err := json.Unmarshal(data, &js); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestJUnitRunChecks: the audit's invariants are test cases of their own, so a run failed by
+// its audit is red in CI's test view too, not only by its exit code.
+func TestJUnitRunChecks(t *testing.T) {
+	p, rec := fakeRecord(t)
+	rec.Audit = &run.Audit{Verdict: "false", Checks: []run.AuditCheck{
+		{Name: "money_conserved", Verdict: "true"},
+		{Name: "acknowledged_present_once", Verdict: "false", Detail: "1 acknowledged payment lost"},
+		{Name: "lag_drained", Verdict: "unknown", Detail: "group settlement did not answer"},
+	}}
+	data, err := JUnit(rec, run.Judge(p, rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got junitSuites
+	if err := xml.Unmarshal(data, &got); err != nil {
+		t.Fatal(err)
+	}
+	last := got.Suites[len(got.Suites)-1]
+	var failed []string
+	for _, c := range last.Cases {
+		if c.Failure != nil {
+			failed = append(failed, c.Name+": "+c.Failure.Text)
+		}
+	}
+	want := []string{"audit.acknowledged_present_once: 1 acknowledged payment lost", "audit.lag_drained: group settlement did not answer"}
+	if last.Name != "run" || last.Tests != 3 || last.Failures != 2 || !cmp.Equal(failed, want) {
+		t.Errorf("run suite %s: %d tests, %d failures %v; want run, 3, 2 %v", last.Name, last.Tests, last.Failures, failed, want)
+	}
+	if got.Failures < 2 {
+		t.Errorf("testsuites failures = %d, want the run checks counted", got.Failures)
 	}
 }
