@@ -101,11 +101,10 @@ type Payment struct {
 
 // Validate reports whether p is well formed; it does not look at balances.
 func (p Payment) Validate() error {
+	if err := ValidKey(p.Key); err != nil {
+		return fmt.Errorf("validate payment: %w", err)
+	}
 	switch {
-	case p.Key == "":
-		return fmt.Errorf("validate payment: %w", ErrMissingKey)
-	case len(p.Key) > KeyBytesMax:
-		return fmt.Errorf("validate payment (key of %d bytes): %w", len(p.Key), ErrKeyTooLong)
 	case p.FromUID < 0 || p.ToUID < 0:
 		return fmt.Errorf("validate payment %q: %w", p.Key, ErrInvalidUID)
 	case p.AmountMinor <= 0 || p.AmountMinor > AmountMinorMax:
