@@ -1,7 +1,6 @@
 package unit
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -65,14 +64,13 @@ func (s *server) handlePayBatch(w http.ResponseWriter, r *http.Request) {
 	ops := make([]*op, len(req.Payments))
 	for i, raw := range req.Payments {
 		var (
-			pr  paymentRequest
 			p   ledger.Payment
 			err error
 		)
 		if len(raw) > smallBodyBytesMax {
 			err = fmt.Errorf("payment over %d bytes: %w", smallBodyBytesMax, errBodyTooLarge)
-		} else if err = decodeFrom(bytes.NewReader(raw), smallBodyBytesMax, &pr); err == nil {
-			p, err = pr.payment()
+		} else {
+			p, err = ledger.ParsePayment(raw)
 		}
 		if err != nil {
 			results[i].err = err

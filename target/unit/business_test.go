@@ -89,6 +89,10 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"missing amount", "/v1/payments", []byte(`{"key":"a","from_uid":0,"to_uid":1}`), 400, "missing_field"},
 		{"missing key", "/v1/payments", []byte(`{"from_uid":0,"to_uid":1,"amount_minor":1}`), 400, "missing_field"},
 		{"empty key", "/v1/payments", []byte(`{"key":"","from_uid":0,"to_uid":1,"amount_minor":1}`), 400, "invalid_key"},
+		{"slash in key", "/v1/payments", []byte(`{"key":"a/b","from_uid":0,"to_uid":1,"amount_minor":1}`), 400, "invalid_key"},
+		{"newline in key", "/v1/payments", []byte(`{"key":"a\nb","from_uid":0,"to_uid":1,"amount_minor":1}`), 400, "invalid_key"},
+		{"invalid UTF-8 key", "/v1/payments", []byte("{\"key\":\"a\xff\",\"from_uid\":0,\"to_uid\":1,\"amount_minor\":1}"), 400, "invalid_key"},
+		{"batch of a bad key", "/v1/payments/batch", []byte(`{"payments":[{"key":"a\u0001","from_uid":0,"to_uid":1,"amount_minor":1}]}`), 200, ""},
 		{"negative amount", "/v1/payments", []byte(`{"key":"a","from_uid":0,"to_uid":1,"amount_minor":-5}`), 400, "invalid_amount"},
 		{"zero amount", "/v1/payments", []byte(`{"key":"a","from_uid":0,"to_uid":1,"amount_minor":0}`), 400, "invalid_amount"},
 		{"same account", "/v1/payments", []byte(`{"key":"a","from_uid":1,"to_uid":1,"amount_minor":1}`), 400, "same_account"},
@@ -122,6 +126,9 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 	if status, _, _ := p.Client.Payment(ctx, addr, "a"); status != http.StatusNotFound {
 		t.Errorf("a rejected payment was recorded: %d", status)
+	}
+	if status, _, _ := p.Client.Payment(ctx, addr, "a/b"); status != http.StatusBadRequest {
+		t.Errorf("GET of a key no payment can have: %d, want 400", status)
 	}
 	expectAllTrue(t, p)
 }

@@ -27,11 +27,10 @@ func FuzzPaymentRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest("POST", "/v1/payments", bytes.NewReader(body))
-		var req paymentRequest
-		err := decode(w, r, smallBodyBytesMax, &req)
+		raw, err := readBody(w, r, smallBodyBytesMax)
 		var p ledger.Payment
 		if err == nil {
-			p, err = req.payment()
+			p, err = ledger.ParsePayment(raw)
 		}
 		if err != nil {
 			if status, code := classify(err); status/100 != 4 {
@@ -52,7 +51,7 @@ func FuzzPaymentRequest(f *testing.F) {
 
 func TestClassifyEveryClientError(t *testing.T) {
 	for _, err := range []error{errBadJSON, errMissingField, errBodyTooLarge, errBadEpoch, errBadPath,
-		ledger.ErrMissingKey, ledger.ErrKeyTooLong, ledger.ErrInvalidUID, ledger.ErrInvalidAmount,
+		ledger.ErrMalformed, ledger.ErrMissingField, ledger.ErrInvalidKey, ledger.ErrMissingKey, ledger.ErrKeyTooLong, ledger.ErrInvalidUID, ledger.ErrInvalidAmount,
 		ledger.ErrSameAccount, ledger.ErrUnknownAccount, ledger.ErrIdempotencyConflict, ledger.ErrAccountExists,
 		ledger.ErrTooManyAccounts, ledger.ErrDuplicateAccount} {
 		if status, _ := classify(errors.Join(err)); status/100 != 4 {

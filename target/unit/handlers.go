@@ -38,66 +38,32 @@ func (s *server) routes() http.Handler {
 	return mux
 }
 
-type accountRequest struct {
-	UID          *int64 `json:"uid"`
-	BalanceMinor *int64 `json:"balance_minor"`
-}
-
-func (a accountRequest) account() (ledger.Account, error) {
-	if a.UID == nil {
-		return ledger.Account{}, fmt.Errorf("uid is required: %w", errMissingField)
-	}
-	if a.BalanceMinor == nil {
-		return ledger.Account{}, fmt.Errorf("balance_minor is required: %w", errMissingField)
-	}
-	acc := ledger.Account{UID: *a.UID, BalanceMinor: *a.BalanceMinor}
-	return acc, acc.Validate()
-}
-
 func (s *server) handleOpen(w http.ResponseWriter, r *http.Request) {
-	var req accountRequest
-	if err := decode(w, r, smallBodyBytesMax, &req); err != nil {
-		writeError(w, err, false, replicateResponse{})
-		return
+	body, err := readBody(w, r, smallBodyBytesMax)
+	if err == nil {
+		var a ledger.Account
+		if a, err = ledger.ParseAccount(body); err == nil {
+			if s.openAccounts(w, r, []ledger.Account{a}) {
+				writeJSON(w, http.StatusOK, a)
+			}
+			return
+		}
 	}
-	a, err := req.account()
-	if err != nil {
-		writeError(w, err, false, replicateResponse{})
-		return
-	}
-	if s.openAccounts(w, r, []ledger.Account{a}) {
-		writeJSON(w, http.StatusOK, a)
-	}
+	writeError(w, err, false, replicateResponse{})
 }
 
 func (s *server) handleOpenBulk(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Accounts []accountRequest `json:"accounts"`
-	}
-	if err := decode(w, r, bulkBodyBytesMax, &req); err != nil {
-		writeError(w, err, false, replicateResponse{})
-		return
-	}
-	if req.Accounts == nil {
-		writeError(w, fmt.Errorf("accounts is required: %w", errMissingField), false, replicateResponse{})
-		return
-	}
-	accounts := make([]ledger.Account, 0, len(req.Accounts))
-	for _, ar := range req.Accounts {
-		a, err := ar.account()
-		if err != nil {
-			writeError(w, err, false, replicateResponse{})
+	body, err := readBody(w, r, bulkBodyBytesMax)
+	if err == nil {
+		var accounts []ledger.Account
+		if accounts, err = ledger.ParseAccounts(body, ledger.AccountsPerBulkMax); err == nil {
+			if s.openAccounts(w, r, accounts) {
+				writeJSON(w, http.StatusOK, map[string]int{"accounts": len(accounts)})
+			}
 			return
 		}
-		accounts = append(accounts, a)
 	}
-	if err := ledger.ValidateBulk(accounts); err != nil {
-		writeError(w, err, false, replicateResponse{})
-		return
-	}
-	if s.openAccounts(w, r, accounts) {
-		writeJSON(w, http.StatusOK, map[string]int{"accounts": len(accounts)})
-	}
+	writeError(w, err, false, replicateResponse{})
 }
 
 // openAccounts runs an opening through the writer and waits for its replication; it answers
@@ -153,33 +119,13 @@ func (s *server) handleAccount(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, a)
 }
 
-type paymentRequest struct {
-	Key         *string `json:"key"`
-	FromUID     *int64  `json:"from_uid"`
-	ToUID       *int64  `json:"to_uid"`
-	AmountMinor *int64  `json:"amount_minor"`
-}
-
-func (p paymentRequest) payment() (ledger.Payment, error) {
-	for _, f := range []struct {
-		name    string
-		present bool
-	}{{"key", p.Key != nil}, {"from_uid", p.FromUID != nil}, {"to_uid", p.ToUID != nil}, {"amount_minor", p.AmountMinor != nil}} {
-		if !f.present {
-			return ledger.Payment{}, fmt.Errorf("%s is required: %w", f.name, errMissingField)
-		}
-	}
-	pay := ledger.Payment{Key: *p.Key, FromUID: *p.FromUID, ToUID: *p.ToUID, AmountMinor: *p.AmountMinor}
-	return pay, pay.Validate()
-}
-
 func (s *server) handlePay(w http.ResponseWriter, r *http.Request) {
-	var req paymentRequest
-	if err := decode(w, r, smallBodyBytesMax, &req); err != nil {
+	body, err := readBody(w, r, smallBodyBytesMax)
+	if err != nil {
 		writeError(w, err, false, replicateResponse{})
 		return
 	}
-	p, err := req.payment()
+	p, err := ledger.ParsePayment(body)
 	if err != nil {
 		writeError(w, err, false, replicateResponse{})
 		return
@@ -195,8 +141,8 @@ func (s *server) handlePay(w http.ResponseWriter, r *http.Request) {
 	if res.err == nil {
 		res.err = s.awaitAck(ctx, res.seq)
 	}
-	status, body := s.payReply(res)
-	writeJSON(w, status, body)
+	status, reply := s.payReply(res)
+	writeJSON(w, status, reply)
 }
 
 // payReply is what POST /v1/payments answers for a payment's result.
@@ -210,8 +156,8 @@ func (s *server) payReply(res result) (status int, body any) {
 
 func (s *server) handlePayment(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
-	if key == "" || len(key) > ledger.KeyBytesMax || strings.ContainsAny(key, "/") {
-		writeError(w, fmt.Errorf("parse key: %w", errBadPath), false, replicateResponse{})
+	if err := ledger.ValidKey(key); err != nil { // what no payment can have been written under
+		writeError(w, err, false, replicateResponse{})
 		return
 	}
 	rec, err := s.db.Payment(r.Context(), key)

@@ -49,6 +49,9 @@ var codes = []struct {
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large"},
 	{errBadJSON, http.StatusBadRequest, "bad_json"},
 	{errMissingField, http.StatusBadRequest, "missing_field"},
+	{ledger.ErrMalformed, http.StatusBadRequest, "bad_json"},
+	{ledger.ErrMissingField, http.StatusBadRequest, "missing_field"},
+	{ledger.ErrInvalidKey, http.StatusBadRequest, "invalid_key"},
 	{errBadEpoch, http.StatusBadRequest, "bad_epoch"},
 	{errBadPath, http.StatusBadRequest, "bad_path"},
 	{errBadTCC, http.StatusBadRequest, "bad_transfer"},
@@ -127,6 +130,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v) // the client went away: nothing to do
+}
+
+// readBody reads a body of at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return nil, fmt.Errorf("read body over %d bytes: %w", limit, errBodyTooLarge)
+	case err != nil:
+		return nil, fmt.Errorf("read body: %w: %v", errBadJSON, err)
+	}
+	return b, nil
 }
 
 // decode reads one JSON value of at most limit bytes, strictly (unknown fields are errors).

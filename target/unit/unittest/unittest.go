@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -324,7 +325,7 @@ func (c *Client) Open(ctx context.Context, addr string, epoch int64, accounts []
 // Payment reads a payment back.
 func (c *Client) Payment(ctx context.Context, addr, key string) (int, ledger.Outcome, error) {
 	var o ledger.Outcome
-	status, _, err := c.Do(ctx, http.MethodGet, "http://"+addr+"/v1/payments/"+key, nil, &o, 0)
+	status, _, err := c.Do(ctx, http.MethodGet, "http://"+addr+"/v1/payments/"+url.PathEscape(key), nil, &o, 0)
 	return status, o, err
 }
 
