@@ -75,7 +75,7 @@ func (n *node) handleChange(w http.ResponseWriter, r *http.Request) {
 	}
 	var req ChangeRequest
 	if err := unmarshalStrict(body, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "malformed_json", err.Error())
+		writeError(w, http.StatusBadRequest, "bad_json", err.Error())
 		return
 	}
 	op := Op(r.PathValue("op"))

@@ -582,36 +582,20 @@ func (n *node) transferRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/transfers/{key}/resolve", n.handleResolve)
 }
 
-// transferRequest is the body of POST /v1/transfers: a payment, as the router received it.
-type transferRequest struct {
-	Key         *string `json:"key"`
-	FromUID     *int64  `json:"from_uid"`
-	ToUID       *int64  `json:"to_uid"`
-	AmountMinor *int64  `json:"amount_minor"`
-}
-
 // handleTransfer answers a cross-unit payment like a unit answers a same-unit one. Only the
 // leader coordinates: a follower answers 503 not_leader and the caller tries another replica.
 func (n *node) handleTransfer(w http.ResponseWriter, r *http.Request) {
-	var req transferRequest
-	if status, code, err := decodeStrict(w, r, &req); err != nil {
-		writeError(w, status, code, err.Error())
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, transferBodyMax))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body over %d bytes", transferBodyMax))
 		return
 	}
-	for _, f := range []struct {
-		name    string
-		present bool
-	}{{"key", req.Key != nil}, {"from_uid", req.FromUID != nil}, {"to_uid", req.ToUID != nil}, {"amount_minor", req.AmountMinor != nil}} {
-		if !f.present {
-			writeError(w, http.StatusBadRequest, "missing_field", f.name+" is required")
-			return
-		}
-	}
-	t := Transfer{Key: *req.Key, FromUID: *req.FromUID, ToUID: *req.ToUID, AmountMinor: *req.AmountMinor}
-	if err := t.payment().Validate(); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_payment", err.Error())
+	p, err := ledger.ParsePayment(body) // the decoding and codes of a same-unit payment's
+	if err != nil {
+		writeError(w, http.StatusBadRequest, ledger.Code(err), err.Error())
 		return
 	}
+	t := Transfer{Key: p.Key, FromUID: p.FromUID, ToUID: p.ToUID, AmountMinor: p.AmountMinor}
 	for _, h := range carriedHeaders {
 		if v := r.Header.Get(h); v != "" {
 			if t.Headers == nil {
@@ -627,7 +611,7 @@ func (n *node) handleTransfer(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), transferBudget)
 	defer cancel()
 	began := time.Now()
-	t, err := n.tcc.pay(ctx, t)
+	t, err = n.tcc.pay(ctx, t)
 	n.metrics.transferSeconds.WithLabelValues("answer").Observe(time.Since(began).Seconds())
 	switch {
 	case errors.Is(err, ErrTransferConflict):
@@ -712,7 +696,7 @@ func (n *node) handleResolve(w http.ResponseWriter, r *http.Request) {
 	}
 	var req resolveRequest
 	if err := unmarshalStrict(body, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "malformed_json", err.Error())
+		writeError(w, http.StatusBadRequest, "bad_json", err.Error())
 		return
 	}
 	guess := &Transfer{Key: r.PathValue("key"), FromUID: req.FromUID, ToUID: req.ToUID, AmountMinor: req.AmountMinor}
@@ -737,18 +721,6 @@ func (n *node) handleResolve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, legAnswer{State: t.State, Reason: t.Reason})
-}
-
-// decodeStrict reads one JSON value of at most transferBodyMax bytes, unknown fields refused.
-func decodeStrict(w http.ResponseWriter, r *http.Request, dst any) (int, string, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, transferBodyMax))
-	if err != nil {
-		return http.StatusRequestEntityTooLarge, "body_too_large", err
-	}
-	if err := unmarshalStrict(body, dst); err != nil {
-		return http.StatusBadRequest, "malformed_json", err
-	}
-	return 0, "", nil
 }
 
 // unmarshalStrict decodes one JSON value, unknown fields refused.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,16 +149,27 @@ func TestTransfersThroughTheAPI(t *testing.T) {
 	bad := []struct {
 		name, body string
 		status     int
+		code       string // the same as a unit's for the same input (ledger.Code)
 	}{
-		{"malformed", `{"key":`, http.StatusBadRequest},
-		{"unknown field", `{"key":"k","from_uid":0,"to_uid":1,"amount_minor":5,"x":1}`, http.StatusBadRequest},
-		{"missing amount", `{"key":"k","from_uid":0,"to_uid":1}`, http.StatusBadRequest},
-		{"zero amount", `{"key":"k","from_uid":0,"to_uid":1,"amount_minor":0}`, http.StatusBadRequest},
-		{"one unit", `{"key":"k","from_uid":0,"to_uid":2,"amount_minor":5}`, http.StatusUnprocessableEntity},
+		{"malformed", `{"key":`, http.StatusBadRequest, "bad_json"},
+		{"an array", `[{"key":"k"}]`, http.StatusBadRequest, "bad_json"},
+		{"unknown field", `{"key":"k","from_uid":0,"to_uid":1,"amount_minor":5,"x":1}`, http.StatusBadRequest, "bad_json"},
+		{"missing amount", `{"key":"k","from_uid":0,"to_uid":1}`, http.StatusBadRequest, "missing_field"},
+		{"zero amount", `{"key":"k","from_uid":0,"to_uid":1,"amount_minor":0}`, http.StatusBadRequest, "invalid_amount"},
+		{"control character in key", `{"key":"k\u0001","from_uid":0,"to_uid":1,"amount_minor":5}`, http.StatusBadRequest, "invalid_key"},
+		{"one unit", `{"key":"k","from_uid":0,"to_uid":2,"amount_minor":5}`, http.StatusUnprocessableEntity, "same_unit"},
 	}
 	for _, b := range bad {
-		if status, body := post(t, leader, "/v1/transfers", b.body); status != b.status {
-			t.Errorf("%s: %d %s, want %d", b.name, status, body, b.status)
+		status, body := post(t, leader, "/v1/transfers", b.body)
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		_ = json.Unmarshal([]byte(body), &e)
+		if status != b.status || e.Error.Code != b.code {
+			t.Errorf("%s: %d %s, want %d %s", b.name, status, body, b.status, b.code)
+		}
+		if strings.Contains(e.Error.Message, "Go value") {
+			t.Errorf("%s: the message speaks Go: %s", b.name, e.Error.Message)
 		}
 	}
 	units["a"].r1.mu.Lock()

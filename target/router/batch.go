@@ -29,7 +29,6 @@ const (
 
 // queued is a payment waiting in a lane.
 type queued struct {
-	key  string
 	body []byte
 	done chan reply // buffered: the sender never waits for the handler
 }
@@ -43,8 +42,8 @@ func (rt *router) newBatches() *lanes.Lanes[*queued] {
 }
 
 // payBatched queues a payment in its unit's lane and waits for its answer.
-func (rt *router) payBatched(ctx context.Context, unit, key string, body []byte) reply {
-	p := &queued{key: key, body: body, done: make(chan reply, 1)}
+func (rt *router) payBatched(ctx context.Context, unit string, body []byte) reply {
+	p := &queued{body: body, done: make(chan reply, 1)}
 	if !rt.batches.Add(unit, p) {
 		select {
 		case <-rt.batches.Stopped():
@@ -88,9 +87,8 @@ func (rt *router) sendBatch(ctx context.Context, unit string, batch []*queued) {
 	}
 	body.WriteString("]}")
 	rt.metrics.batchPayments.Observe(float64(len(batch)))
-	// Go's transport retries a request on a broken kept-alive connection when it is marked
-	// idempotent: a batch is, every payment in it carrying its key.
-	h := http.Header{"Idempotency-Key": {batch[0].key}}
+	h := http.Header{}
+	markIdempotent(h) // a batch is: every payment in it carries its key
 	rep := rt.forward(ctx, unit, http.MethodPost, "/v1/payments/batch", body.Bytes(), h)
 	var ans batchAnswer
 	if rep.status == http.StatusOK {
@@ -110,4 +108,12 @@ func (rt *router) sendBatch(ctx context.Context, unit string, batch []*queued) {
 			p.done <- reply{status: ans.Replies[i].Status, body: append(ans.Replies[i].Body, '\n')}
 		}
 	}
+}
+
+// markIdempotent marks a request safe to replay: Go's transport retries one on a broken
+// kept-alive connection when it carries an Idempotency-Key header. The header is present with
+// no value, which the transport does not send: no client's input travels in a header, where a
+// byte it refuses would fail the request (and every payment of a batch with it).
+func markIdempotent(h http.Header) {
+	h["Idempotency-Key"] = nil
 }

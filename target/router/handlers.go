@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,9 +11,8 @@ import (
 	"sync"
 
 	"github.com/redline-dev/redline/target/corezone"
+	"github.com/redline-dev/redline/target/ledger"
 )
-
-const keyBytesMax = 256
 
 // unitOf finds the unit of uid in the current table.
 func (rt *router) unitOf(uid int64) (string, *reply) {
@@ -29,12 +29,14 @@ func (rt *router) unitOf(uid int64) (string, *reply) {
 	return unit, nil
 }
 
-func malformed(err error) reply {
-	return errorReply(http.StatusBadRequest, "malformed_json", err.Error())
-}
-
-func missing(field string) reply {
-	return errorReply(http.StatusBadRequest, "missing_field", field+" is required")
+// invalid answers a request the business rules refuse (package ledger decodes and validates
+// every business request, here and at the units and the core zone: one code for one input).
+func invalid(err error) reply {
+	code := ledger.Code(err)
+	if code == "" {
+		code = "bad_request" // not a request error of the ledger's: never expected
+	}
+	return errorReply(http.StatusBadRequest, code, err.Error())
 }
 
 func (rt *router) createAccount(r *http.Request) reply {
@@ -42,16 +44,11 @@ func (rt *router) createAccount(r *http.Request) reply {
 	if bad != nil {
 		return *bad
 	}
-	var a struct {
-		UID *int64 `json:"uid"`
+	a, err := ledger.ParseAccount(body)
+	if err != nil {
+		return invalid(err)
 	}
-	if err := json.Unmarshal(body, &a); err != nil {
-		return malformed(err)
-	}
-	if a.UID == nil {
-		return missing("uid")
-	}
-	unit, bad := rt.unitOf(*a.UID)
+	unit, bad := rt.unitOf(a.UID)
 	if bad != nil {
 		return *bad
 	}
@@ -75,27 +72,15 @@ func (rt *router) pay(r *http.Request) reply {
 	if bad != nil {
 		return *bad
 	}
-	var p struct {
-		Key     string `json:"key"`
-		FromUID *int64 `json:"from_uid"`
-		ToUID   *int64 `json:"to_uid"`
+	p, err := ledger.ParsePayment(body)
+	if err != nil {
+		return invalid(err) // before anything is forwarded: no batch carries a bad payment
 	}
-	if err := json.Unmarshal(body, &p); err != nil {
-		return malformed(err)
-	}
-	switch {
-	case p.Key == "":
-		return missing("key")
-	case p.FromUID == nil:
-		return missing("from_uid")
-	case p.ToUID == nil:
-		return missing("to_uid")
-	}
-	from, bad := rt.unitOf(*p.FromUID)
+	from, bad := rt.unitOf(p.FromUID)
 	if bad != nil {
 		return *bad
 	}
-	to, bad := rt.unitOf(*p.ToUID)
+	to, bad := rt.unitOf(p.ToUID)
 	if bad != nil {
 		return *bad
 	}
@@ -104,18 +89,17 @@ func (rt *router) pay(r *http.Request) reply {
 		return rt.transfer(r.Context(), body, h) // cross-unit: the core zone coordinates it
 	}
 	if len(h) == 0 {
-		return rt.payBatched(r.Context(), from, p.Key, body)
+		return rt.payBatched(r.Context(), from, body)
 	}
-	// Go's transport retries a request on a broken kept-alive connection when it is marked idempotent.
-	h.Set("Idempotency-Key", p.Key)
+	markIdempotent(h)
 	return rt.forward(r.Context(), from, http.MethodPost, "/v1/payments", body, h)
 }
 
 // getPayment asks every unit's primary: a key says nothing of its unit.
 func (rt *router) getPayment(r *http.Request) reply {
 	key := r.PathValue("key")
-	if key == "" || len(key) > keyBytesMax {
-		return errorReply(http.StatusBadRequest, "invalid_key", fmt.Sprintf("key must have 1..%d bytes", keyBytesMax))
+	if err := ledger.ValidKey(key); err != nil {
+		return invalid(err) // no payment can have been written under it
 	}
 	st := rt.table.current()
 	if st == nil {
@@ -155,30 +139,27 @@ func (rt *router) getPayment(r *http.Request) reply {
 	return errorReply(http.StatusNotFound, "not_found", "no payment with key "+key)
 }
 
-// createAccounts splits a bulk request by unit and forwards each part in chunks of unitBulkMax.
-// It is not atomic across units: on an error, parts sent before it stay created.
+// createAccounts validates a whole bulk request, then splits it by unit and forwards each part
+// in chunks of unitBulkMax. A bad account refuses the whole request before anything is sent; a
+// unit's own refusal (an account it holds with another opening balance: 409 account_exists)
+// refuses that chunk alone, and the parts other units applied stay (PROTOCOL.md).
 func (rt *router) createAccounts(r *http.Request) reply {
 	body, bad := readBody(r, bulkBodyBytesMax)
 	if bad != nil {
 		return *bad
 	}
-	var req struct {
-		Accounts []json.RawMessage `json:"accounts"`
+	accounts, err := ledger.ParseAccounts(body, bulkAccountsMax)
+	if errors.Is(err, ledger.ErrTooManyAccounts) {
+		return errorReply(http.StatusRequestEntityTooLarge, "too_many_accounts", err.Error())
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		return malformed(err)
-	}
-	if len(req.Accounts) == 0 {
-		return missing("accounts")
-	}
-	if len(req.Accounts) > bulkAccountsMax {
-		return errorReply(http.StatusRequestEntityTooLarge, "too_many_accounts", fmt.Sprintf("%d accounts, at most %d per request", len(req.Accounts), bulkAccountsMax))
+	if err != nil {
+		return invalid(err)
 	}
 	st := rt.table.current()
 	if st == nil {
 		return errorReply(http.StatusServiceUnavailable, "routing_unavailable", "no routing table yet")
 	}
-	parts, bad := split(st, req.Accounts)
+	parts, bad := split(st, accounts)
 	if bad != nil {
 		return *bad
 	}
@@ -194,9 +175,10 @@ func (rt *router) createAccounts(r *http.Request) reply {
 		wg.Go(func() {
 			for start := 0; start < len(accounts); start += unitBulkMax {
 				chunk := accounts[start:min(start+unitBulkMax, len(accounts))]
-				b, _ := json.Marshal(struct {
-					Accounts []json.RawMessage `json:"accounts"`
+				b, err := json.Marshal(struct {
+					Accounts []ledger.Account `json:"accounts"`
 				}{chunk})
+				assert(err == nil, "encode accounts")
 				rep := rt.forward(r.Context(), unit, http.MethodPost, "/v1/accounts/bulk", b, h)
 				mu.Lock()
 				if rep.status != http.StatusOK {
@@ -219,27 +201,23 @@ func (rt *router) createAccounts(r *http.Request) reply {
 	return reply{status: http.StatusOK, body: append(b, '\n')}
 }
 
-// split groups accounts by unit.
-func split(st *corezone.State, accounts []json.RawMessage) (map[string][]json.RawMessage, *reply) {
-	parts := make(map[string][]json.RawMessage, len(st.Units))
-	for i, raw := range accounts {
-		var a struct {
-			UID *int64 `json:"uid"`
-		}
-		if err := json.Unmarshal(raw, &a); err != nil {
-			rep := malformed(fmt.Errorf("accounts[%d]: %w", i, err))
-			return nil, &rep
-		}
-		if a.UID == nil {
-			rep := missing(fmt.Sprintf("accounts[%d].uid", i))
-			return nil, &rep
-		}
-		unit, ok := st.UnitOf(*a.UID)
+// split groups valid accounts by unit.
+func split(st *corezone.State, accounts []ledger.Account) (map[string][]ledger.Account, *reply) {
+	parts := make(map[string][]ledger.Account, len(st.Units))
+	for i, a := range accounts {
+		unit, ok := st.UnitOf(a.UID)
 		if !ok {
-			rep := errorReply(http.StatusBadRequest, "invalid_uid", fmt.Sprintf("accounts[%d].uid %d is negative", i, *a.UID))
+			rep := errorReply(http.StatusBadRequest, "invalid_uid", fmt.Sprintf("accounts[%d].uid %d is negative", i, a.UID))
 			return nil, &rep
 		}
-		parts[unit] = append(parts[unit], raw)
+		parts[unit] = append(parts[unit], a)
 	}
 	return parts, nil
+}
+
+// assert panics on a programmer error, never on input.
+func assert(cond bool, msg string) {
+	if !cond {
+		panic("router: assertion failed: " + msg)
+	}
 }

@@ -270,15 +270,46 @@ func TestForwarding(t *testing.T) {
 		},
 		{
 			name: "malformed payment", method: "POST", path: "/v1/payments",
-			body: `{"key":"k","from_uid":1,`, wantStatus: 400, wantCode: "malformed_json",
+			body: `{"key":"k","from_uid":1,`, wantStatus: 400, wantCode: "bad_json",
 		},
 		{
 			name: "fractional uid", method: "POST", path: "/v1/payments",
-			body: `{"key":"k","from_uid":1.5,"to_uid":3}`, wantStatus: 400, wantCode: "malformed_json",
+			body: `{"key":"k","from_uid":1.5,"to_uid":3}`, wantStatus: 400, wantCode: "bad_json",
+		},
+		{
+			name: "same-unit payment with a newline in its key", method: "POST", path: "/v1/payments",
+			body: `{"key":"nl\nkey","from_uid":1,"to_uid":3,"amount_minor":5}`, wantStatus: 400, wantCode: "invalid_key",
+		},
+		{
+			name: "cross-unit payment with a newline in its key", method: "POST", path: "/v1/payments",
+			body: `{"key":"nl\nkey","from_uid":1,"to_uid":2,"amount_minor":5}`, wantStatus: 400, wantCode: "invalid_key",
+		},
+		{
+			name: "same-unit payment with a slash in its key", method: "POST", path: "/v1/payments",
+			body: `{"key":"a/b","from_uid":1,"to_uid":3,"amount_minor":5}`, wantStatus: 400, wantCode: "invalid_key",
+		},
+		{
+			name: "cross-unit payment with invalid UTF-8 in its key", method: "POST", path: "/v1/payments",
+			body: "{\"key\":\"k\xff\",\"from_uid\":1,\"to_uid\":2,\"amount_minor\":5}", wantStatus: 400, wantCode: "invalid_key",
+		},
+		{
+			name: "cross-unit payment without amount", method: "POST", path: "/v1/payments",
+			body: `{"key":"k","from_uid":1,"to_uid":2}`, wantStatus: 400, wantCode: "missing_field",
+		},
+		{
+			name: "cross-unit payment with a negative amount", method: "POST", path: "/v1/payments",
+			body: `{"key":"k","from_uid":1,"to_uid":2,"amount_minor":-1}`, wantStatus: 400, wantCode: "invalid_amount",
+		},
+		{
+			name: "payment as an array", method: "POST", path: "/v1/payments",
+			body: `[1]`, wantStatus: 400, wantCode: "bad_json",
+		},
+		{
+			name: "read payment with a bad key", method: "GET", path: "/v1/payments/a%01", wantStatus: 400, wantCode: "invalid_key",
 		},
 		{
 			name: "negative uid", method: "POST", path: "/v1/payments",
-			body: `{"key":"k","from_uid":-1,"to_uid":3}`, wantStatus: 400, wantCode: "invalid_uid",
+			body: `{"key":"k","from_uid":-1,"to_uid":3,"amount_minor":5}`, wantStatus: 400, wantCode: "invalid_uid",
 		},
 		{
 			name: "oversized payment", method: "POST", path: "/v1/payments",
@@ -472,8 +503,13 @@ func TestBulkIsSplitByUnitInChunks(t *testing.T) {
 func TestBulkRejectsBadInputWholesale(t *testing.T) {
 	tests := []struct{ name, body, code string }{
 		{"empty", `{"accounts":[]}`, "missing_field"},
-		{"one without uid", `{"accounts":[{"uid":1},{"balance_minor":3}]}`, "missing_field"},
-		{"malformed", `{"accounts":[{"uid":1}`, "malformed_json"},
+		{"one without uid", `{"accounts":[{"uid":1,"balance_minor":3},{"balance_minor":3}]}`, "missing_field"},
+		{"malformed", `{"accounts":[{"uid":1}`, "bad_json"},
+		{"a negative balance in unit b", `{"accounts":[{"uid":10,"balance_minor":100},{"uid":11,"balance_minor":-1}]}`, "invalid_amount"},
+		{"a missing balance in unit b", `{"accounts":[{"uid":10,"balance_minor":100},{"uid":11}]}`, "missing_field"},
+		{"an unknown field in unit b", `{"accounts":[{"uid":10,"balance_minor":100},{"uid":11,"balance_minor":1,"x":1}]}`, "bad_json"},
+		{"an unknown field beside", `{"accounts":[{"uid":10,"balance_minor":100}],"x":1}`, "bad_json"},
+		{"a uid twice", `{"accounts":[{"uid":10,"balance_minor":100},{"uid":10,"balance_minor":100}]}`, "duplicate_account"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -495,5 +531,44 @@ func TestMetrics(t *testing.T) {
 	status, body := e.do(t, "GET", "/metrics", "")
 	if status != 200 || !strings.Contains(body, `redline_router_requests_total{code="200",route="pay"} 1`) {
 		t.Errorf("metrics %d:\n%s", status, body)
+	}
+}
+
+// TestABadKeyFailsNoOtherPayment sends bursts of payments to one unit, a bad key among them: it
+// alone is refused, before anything is forwarded, and the payments batched around it commit.
+func TestABadKeyFailsNoOtherPayment(t *testing.T) {
+	e := start(t)
+	release := make(chan struct{})
+	e.a1.setAnswer(func(*http.Request, []byte) (int, string) {
+		<-release // hold the first batch so that the others gather behind it
+		return 200, `{"status":"committed"}`
+	})
+	bad := []string{`nl\nkey`, `\u0001`, `\u007f`, "k\xff"}
+	const n = 60
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	for i := range n {
+		wg.Go(func() {
+			key := fmt.Sprintf("good-%d", i)
+			if i%15 == 0 {
+				key = bad[i/15]
+			}
+			statuses[i], _ = e.do(t, "POST", "/v1/payments", `{"key":"`+key+`","from_uid":2,"to_uid":4,"amount_minor":1}`)
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	for i, status := range statuses {
+		want := 200
+		if i%15 == 0 {
+			want = 400
+		}
+		if status != want {
+			t.Errorf("payment %d: status %d, want %d", i, status, want)
+		}
+	}
+	if got := len(e.a1.requests()); got != n-len(bad) {
+		t.Errorf("unit a got %d payments, want %d", got, n-len(bad))
 	}
 }
