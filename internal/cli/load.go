@@ -149,7 +149,7 @@ func (o *LoadOptions) planYAML() ([]byte, error) {
 	if _, err := strconv.ParseFloat(rate, 64); err == nil {
 		rate += "/s"
 	}
-	req := map[string]any{"name": "load", "method": o.Method, "path": pathOf(u)}
+	req := map[string]any{"name": "load", "method": o.Method, "path": pathOf(o.URL)}
 	if len(o.Headers) > 0 {
 		h := map[string]string{}
 		for _, line := range o.Headers {
@@ -205,14 +205,17 @@ func (o *LoadOptions) planYAML() ([]byte, error) {
 	return data, nil
 }
 
-// pathOf is a URL's path and query, which a plan's request carries.
-func pathOf(u *url.URL) string {
-	p := u.EscapedPath()
-	if p == "" {
-		p = "/"
+// pathOf is the path and query of an absolute URL as the user wrote them: a plan's request
+// carries them, and their template variables ({{uid}}) must reach it unescaped.
+func pathOf(raw string) string {
+	_, rest, _ := strings.Cut(raw, "://")
+	p := ""
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		p = rest[i:] // past the authority
 	}
-	if u.RawQuery != "" {
-		p += "?" + u.RawQuery
+	p, _, _ = strings.Cut(p, "#")
+	if p == "" || p[0] == '?' {
+		p = "/" + p
 	}
 	return p
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,6 +82,15 @@ func scriptHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })
 	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	// /u/N?n=N: a templated URL reached with its variables filled in; anything else is a 404.
+	mux.HandleFunc("/u/", func(w http.ResponseWriter, r *http.Request) {
+		id := strings.TrimPrefix(r.URL.Path, "/u/")
+		if _, err := strconv.ParseUint(id, 10, 64); err != nil || r.URL.Query().Get("n") != id {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write([]byte("ok"))
+	})
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(50 * time.Millisecond)
 		w.Write([]byte("slow"))

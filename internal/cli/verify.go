@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -60,7 +61,7 @@ func readRunDir(streams IO, dir string) (*plan.Plan, *run.Record, error) {
 // invalid input (exit 2); anything else is a run error.
 func runDirError(err error) error {
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR), errors.Is(err, syscall.EISDIR):
 		return fmt.Errorf("%w: not a run directory: %w", ErrInvalid, err)
 	case errors.Is(err, run.ErrBadRecord), errors.Is(err, metrics.ErrBadTimeline):
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
