@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/redline-dev/redline/chaos"
 	"github.com/redline-dev/redline/metrics"
@@ -27,6 +28,7 @@ func ReadRecord(dir string) (*Record, error) {
 	if rb.rec == nil {
 		return nil, fmt.Errorf("read run record %s: %w: no %s mark", dir, ErrBadRecord, MarkRunStart)
 	}
+	rb.finish()
 	for _, id := range rb.injectOrder {
 		if f, open := rb.injected[id]; open {
 			rb.rec.Faults = append(rb.rec.Faults, f) // injected, and the run ended before it recovered
@@ -41,6 +43,33 @@ func ReadRecord(dir string) (*Record, error) {
 	return rb.rec, nil
 }
 
+// AbortUnfinished is the abort reason of a run whose timeline has no run_end mark: Redline was
+// killed, or the file was cut. What it measured until then is judged; its verdict is aborted.
+const AbortUnfinished = "the run did not finish: its timeline has no run_end mark (Redline was killed, or the file was cut)"
+
+// finish closes a record whose timeline stopped early: the run and its last phase end at the
+// last time the timeline holds, and the run is aborted.
+func (b *recordBuilder) finish() {
+	if !b.rec.Ended.IsZero() {
+		return
+	}
+	end := later(b.last, b.rec.Started)
+	b.rec.Ended = end
+	b.rec.Abort = AbortUnfinished
+	for i := range b.rec.Phases {
+		if p := &b.rec.Phases[i]; p.Ran() && p.Ended.IsZero() {
+			p.Ended = later(end, p.Started)
+		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 // faultRecordsMax bounds the fault records read back from a timeline.
 const faultRecordsMax = 1 << 16
 
@@ -51,6 +80,7 @@ type recordBuilder struct {
 	// injected holds fault records injected and not yet recovered, by id.
 	injected    map[string]chaos.Record
 	injectOrder []string
+	last        time.Time // the latest time an entry holds
 }
 
 func (b *recordBuilder) add(e metrics.Entry) error {
@@ -72,8 +102,10 @@ func (b *recordBuilder) add(e metrics.Entry) error {
 	}
 	switch {
 	case e.Window != nil:
+		b.last = later(b.last, e.Window.Start.Add(e.Window.Span))
 		return b.addWindow(e.Window)
 	case e.Gauge != nil:
+		b.last = later(b.last, e.Gauge.Time)
 		if i, ok := b.phases[e.Gauge.Phase]; ok {
 			b.rec.Phases[i].foldGauge(*e.Gauge)
 		}
@@ -85,6 +117,9 @@ func (b *recordBuilder) add(e metrics.Entry) error {
 
 func (b *recordBuilder) addMark(m metrics.Mark) error {
 	b.rec.Marks = append(b.rec.Marks, m)
+	if m.Kind != MarkAudit { // taken after the run: not part of its span
+		b.last = later(b.last, m.Time)
+	}
 	switch m.Kind {
 	case metrics.MarkPhaseStart:
 		var pm PhaseMeta

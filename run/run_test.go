@@ -279,3 +279,40 @@ phases:
 		t.Errorf("the agents sent %d requests, want 21", total)
 	}
 }
+
+// TestReadRecordOfAnUnfinishedRun: a timeline cut before its run_end mark (Redline killed) is
+// read as an aborted run that ended at its last entry, never as one with a zero end.
+func TestReadRecordOfAnUnfinishedRun(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	p, src := planFor(t, srv, twoPhases)
+	dir := t.TempDir()
+	if _, err := Run(context.Background(), p, Options{RunID: "u1", OutDir: dir, PlanSource: src}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, TimelineFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+	cut := strings.Join(lines[:len(lines)/2], "") // somewhere in the run: no run_end
+	if err := os.WriteFile(path, []byte(cut), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := ReadRecord(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Abort != AbortUnfinished || !rec.Ended.After(rec.Started) {
+		t.Errorf("read back abort %q, span %s..%s; want unfinished and a positive span", rec.Abort, rec.Started, rec.Ended)
+	}
+	for _, ph := range rec.Phases {
+		if ph.Ran() && ph.Ended.Before(ph.Started) {
+			t.Errorf("phase %s ends before it starts", ph.Name)
+		}
+	}
+	if v := Judge(p, rec); v.Status != verify.StatusAborted {
+		t.Errorf("verdict %s, want aborted", v.Status)
+	}
+}
