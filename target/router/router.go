@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -138,7 +139,10 @@ func (rt *router) routes() http.Handler {
 			writeError(w, http.StatusServiceUnavailable, "routing_unavailable", "no routing table yet")
 			return
 		}
-		_, _ = io.WriteString(w, "ok\n")
+		// The pid tells the supervisor that the server answering on the address is its child,
+		// not another server that held the port first.
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `{"status":"ok","pid":%d}`+"\n", os.Getpid())
 	})
 	mux.Handle("GET /metrics", rt.metricsHandler())
 	profiling.Register(mux)

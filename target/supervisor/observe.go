@@ -88,10 +88,27 @@ func (s *supervisor) probe(ctx context.Context, p *proc) probe {
 			conn.Close()
 		}
 		pr.err = err
+	case RoleRouter:
+		pr.err = s.probeRouter(ctx, p)
 	default:
 		pr.err = s.getJSON(ctx, "http://"+p.addr+"/healthz", nil)
 	}
 	return pr
+}
+
+// probeRouter asks the router's /healthz, which must be answered by the router process this
+// supervisor started: its listen address is fixed, and another server may hold it.
+func (s *supervisor) probeRouter(ctx context.Context, p *proc) error {
+	var h struct {
+		Pid int `json:"pid"`
+	}
+	if err := s.getJSON(ctx, "http://"+p.addr+"/healthz", &h); err != nil {
+		return err
+	}
+	if pid := p.snapshot().Pid; h.Pid != pid {
+		return fmt.Errorf("%w: %s is answered by pid %d, not by the router (pid %d)", ErrAddrInUse, p.addr, h.Pid, pid)
+	}
+	return nil
 }
 
 // getJSON GETs url and decodes a 200 answer into out (nil: only the status matters).

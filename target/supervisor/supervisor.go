@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -40,6 +41,8 @@ const (
 // Errors of the supervisor.
 var (
 	ErrInvalidConfig = errors.New("invalid supervisor config")
+	ErrAddrInUse     = errors.New("port in use")
+	ErrDataDirInUse  = errors.New("data dir in use")
 	ErrNotReady      = errors.New("target not ready")
 	ErrUnknownProc   = errors.New("unknown process")
 	ErrProcDown      = errors.New("process not running")
@@ -83,9 +86,11 @@ func (cfg Config) Validate() error {
 	}
 	if err := checkLoopback(cfg.Admin); err != nil {
 		errs = append(errs, fmt.Errorf("admin address: %w", err))
+	} else if err := checkPort(cfg.Admin); err != nil {
+		errs = append(errs, fmt.Errorf("admin address: %w", err))
 	}
 	if cfg.Listen != "" {
-		if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		if err := checkPort(cfg.Listen); err != nil {
 			errs = append(errs, fmt.Errorf("router address: %w", err))
 		}
 	}
@@ -127,6 +132,21 @@ func checkLoopback(addr string) error {
 	return nil
 }
 
+// checkPort accepts "" and host:port addresses whose port is 0..65535 (0: a free one).
+func checkPort(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%s: port %s is not 0..65535", addr, port)
+	}
+	return nil
+}
+
 // supervisor is one running target.
 type supervisor struct {
 	cfg    Config
@@ -160,6 +180,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("%w: data dir: %w", ErrInvalidConfig, err)
 	}
 	cfg.DataDir = abs
+	unlock, err := lockDataDir(abs) // before anything in it is written
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := checkFree(cfg.Listen); err != nil {
+		return fmt.Errorf("router address: %w", err)
+	}
 	dbs, err := resolveServer(ctx, cfg)
 	if err != nil {
 		return err
@@ -215,38 +243,39 @@ func prepare(cfg Config, srv sqldb.Server) (*supervisor, net.Listener, *os.File,
 			return nil, nil, nil, fmt.Errorf("find redline binary: %w", err)
 		}
 	}
-	for _, dir := range []string{cfg.DataDir, filepath.Join(cfg.DataDir, "logs")} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, nil, nil, fmt.Errorf("create data dir: %w", err)
-		}
+	adminAddr := cfg.Admin
+	if adminAddr == "" {
+		adminAddr = "127.0.0.1:0"
+	}
+	adminLn, err := listen(adminAddr) // first: a target that cannot serve writes nothing
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("admin address: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "logs"), 0o755); err != nil {
+		adminLn.Close()
+		return nil, nil, nil, fmt.Errorf("create data dir: %w", err)
 	}
 	logf, err := openLog(filepath.Join(cfg.DataDir, "logs", "supervisor.log"))
 	if err != nil {
+		adminLn.Close()
 		return nil, nil, nil, err
 	}
 	var out io.Writer = logf
 	if cfg.Log != nil {
 		out = io.MultiWriter(logf, cfg.Log)
 	}
-	token, err := newToken(cfg.DataDir)
-	if err != nil {
-		logf.Close()
-		return nil, nil, nil, err
-	}
 	if srv.Postgres() {
 		if err := sqldb.WriteServer(cfg.DataDir, srv); err != nil {
+			adminLn.Close()
 			logf.Close()
 			return nil, nil, nil, err
 		}
 	}
-	adminAddr := cfg.Admin
-	if adminAddr == "" {
-		adminAddr = "127.0.0.1:0"
-	}
-	adminLn, err := net.Listen("tcp", adminAddr)
+	token, err := newToken(cfg.DataDir) // only once the target can serve its admin API
 	if err != nil {
+		adminLn.Close()
 		logf.Close()
-		return nil, nil, nil, fmt.Errorf("listen admin: %w", err)
+		return nil, nil, nil, err
 	}
 	s := &supervisor{
 		cfg: cfg, exe: exe, token: token, admin: adminLn.Addr().String(), srv: srv,
@@ -291,8 +320,8 @@ func (s *supervisor) awaitReady(ctx context.Context) error {
 		if last = o.readyErr(s.cfg.Units); last == nil {
 			return nil
 		}
-		if errors.Is(last, ErrInvalidConfig) {
-			return last // a data dir made with other --units: waiting cannot help
+		if errors.Is(last, ErrInvalidConfig) || errors.Is(last, ErrAddrInUse) {
+			return last // a data dir made with other --units, another server on the router's address: waiting cannot help
 		}
 		select {
 		case <-ctx.Done():

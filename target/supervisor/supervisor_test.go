@@ -86,6 +86,11 @@ func TestConfigValidate(t *testing.T) {
 		{"no data dir", func(c *Config) { c.DataDir = "" }, true},
 		{"admin on every interface", func(c *Config) { c.Admin = "0.0.0.0:8081" }, true},
 		{"admin without port", func(c *Config) { c.Admin = "127.0.0.1" }, true},
+		{"admin port out of range", func(c *Config) { c.Admin = "127.0.0.1:65536" }, true},
+		{"router port out of range", func(c *Config) { c.Listen = "127.0.0.1:99999" }, true},
+		{"router port negative", func(c *Config) { c.Listen = "127.0.0.1:-1" }, true},
+		{"router port a name", func(c *Config) { c.Listen = "127.0.0.1:http" }, true},
+		{"router on a free port", func(c *Config) { c.Listen = "127.0.0.1:0" }, false},
 		{"unknown defect", func(c *Config) { c.Defects = []string{"gremlins"} }, true},
 		{"known defect", func(c *Config) { c.Defects = []string{"no-fencing"} }, false},
 	}
