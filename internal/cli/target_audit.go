@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -51,6 +53,11 @@ $` + adminTokenEnv + `.`,
 			if opts.DataDir != "" && opts.URL != "" {
 				return fmt.Errorf("%w: --data and --url exclude each other", ErrInvalid)
 			}
+			if opts.URL != "" {
+				if err := checkAdminURL(opts.URL); err != nil {
+					return fmt.Errorf("%w: --url: %w", ErrInvalid, err)
+				}
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -61,6 +68,28 @@ $` + adminTokenEnv + `.`,
 	f.StringVar(&opts.DataDir, "data", "", "the target's data directory (default "+defaultTargetData+")")
 	f.StringVar(&opts.URL, "url", "", "the admin API's base URL, e.g. http://127.0.0.1:8081")
 	return cmd
+}
+
+// checkAdminURL accepts an http or https base URL with a host and a valid port, and nothing
+// after the path: the admin API is reached at URL + "/admin/audit".
+func checkAdminURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a URL", raw)
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q: want an http:// or https:// URL", raw)
+	case u.Hostname() == "":
+		return fmt.Errorf("%q has no host", raw)
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		return fmt.Errorf("%q: want a base URL, without user, query or fragment", raw)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: port %s is not 1-65535", raw, p)
+		}
+	}
+	return nil
 }
 
 func targetAuditRun(ctx context.Context, opts *TargetAuditOptions) error {
