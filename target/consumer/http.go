@@ -3,6 +3,7 @@ package consumer
 import (
 	"encoding/json"
 
+	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -79,6 +80,10 @@ func (c *consumer) handleThrottle(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_json", err)
 		return
 	}
+	if _, extra := dec.Token(); extra != io.EOF {
+		writeError(w, http.StatusBadRequest, "bad_json", errors.New("data after the JSON object"))
+		return
+	}
 	if err := c.thr.apply(th); err != nil {
 		writeError(w, http.StatusBadRequest, "bad_throttle", err)
 		return
@@ -93,7 +98,8 @@ func (c *consumer) state() State {
 	st := State{Group: c.cfg.Group, Lag: c.lag.Load(), MaxLag: c.maxLag.Load(), Rate: c.rate.Load(),
 		Applied: c.applied.Load(), DrainMS: c.drainMS.Load()}
 	if th, limit := c.thr.state(); th != nil {
-		st.Throttled, st.RatePerS, st.Percent, st.LimitPerS, st.Paused = true, th.RatePerS, th.Percent, limit, limit == 0
+		rate, percent := th.values()
+		st.Throttled, st.RatePerS, st.Percent, st.LimitPerS, st.Paused = true, rate, percent, limit, limit == 0
 	}
 	return st
 }

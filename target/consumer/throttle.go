@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -19,12 +18,45 @@ const (
 	unthrottledWindows = 10
 )
 
-var errBadThrottle = errors.New("want rate_per_s >= 0 or 0 < percent <= 100")
+var errBadThrottle = errors.New("want exactly one of rate_per_s (0 to 1000000; 0 pauses) and percent (0 < percent <= 100)")
 
-// Throttle is a group's throttle as the admin API sets and reports it.
+// Throttle is a group's throttle as the admin API sets and reports it: exactly one of its
+// fields is set (a field left out is not a zero: {} is no throttle, not a pause).
 type Throttle struct {
-	RatePerS float64 `json:"rate_per_s,omitempty"`
-	Percent  float64 `json:"percent,omitempty"`
+	RatePerS *float64 `json:"rate_per_s,omitempty"`
+	Percent  *float64 `json:"percent,omitempty"`
+}
+
+// RateThrottle is a throttle to perS events per second (0: a pause).
+func RateThrottle(perS float64) Throttle { return Throttle{RatePerS: &perS} }
+
+// PercentThrottle is a throttle to percent of the group's unthrottled rate.
+func PercentThrottle(percent float64) Throttle { return Throttle{Percent: &percent} }
+
+// Validate reports whether th sets exactly one limit, within its range.
+func (th Throttle) Validate() error {
+	switch {
+	case th.RatePerS == nil && th.Percent == nil:
+		return fmt.Errorf("throttle: neither rate_per_s nor percent: %w", errBadThrottle)
+	case th.RatePerS != nil && th.Percent != nil:
+		return fmt.Errorf("throttle: both rate_per_s and percent: %w", errBadThrottle)
+	case th.RatePerS != nil && !(*th.RatePerS >= 0 && *th.RatePerS <= throttleRateMax):
+		return fmt.Errorf("throttle: rate_per_s %v: %w", *th.RatePerS, errBadThrottle)
+	case th.Percent != nil && !(*th.Percent > 0 && *th.Percent <= 100):
+		return fmt.Errorf("throttle: percent %v: %w", *th.Percent, errBadThrottle)
+	}
+	return nil
+}
+
+// values are th's rate and percent, 0 for the one not set.
+func (th Throttle) values() (ratePerS, percent float64) {
+	if th.RatePerS != nil {
+		ratePerS = *th.RatePerS
+	}
+	if th.Percent != nil {
+		percent = *th.Percent
+	}
+	return ratePerS, percent
 }
 
 // throttle limits how many events a group applies per second: nil limiter is full speed, a
@@ -44,19 +76,18 @@ func newThrottle() *throttle { return &throttle{changed: make(chan struct{})} }
 // apply replaces the throttle. A percent is of the group's best rate over the last unthrottled
 // seconds (at least 1 event per second).
 func (t *throttle) apply(th Throttle) error {
-	if th.RatePerS < 0 || th.RatePerS > throttleRateMax || th.Percent < 0 || th.Percent > 100 ||
-		math.IsNaN(th.RatePerS) || math.IsNaN(th.Percent) {
-		return fmt.Errorf("throttle %+v: %w", th, errBadThrottle)
+	if err := th.Validate(); err != nil {
+		return err
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	limit := th.RatePerS
-	if th.Percent > 0 {
+	limit, percent := th.values()
+	if th.Percent != nil {
 		base := int64(1)
 		for _, r := range t.best {
 			base = max(base, r)
 		}
-		limit = float64(base) * th.Percent / 100
+		limit = float64(base) * percent / 100
 	}
 	t.set, t.limit, t.paused = &th, limit, limit == 0
 	t.lim = nil

@@ -102,7 +102,7 @@ func eventFaults(t *testing.T, l *loaded) {
 	groups := []string{"ledger", "settlement", "notification"}
 	for round := range 2 {
 		for _, g := range groups {
-			if err := l.tg.AdminSend(ctx, http.MethodPost, "/admin/consumers/"+g+"/throttle", consumer.Throttle{}, nil); err != nil { // a pause
+			if err := l.tg.AdminSend(ctx, http.MethodPost, "/admin/consumers/"+g+"/throttle", consumer.RateThrottle(0), nil); err != nil { // a pause
 				t.Fatal(err)
 			}
 		}

@@ -75,7 +75,7 @@ func checkRehearsal(t *testing.T, l *loaded, srv sqldb.Server, wit targettest.Wi
 func throttle(t *testing.T, tg *targettest.Target, group string, percent float64) {
 	t.Helper()
 	var st consumer.State
-	err := tg.AdminSend(context.Background(), http.MethodPost, "/admin/consumers/"+group+"/throttle", consumer.Throttle{Percent: percent}, &st)
+	err := tg.AdminSend(context.Background(), http.MethodPost, "/admin/consumers/"+group+"/throttle", consumer.PercentThrottle(percent), &st)
 	if err != nil {
 		t.Fatal(err)
 	}
