@@ -189,3 +189,43 @@ func TestChainsPath(t *testing.T) {
 		t.Errorf("ChainsPath = %q (%v), want /internal/audit with chains_only=1 and chain_at=12,11,3", got, err)
 	}
 }
+
+// TestMissingFiguresAreUnknownNeverFalse: a unit or an outbox the audit could not read makes
+// its comparisons unknown; only what the read figures show alone can be false.
+func TestMissingFiguresAreUnknownNeverFalse(t *testing.T) {
+	primary := func(unit string, legs ...string) Unit {
+		r := Replica{Unit: unit, Replica: "r1", Role: RolePrimary, Epoch: 1}
+		for i := 0; i < len(legs); i += 3 {
+			r.Cross.AddLeg(legs[i], legs[i+1], legs[i+2], 5)
+		}
+		return Unit{Name: unit, Replicas: []Replica{r}}
+	}
+	unread := Unit{Name: "b"} // its audit endpoint failed: no replica's figures
+	core := &CoreTransfers{Begun: 1}
+	core.Confirmed.AddLeg("k1", 5)
+	tests := []struct {
+		name  string
+		units []Unit
+		want  Verdict
+	}{
+		{"the payee's unit unread", []Unit{primary("a", "k1", LegDebit, LegConfirmed), unread}, Unknown},
+		{"a pending leg beside an unread unit", []Unit{primary("a", "k1", LegDebit, LegTried), unread}, False},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := EvaluateCross(tt.units, core); got.Verdict != tt.want {
+				t.Errorf("EvaluateCross verdict %s (%s), want %s", got.Verdict, got.Detail, tt.want)
+			}
+		})
+	}
+	t.Run("outbox unread", func(t *testing.T) {
+		var inbox Digest
+		inbox.Add("a-1", "k1")
+		ev := Events{Error: "unit b: outbox unreadable", Groups: []Group{{Name: "ledger", Inbox: inbox, Applied: 1}}}
+		for _, c := range EvaluateEvents(ev) {
+			if c.Verdict == False {
+				t.Errorf("%s = false (%s) with the outbox unread", c.Name, c.Detail)
+			}
+		}
+	})
+}
