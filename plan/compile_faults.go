@@ -3,6 +3,7 @@ package plan
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -61,8 +62,23 @@ func (c *compiler) fault(f faultFile, ph Phase, i int) (chaos.Fault, bool) {
 		c.r.at(f.node, f.path, "%v", err)
 		return fl, false
 	}
+	c.checkLink(f, fl)
 	c.checkSelects(f, fl)
 	return fl, c.r.count() == before
+}
+
+// checkLink refuses a network or HTTP fault on a target the fault proxy cannot stand in front
+// of: the proxy relays the load's plain HTTP to the target's host and port, and TLS to an
+// https:// target through it would not verify. The built-in target's router speaks http://.
+func (c *compiler) checkLink(f faultFile, fl chaos.Fault) {
+	if (fl.Kind != chaos.KindNetwork && fl.Kind != chaos.KindHTTP) || c.planTarget.Builtin != nil || c.planTarget.URL == "" {
+		return
+	}
+	if u, err := url.Parse(c.planTarget.URL); err == nil && u.Scheme == "http" {
+		return
+	}
+	c.r.at(f.kind, join(f.path, "kind"), "%s needs an http:// target: Redline's fault proxy relays plain HTTP between the load and the target, got %q",
+		fl.Kind, c.planTarget.URL)
 }
 
 func kindList() string {

@@ -113,37 +113,49 @@ phases:
 `
 
 // TestFaultProblems checks what validation refuses in a plan's faults and their targets, each
-// row changing one thing in faultPlan.
+// row replacing things in faultPlan.
 func TestFaultProblems(t *testing.T) {
-	const fault = "{at: 1s, duration: 10s, kind: PodChaos, spec: {action: pod-failure, mode: one, selector: {labelSelectors: {role: primary}}}}"
+	const (
+		fault = "{at: 1s, duration: 10s, kind: PodChaos, spec: {action: pod-failure, mode: one, selector: {labelSelectors: {role: primary}}}}"
+		url   = `url: "http://127.0.0.1:8080"`
+		delay = "{at: 1s, duration: 10s, kind: NetworkChaos, spec: {action: delay, mode: all, selector: {}, delay: {latency: 10ms}}}"
+	)
 	tests := []struct {
-		name, old, new string
-		opts           plan.Options
-		want           []string
+		name  string
+		edits []string // old, new, old, new, ...
+		opts  plan.Options
+		want  []string
 	}{
 		{name: "valid"},
-		{name: "negative network delay", old: fault, new: "{at: 1s, duration: 10s, kind: NetworkChaos, spec: {action: delay, mode: all, selector: {}, delay: {latency: -500ms, jitter: -100ms}}}",
+		{name: "negative network delay", edits: []string{fault, "{at: 1s, duration: 10s, kind: NetworkChaos, spec: {action: delay, mode: all, selector: {}, delay: {latency: -500ms, jitter: -100ms}}}"},
 			want: []string{`plan.yaml:14:117: phases[0].faults[0].spec.delay.latency: want a latency above 0 and at most 1m0s, like 100ms, got "-500ms"`,
 				`plan.yaml:14:133: phases[0].faults[0].spec.delay.jitter: want a jitter from 0 to 1m0s, got "-100ms"`}},
-		{name: "loss of 0", old: fault, new: "{at: 1s, duration: 10s, kind: NetworkChaos, spec: {action: loss, mode: all, selector: {}, loss: {loss: '0'}}}",
+		{name: "loss of 0", edits: []string{fault, "{at: 1s, duration: 10s, kind: NetworkChaos, spec: {action: loss, mode: all, selector: {}, loss: {loss: '0'}}}"},
 			want: []string{`plan.yaml:14:112: phases[0].faults[0].spec.loss.loss: want a percentage above 0 and at most 100, got "0" (a loss of 0 loses nothing)`}},
-		{name: "negative http delay", old: fault, new: "{at: 1s, duration: 10s, kind: HTTPChaos, spec: {mode: all, selector: {}, target: Request, port: 80, delay: -400ms}}",
+		{name: "negative http delay", edits: []string{fault, "{at: 1s, duration: 10s, kind: HTTPChaos, spec: {mode: all, selector: {}, target: Request, port: 80, delay: -400ms}}"},
 			want: []string{`plan.yaml:14:116: phases[0].faults[0].spec.delay: want a latency above 0 and at most 1m0s, like 100ms, got "-400ms"`}},
-		{name: "cpu workers 0", old: fault, new: "{at: 1s, duration: 10s, kind: StressChaos, spec: {mode: one, selector: {}, stressors: {cpu: {workers: 0}}}}",
+		{name: "cpu workers 0", edits: []string{fault, "{at: 1s, duration: 10s, kind: StressChaos, spec: {mode: one, selector: {}, stressors: {cpu: {workers: 0}}}}"},
 			want: []string{"plan.yaml:14:111: phases[0].faults[0].spec.stressors.cpu.workers: want 1..64 workers, got 0"}},
-		{name: "memory without size", old: fault, new: "{at: 1s, duration: 10s, kind: StressChaos, spec: {mode: one, selector: {}, stressors: {memory: {workers: 1}}}}",
+		{name: "memory without size", edits: []string{fault, "{at: 1s, duration: 10s, kind: StressChaos, spec: {mode: one, selector: {}, stressors: {memory: {workers: 1}}}}"},
 			want: []string{"plan.yaml:14:104: phases[0].faults[0].spec.stressors.memory.size: missing; want an absolute size per worker, like 256MB (Chaos Mesh's default, all available memory, is not run here)"}},
-		{name: "pid 1", old: "pid: 4242", new: "pid: 1",
+		{name: "network fault on an http target", edits: []string{fault, delay}},
+		{name: "network fault on an https target", edits: []string{fault, delay, url, `url: "https://127.0.0.1:8443"`},
+			want: []string{`plan.yaml:14:39: phases[0].faults[0].kind: NetworkChaos needs an http:// target: Redline's fault proxy relays plain HTTP between the load and the target, got "https://127.0.0.1:8443"`}},
+		{name: "http fault on an https --target-url", edits: []string{fault, "{at: 1s, duration: 10s, kind: HTTPChaos, spec: {mode: all, selector: {}, target: Request, port: 80, abort: true}}"},
+			opts: plan.Options{TargetURL: "https://pay.example"},
+			want: []string{`plan.yaml:14:39: phases[0].faults[0].kind: HTTPChaos needs an http:// target: Redline's fault proxy relays plain HTTP between the load and the target, got "https://pay.example"`}},
+		{name: "pod fault on an https target", edits: []string{url, `url: "https://127.0.0.1:8443"`}},
+		{name: "pid 1", edits: []string{"pid: 4242", "pid: 1"},
 			want: []string{"plan.yaml:7:27: target.processes[0].pid: pid 1 is init: a fault on it would stop or kill the whole machine, Redline included"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			data := faultPlan
-			if tt.old != "" {
-				if strings.Count(faultPlan, tt.old) != 1 {
-					t.Fatalf("%q is not in faultPlan exactly once", tt.old)
+			for i := 0; i+1 < len(tt.edits); i += 2 {
+				if strings.Count(data, tt.edits[i]) != 1 {
+					t.Fatalf("%q is not in the plan exactly once", tt.edits[i])
 				}
-				data = strings.Replace(faultPlan, tt.old, tt.new, 1)
+				data = strings.Replace(data, tt.edits[i], tt.edits[i+1], 1)
 			}
 			if diff := cmp.Diff(tt.want, problems(t, data, tt.opts)); diff != "" {
 				t.Errorf("problems (-want +got):\n%s", diff)
