@@ -145,21 +145,38 @@ func (c *compiler) faultTiming(f faultFile, ph Phase, fl *chaos.Fault) {
 	}
 }
 
-// checkSelects refuses a fault whose selector matches none of the plan's targets, when the
-// targets are known before the run: a URL target's link and processes, or the built-in
-// target as it starts.
-func (c *compiler) checkSelects(f faultFile, fl chaos.Fault) {
+// checkSelects refuses a fault whose selector matches none of the plan's targets, or whose mode
+// rounds the matches down to none, when
+// the targets are known before the run: a URL target's link and processes, or the built-in
+// target as it starts. It returns how many targets the fault selects at most.
+func (c *compiler) checkSelects(f faultFile, fl chaos.Fault) int {
 	var accepting []chaos.Target
 	for _, t := range c.planTarget.StaticTargets() {
 		if t.Accepts(fl.Kind) {
 			accepting = append(accepting, t)
 		}
 	}
+	matched := 0
 	for _, t := range accepting {
 		if fl.Selector.Matches(t.Labels) {
-			return
+			matched++
 		}
 	}
+	if matched == 0 {
+		c.selectsNothing(f, fl, accepting)
+		return 0
+	}
+	n := fl.Selector.Count(matched, func(k int) int { return k - 1 }) // random-max-percent: at most
+	if n == 0 {
+		c.r.at(locate(f.spec, "value"), join(f.path, "spec.value"), "mode %s %d selects 0 of the %d targets its selector matches (%d × %d%%, rounded down); want a value of %d or more",
+			fl.Selector.Mode, fl.Selector.Value, matched, matched, fl.Selector.Value, (100+matched-1)/matched)
+		return 0
+	}
+	return n
+}
+
+// selectsNothing reports a selector that matches no target, with the targets there are.
+func (c *compiler) selectsNothing(f faultFile, fl chaos.Fault, accepting []chaos.Target) {
 	var names []string
 	for _, t := range accepting {
 		names = append(names, t.Name+" "+labelText(t.Labels))

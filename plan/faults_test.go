@@ -116,9 +116,10 @@ phases:
 // row replacing things in faultPlan.
 func TestFaultProblems(t *testing.T) {
 	const (
-		fault = "{at: 1s, duration: 10s, kind: PodChaos, spec: {action: pod-failure, mode: one, selector: {labelSelectors: {role: primary}}}}"
-		url   = `url: "http://127.0.0.1:8080"`
-		delay = "{at: 1s, duration: 10s, kind: NetworkChaos, spec: {action: delay, mode: all, selector: {}, delay: {latency: 10ms}}}"
+		fault   = "{at: 1s, duration: 10s, kind: PodChaos, spec: {action: pod-failure, mode: one, selector: {labelSelectors: {role: primary}}}}"
+		url     = `url: "http://127.0.0.1:8080"`
+		builtin = "builtin: {units: 2}"
+		delay   = "{at: 1s, duration: 10s, kind: NetworkChaos, spec: {action: delay, mode: all, selector: {}, delay: {latency: 10ms}}}"
 	)
 	tests := []struct {
 		name  string
@@ -145,6 +146,13 @@ func TestFaultProblems(t *testing.T) {
 			opts: plan.Options{TargetURL: "https://pay.example"},
 			want: []string{`plan.yaml:14:39: phases[0].faults[0].kind: HTTPChaos needs an http:// target: Redline's fault proxy relays plain HTTP between the load and the target, got "https://pay.example"`}},
 		{name: "pod fault on an https target", edits: []string{url, `url: "https://127.0.0.1:8443"`}},
+		{name: "fixed-percent rounds to none", edits: []string{"mode: one", `mode: fixed-percent, value: "50"`},
+			want: []string{"plan.yaml:14:105: phases[0].faults[0].spec.value: mode fixed-percent 50 selects 0 of the 1 targets its selector matches (1 × 50%, rounded down); want a value of 100 or more"}},
+		{name: "random-max-percent rounds to none", edits: []string{"mode: one", `mode: random-max-percent, value: "99"`},
+			want: []string{"plan.yaml:14:110: phases[0].faults[0].spec.value: mode random-max-percent 99 selects 0 of the 1 targets its selector matches (1 × 99%, rounded down); want a value of 100 or more"}},
+		{name: "fixed-percent of all", edits: []string{"mode: one", `mode: fixed-percent, value: "100"`}},
+		{name: "fixed-percent of the built-in units", edits: []string{url, builtin, "{labelSelectors: {role: primary}}", "{}", "mode: one", `mode: fixed-percent, value: "10"`},
+			want: []string{"plan.yaml:14:105: phases[0].faults[0].spec.value: mode fixed-percent 10 selects 0 of the 9 targets its selector matches (9 × 10%, rounded down); want a value of 12 or more"}},
 		{name: "pid 1", edits: []string{"pid: 4242", "pid: 1"},
 			want: []string{"plan.yaml:7:27: target.processes[0].pid: pid 1 is init: a fault on it would stop or kill the whole machine, Redline included"}},
 	}

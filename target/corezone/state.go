@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	"github.com/redline-dev/redline/target/ledger"
 )
 
 // BucketCount is the number of buckets: an account's bucket is uid % BucketCount.
@@ -26,8 +28,8 @@ const BucketCount = 100
 
 // Limits of the configuration the core zone accepts.
 const (
-	unitsMax       = 26 // units are named a..z
-	replicasMax    = 2  // r1 and r2: a primary and a standby
+	unitsMax       = ledger.UnitsMax // units are named a..z; the money bound counts on it
+	replicasMax    = 2               // r1 and r2: a primary and a standby
 	replicaNameMax = 16
 	addrMax        = 64
 )

@@ -22,6 +22,13 @@ const (
 	AmountMinorMax = int64(1) << 53
 	// AccountsPerBulkMax bounds one bulk account creation.
 	AccountsPerBulkMax = 10_000
+	// UnitsMax bounds the units of a target (named a..z).
+	UnitsMax = 26
+	// OpenedMinorPerUnitMax bounds the money opened in one unit (the sum of its accounts'
+	// opening balances): 2^57, so that a whole target's money, UnitsMax units of it, stays below
+	// 2^62. Payments only move money, so every balance, and every sum the audit takes (of
+	// balances, openings, postings) stays within an int64, in Go and in SQLite's sum().
+	OpenedMinorPerUnitMax = int64(1) << 57
 )
 
 // Errors of the business rules. Each is a client error: the request changes nothing.
@@ -36,6 +43,7 @@ var (
 	ErrIdempotencyConflict = errors.New("idempotency key reused with different fields")
 	ErrTooManyAccounts     = errors.New("too many accounts in one request")
 	ErrDuplicateAccount    = errors.New("account twice in one request")
+	ErrMoneyLimit          = errors.New("the unit's opened money would exceed its limit")
 )
 
 // Status is the outcome of a payment that was decided (and recorded).
@@ -163,6 +171,22 @@ func Retry(first Outcome, p Payment) error {
 func Opening(existingOpenedMinor int64, exists bool, a Account) error {
 	if exists && existingOpenedMinor != a.BalanceMinor {
 		return fmt.Errorf("open account %d: %w", a.UID, ErrAccountExists)
+	}
+	return nil
+}
+
+// OpeningsWithin checks new openings against the money already opened in their unit
+// (openedMinor): nil when the unit's total stays within OpenedMinorPerUnitMax.
+func OpeningsWithin(openedMinor int64, fresh []Account) error {
+	assert(openedMinor >= 0 && openedMinor <= OpenedMinorPerUnitMax, "opened money out of bounds")
+	total := openedMinor
+	for _, a := range fresh {
+		assert(a.Validate() == nil, "open an invalid account")
+		total += a.BalanceMinor // at most AccountsPerBulkMax * 2^53 more: no overflow
+	}
+	if total > OpenedMinorPerUnitMax {
+		return fmt.Errorf("open %d accounts of %d minor in a unit holding %d: at most %d: %w",
+			len(fresh), total-openedMinor, openedMinor, OpenedMinorPerUnitMax, ErrMoneyLimit)
 	}
 	return nil
 }

@@ -186,3 +186,30 @@ func TestModelUnknownAccount(t *testing.T) {
 		t.Fatal("a rejected payment was recorded")
 	}
 }
+
+// TestMoneyBound: the bound on a unit's opened money keeps a whole target's money, hence every
+// balance and every sum the audit takes, below 2^62.
+func TestMoneyBound(t *testing.T) {
+	if total := uint64(UnitsMax) * uint64(OpenedMinorPerUnitMax); total >= 1<<62 {
+		t.Fatalf("%d units of %d minor = %d, not below 2^62", UnitsMax, OpenedMinorPerUnitMax, total)
+	}
+	max := []Account{{UID: 1, BalanceMinor: AmountMinorMax}}
+	tests := []struct {
+		name   string
+		opened int64
+		fresh  []Account
+		err    error
+	}{
+		{"empty unit", 0, max, nil},
+		{"up to the limit", OpenedMinorPerUnitMax - AmountMinorMax, max, nil},
+		{"one over", OpenedMinorPerUnitMax - AmountMinorMax + 1, max, ErrMoneyLimit},
+		{"full", OpenedMinorPerUnitMax, []Account{{UID: 1, BalanceMinor: 0}}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := OpeningsWithin(tt.opened, tt.fresh); !errors.Is(err, tt.err) || (err == nil) != (tt.err == nil) {
+				t.Errorf("OpeningsWithin = %v, want %v", err, tt.err)
+			}
+		})
+	}
+}

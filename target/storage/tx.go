@@ -13,6 +13,7 @@ import (
 // The writer's statements, prepared once at Open.
 const (
 	qAccount   = `SELECT balance_minor, opened_minor FROM accounts WHERE uid = $1`
+	qOpenedSum = `SELECT coalesce(sum(opened_minor), 0) FROM accounts`
 	qPayInputs = `SELECT (SELECT count(*) FROM payments WHERE idem_key = $1), (SELECT count(*) FROM tcc WHERE idem_key = $1),
 		(SELECT balance_minor FROM accounts WHERE uid = $2), (SELECT balance_minor FROM accounts WHERE uid = $3)`
 	qTrimEntries = `UPDATE history SET body = NULL WHERE seq >= $1 AND seq < $2`
@@ -22,7 +23,7 @@ const (
 
 // writerQueries are prepared at Open.
 var writerQueries = []string{
-	qAccount, qPayInputs,
+	qAccount, qOpenedSum, qPayInputs,
 	qTrimEntries, qSetMeta, paymentQuery,
 }
 
@@ -184,6 +185,19 @@ func (t *Tx) Account(ctx context.Context, uid int64) (balanceMinor, openedMinor 
 		return 0, 0, fmt.Errorf("read account %d: %w", uid, err)
 	}
 	return balanceMinor + t.pend.deltas[uid], openedMinor, nil
+}
+
+// OpenedMinor returns the money opened in this database: the opening balances of its accounts,
+// those opened in this transaction included.
+func (t *Tx) OpenedMinor(ctx context.Context) (int64, error) {
+	var sum int64
+	if err := t.queryRow(ctx, qOpenedSum).Scan(&sum); err != nil {
+		return 0, fmt.Errorf("read opened money: %w", err)
+	}
+	for _, a := range t.pend.accounts {
+		sum += a.balanceMinor
+	}
+	return sum, nil
 }
 
 // InsertAccount opens an account (written at commit); an existing uid is left as it is.

@@ -2,6 +2,7 @@ package unit_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -103,6 +104,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"reopen other balance", "/v1/accounts", []byte(`{"uid":0,"balance_minor":7}`), 409, "account_exists"},
 		{"bulk duplicate", "/v1/accounts/bulk", []byte(`{"accounts":[{"uid":7,"balance_minor":1},{"uid":7,"balance_minor":1}]}`), 400, "duplicate_account"},
 		{"bulk missing", "/v1/accounts/bulk", []byte(`{}`), 400, "missing_field"},
+		{"more money than a unit may hold", "/v1/accounts/bulk", beyondMoneyLimit(), 409, "money_limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,4 +146,20 @@ func expectAllTrue(t *testing.T, p *unittest.Pair) {
 			}
 		}
 	}
+}
+
+// beyondMoneyLimit is a bulk opening of one account more at the largest opening balance than a
+// unit may hold (ledger.OpenedMinorPerUnitMax): had it been applied, 1,023 payments into one of
+// them would overflow its balance.
+func beyondMoneyLimit() []byte {
+	var b strings.Builder
+	b.WriteString(`{"accounts":[`)
+	for i := range ledger.OpenedMinorPerUnitMax/ledger.AmountMinorMax + 1 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"uid":%d,"balance_minor":%d}`, 100+i, ledger.AmountMinorMax)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
 }

@@ -68,6 +68,7 @@ var codes = []struct {
 	{storage.ErrNotFound, http.StatusNotFound, "not_found"},
 	{ledger.ErrIdempotencyConflict, http.StatusConflict, "idempotency_conflict"},
 	{ledger.ErrAccountExists, http.StatusConflict, "account_exists"},
+	{ledger.ErrMoneyLimit, http.StatusConflict, "money_limit"},
 	{ErrStaleEpoch, http.StatusMisdirectedRequest, "stale_epoch"},
 	{ErrFenced, http.StatusMisdirectedRequest, "not_primary"},
 	{ErrNotPrimary, http.StatusMisdirectedRequest, "not_primary"},

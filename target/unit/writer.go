@@ -332,6 +332,13 @@ func (s *server) decideOpen(ctx context.Context, tx *storage.Tx, e *entry, accou
 	if len(fresh) == 0 {
 		return nil, result{}, nil
 	}
+	opened, err := tx.OpenedMinor(ctx)
+	if err != nil {
+		return nil, result{}, err
+	}
+	if err := ledger.OpeningsWithin(opened, fresh); err != nil {
+		return nil, result{err: err}, nil // keeps every balance and audit sum within int64
+	}
 	e.Kind, e.Accounts = kindOpen, fresh
 	return e, result{created: len(fresh), seq: e.Seq}, nil
 }
