@@ -180,6 +180,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("%w: data dir: %w", ErrInvalidConfig, err)
 	}
 	cfg.DataDir = abs
+	dbs, err := resolveServer(ctx, cfg) // reads only: a bad DSN creates nothing
+	if err != nil {
+		return err
+	}
 	unlock, err := lockDataDir(abs) // before anything in it is written
 	if err != nil {
 		return err
@@ -187,10 +191,6 @@ func Run(ctx context.Context, cfg Config) error {
 	defer unlock()
 	if err := checkFree(cfg.Listen); err != nil {
 		return fmt.Errorf("router address: %w", err)
-	}
-	dbs, err := resolveServer(ctx, cfg)
-	if err != nil {
-		return err
 	}
 	s, adminLn, logf, err := prepare(cfg, dbs)
 	if err != nil {
