@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -63,6 +64,8 @@ const (
 	// LatencyMax bounds an added latency or jitter.
 	LatencyMax = time.Minute
 	// StressWorkersMax bounds the CPU burners of a StressChaos; StressMemoryBytesMax its memory.
+	// They bound the fault as a whole, over every target it selects (see Fault.CheckTargets),
+	// and every stress Redline runs at once: all of them run inside Redline's own process.
 	StressWorkersMax     = 64
 	StressMemoryBytesMax = 4 << 30
 	// NameBytesMax bounds a fault's name.
@@ -174,6 +177,33 @@ func (p Params) check(k Kind, a Action) error {
 	}
 	return nil
 }
+
+// CheckTargets checks the fault on n targets at once against the limits. A StressChaos runs its
+// stressors on every target it selects, as Chaos Mesh runs them in every selected pod; here
+// they all run inside Redline's own process on one machine, so the limits bound the whole
+// fault: n × workers and n × memory.
+func (f Fault) CheckTargets(n int) error {
+	if f.Kind != KindStress || n <= 0 {
+		return nil
+	}
+	if err := CheckStress(n*f.Params.CPUWorkers, int64(n)*f.Params.MemoryBytes); err != nil {
+		return fmt.Errorf("%w (%d targets × %d cpu workers and %s)", err, n, f.Params.CPUWorkers, mib(f.Params.MemoryBytes))
+	}
+	return nil
+}
+
+// CheckStress checks what stresses hold at once in Redline's process against the limits.
+func CheckStress(workers int, memoryBytes int64) error {
+	switch {
+	case workers > StressWorkersMax:
+		return fmt.Errorf("%w: stress of %d cpu workers in Redline's process, over the limit of %d", ErrInvalid, workers, StressWorkersMax)
+	case memoryBytes > StressMemoryBytesMax:
+		return fmt.Errorf("%w: stress of %s of memory in Redline's process, over the limit of %s", ErrInvalid, mib(memoryBytes), mib(StressMemoryBytesMax))
+	}
+	return nil
+}
+
+func mib(b int64) string { return strconv.FormatFloat(float64(b)/(1<<20), 'f', -1, 64) + " MiB" }
 
 // knownAction is the one place that says which actions each kind has here.
 func knownAction(k Kind, a Action) bool {

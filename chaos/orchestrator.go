@@ -173,6 +173,10 @@ func (o *Orchestrator) runFault(ctx context.Context, start time.Time, f Fault, o
 		fail(PhaseNotInjected, "mode %s selected no target", f.Selector.Mode)
 		return
 	}
+	if err := f.CheckTargets(len(targets)); err != nil {
+		fail(PhaseNotInjected, "%v", err)
+		return
+	}
 	var wg sync.WaitGroup
 	for _, t := range targets {
 		wg.Add(1)

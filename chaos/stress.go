@@ -21,10 +21,11 @@ type Stressor struct {
 }
 
 type stress struct {
-	stop   chan struct{}
-	done   sync.WaitGroup
-	mem    []byte
-	slices atomic.Int64 // busy slices burned: proof that the burners run
+	stop    chan struct{}
+	done    sync.WaitGroup
+	mem     []byte
+	workers int
+	slices  atomic.Int64 // busy slices burned: proof that the burners run
 }
 
 var (
@@ -43,14 +44,23 @@ func (s *Stressor) Plan(f Fault, t Target) (Undo, error) {
 	return Undo{Op: OpStopStressor, Toxic: f.Name + "@" + t.Name, InProcess: true}, nil
 }
 
-// Inject starts the burners; a second injection of the same name does nothing.
-func (s *Stressor) Inject(_ context.Context, f Fault, _ Target, u Undo) error {
+// Inject starts the burners; a second injection of the same name does nothing. The stresses
+// running at once share the limits, since they all run in this process: one that would take
+// the sum over StressWorkersMax or StressMemoryBytesMax is refused.
+func (s *Stressor) Inject(_ context.Context, f Fault, t Target, u Undo) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.running[u.Toxic] != nil {
 		return nil
 	}
-	st := &stress{stop: make(chan struct{})}
+	workers, bytes := f.Params.CPUWorkers, f.Params.MemoryBytes
+	for _, st := range s.running {
+		workers, bytes = workers+st.workers, bytes+int64(len(st.mem))
+	}
+	if err := CheckStress(workers, bytes); err != nil {
+		return fmt.Errorf("inject %s on %s: %w, counting the stresses already running", f, t.Name, err)
+	}
+	st := &stress{stop: make(chan struct{}), workers: f.Params.CPUWorkers}
 	if f.Params.MemoryBytes > 0 {
 		st.mem = make([]byte, f.Params.MemoryBytes)
 		for i := 0; i < len(st.mem); i += 4096 {

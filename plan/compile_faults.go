@@ -20,20 +20,27 @@ import (
 // types and validated with Chaos Mesh's rules; its problems come back located in the file.
 func (c *compiler) faults(f phaseFile, ph Phase) []chaos.Fault {
 	var out []chaos.Fault
+	var stresses []stressUse
 	for i, ff := range f.faults {
 		if len(c.faultNames) >= PlanFaultsMax {
 			c.r.at(ff.node, ff.path, "more than %d faults in the plan (limit)", PlanFaultsMax)
 			return out
 		}
-		fl, ok := c.fault(ff, ph, i)
+		fl, targets, ok := c.fault(ff, ph, i)
 		if ok {
 			out = append(out, fl)
 		}
+		if ok && fl.Kind == chaos.KindStress {
+			stresses = append(stresses, stressUse{ff, fl, targets})
+		}
 	}
+	c.checkStressOverlap(stresses)
 	return out
 }
 
-func (c *compiler) fault(f faultFile, ph Phase, i int) (chaos.Fault, bool) {
+// fault compiles one fault; targets is how many of the targets known before the run it
+// selects at most.
+func (c *compiler) fault(f faultFile, ph Phase, i int) (chaos.Fault, int, bool) {
 	before := c.r.count()
 	fl := chaos.Fault{Name: fmt.Sprintf("%s-%d", ph.Name, i), Phase: ph.Name}
 	if f.name != nil {
@@ -56,15 +63,15 @@ func (c *compiler) fault(f faultFile, ph Phase, i int) (chaos.Fault, bool) {
 	}
 	c.faultTiming(f, ph, &fl)
 	if c.r.count() > before {
-		return fl, false
+		return fl, 0, false
 	}
 	if err := fl.Validate(); err != nil {
 		c.r.at(f.node, f.path, "%v", err)
-		return fl, false
+		return fl, 0, false
 	}
 	c.checkLink(f, fl)
-	c.checkSelects(f, fl)
-	return fl, c.r.count() == before
+	targets := c.checkSelects(f, fl)
+	return fl, targets, c.r.count() == before
 }
 
 // checkLink refuses a network or HTTP fault on a target the fault proxy cannot stand in front
@@ -80,7 +87,6 @@ func (c *compiler) checkLink(f faultFile, fl chaos.Fault) {
 	c.r.at(f.kind, join(f.path, "kind"), "%s needs an http:// target: Redline's fault proxy relays plain HTTP between the load and the target, got %q",
 		fl.Kind, c.planTarget.URL)
 }
-
 func kindList() string {
 	var s []string
 	for _, k := range chaos.Kinds() {
@@ -145,8 +151,8 @@ func (c *compiler) faultTiming(f faultFile, ph Phase, fl *chaos.Fault) {
 	}
 }
 
-// checkSelects refuses a fault whose selector matches none of the plan's targets, or whose mode
-// rounds the matches down to none, when
+// checkSelects refuses a fault whose selector matches none of the plan's targets, whose mode
+// rounds the matches down to none, or that would be over the limits on all it selects, when
 // the targets are known before the run: a URL target's link and processes, or the built-in
 // target as it starts. It returns how many targets the fault selects at most.
 func (c *compiler) checkSelects(f faultFile, fl chaos.Fault) int {
@@ -172,6 +178,9 @@ func (c *compiler) checkSelects(f faultFile, fl chaos.Fault) int {
 			fl.Selector.Mode, fl.Selector.Value, matched, matched, fl.Selector.Value, (100+matched-1)/matched)
 		return 0
 	}
+	if err := fl.CheckTargets(n); err != nil {
+		c.r.at(locate(f.spec, "stressors"), join(f.path, "spec.stressors"), "%v", err)
+	}
 	return n
 }
 
@@ -190,6 +199,36 @@ func (c *compiler) selectsNothing(f faultFile, fl chaos.Fault, accepting []chaos
 	}
 	c.r.at(locate(f.spec, "selector"), join(f.path, "spec.selector"), "%s selects no target of this plan (%s targets: %s)",
 		fl.Selector, fl.Kind, strings.Join(names, "; "))
+}
+
+// stressUse is a phase's StressChaos with how many targets it selects at most.
+type stressUse struct {
+	f       faultFile
+	fl      chaos.Fault
+	targets int
+}
+
+// checkStressOverlap refuses StressChaos faults of a phase that run at the same time and
+// together go over the limits: every stressor runs inside Redline's own process. The most
+// held at once is held at some fault's start.
+func (c *compiler) checkStressOverlap(ss []stressUse) {
+	for _, s := range ss {
+		workers, bytes := 0, int64(0)
+		var beside []string
+		for _, o := range ss {
+			if o.fl.At <= s.fl.At && s.fl.At < o.fl.At+o.fl.Duration {
+				workers += o.targets * o.fl.Params.CPUWorkers
+				bytes += int64(o.targets) * o.fl.Params.MemoryBytes
+				if o.fl.Name != s.fl.Name {
+					beside = append(beside, o.fl.Name)
+				}
+			}
+		}
+		if err := chaos.CheckStress(workers, bytes); err != nil && len(beside) > 0 {
+			c.r.at(locate(s.f.spec, "stressors"), join(s.f.path, "spec.stressors"), "%v, with %s still running", err, strings.Join(beside, ", "))
+			return
+		}
+	}
 }
 
 func labelText(l map[string]string) string {

@@ -120,6 +120,7 @@ func TestFaultProblems(t *testing.T) {
 		url     = `url: "http://127.0.0.1:8080"`
 		builtin = "builtin: {units: 2}"
 		delay   = "{at: 1s, duration: 10s, kind: NetworkChaos, spec: {action: delay, mode: all, selector: {}, delay: {latency: 10ms}}}"
+		cpu40   = "{at: 1s, duration: 10s, kind: StressChaos, spec: {mode: MODE, selector: {}, stressors: {cpu: {workers: 40}}}}"
 	)
 	tests := []struct {
 		name  string
@@ -153,6 +154,14 @@ func TestFaultProblems(t *testing.T) {
 		{name: "fixed-percent of all", edits: []string{"mode: one", `mode: fixed-percent, value: "100"`}},
 		{name: "fixed-percent of the built-in units", edits: []string{url, builtin, "{labelSelectors: {role: primary}}", "{}", "mode: one", `mode: fixed-percent, value: "10"`},
 			want: []string{"plan.yaml:14:105: phases[0].faults[0].spec.value: mode fixed-percent 10 selects 0 of the 9 targets its selector matches (9 × 10%, rounded down); want a value of 12 or more"}},
+		{name: "stress within the limits on one target", edits: []string{url, builtin, fault, strings.Replace(cpu40, "MODE", "one", 1)}},
+		{name: "stress over the limits on all its targets", edits: []string{url, builtin, fault, strings.Replace(cpu40, "MODE", "all", 1)},
+			want: []string{"plan.yaml:14:95: phases[0].faults[0].spec.stressors: invalid fault: stress of 360 cpu workers in Redline's process, over the limit of 64 (9 targets × 40 cpu workers and 0 MiB)"}},
+		{name: "stress memory over the limits on all its targets", edits: []string{url, builtin, fault, "{at: 1s, duration: 10s, kind: StressChaos, spec: {mode: fixed, value: '2', selector: {}, stressors: {memory: {workers: 1, size: 3GB}}}}"},
+			want: []string{"plan.yaml:14:109: phases[0].faults[0].spec.stressors: invalid fault: stress of 6144 MiB of memory in Redline's process, over the limit of 4096 MiB (2 targets × 0 cpu workers and 3072 MiB)"}},
+		{name: "stresses at once over the limits", edits: []string{fault, strings.Replace(cpu40, "MODE", "one", 1) + "\n      - " + strings.Replace(strings.Replace(cpu40, "MODE", "one", 1), "at: 1s", "at: 5s", 1)},
+			want: []string{"plan.yaml:15:95: phases[0].faults[1].spec.stressors: invalid fault: stress of 80 cpu workers in Redline's process, over the limit of 64, with chaos-0 still running"}},
+		{name: "stresses one after the other", edits: []string{fault, strings.Replace(cpu40, "MODE", "one", 1) + "\n      - " + strings.Replace(strings.Replace(cpu40, "MODE", "one", 1), "at: 1s", "at: 11s", 1)}},
 		{name: "pid 1", edits: []string{"pid: 4242", "pid: 1"},
 			want: []string{"plan.yaml:7:27: target.processes[0].pid: pid 1 is init: a fault on it would stop or kill the whole machine, Redline included"}},
 	}
