@@ -30,8 +30,10 @@ type compiler struct {
 	// ops lists each compiled phase's request names, for checking sla op tags; a phase whose
 	// requests had problems is absent, so that one mistake is not reported twice.
 	ops map[string][]string
-	// guards are the plan's abortWhen, which every phase inherits.
-	guards []verify.Guard
+	// guards are the plan's abortWhen, which every phase inherits; guardEntries every guard
+	// compiled, the plan's and the phases', for checkGuards.
+	guards       []verify.Guard
+	guardEntries []guardEntry
 	// faultNames maps each fault's name to its path, for duplicates; target is the compiled
 	// target, whose static inventory faults are checked against.
 	faultNames map[string]string
@@ -52,12 +54,13 @@ func (c *compiler) plan(f planFile) *Plan {
 	p.target = c.target(f)
 	c.planTarget = p.target
 	c.faultNames = map[string]string{}
-	c.guards = c.abortWhen(f.abortWhen, "abortWhen")
+	c.guards = c.abortWhen(f.abortWhen, "abortWhen", "")
 	p.peakRPS = c.peak(f)
 	vars := c.vars(f.vars, p.target)
 	def := c.defaults(f.defaults)
 	p.phases = c.phases(f, vars, def)
 	p.criteria = c.sla(f.sla, p.phases)
+	c.checkGuards(p.phases)
 	c.checkUID2(f, vars)
 	return p
 }
@@ -253,9 +256,10 @@ func parseRate(s string) (v float64, relative, ok bool) {
 func (c *compiler) target(f planFile) Target {
 	var t Target
 	switch tf := f.target; {
-	case tf == nil && c.opts.TargetURL == "":
+	case tf == nil && c.opts.TargetURL == "" && c.opts.RanAt == "":
 		c.missing(f.node, "target", "want target: {url: ...} or target: {builtin: {...}}")
 	case tf == nil:
+		t.URL = strings.TrimRight(c.opts.RanAt, "/") // "" under --target-url, set below
 	case tf.url != nil && tf.builtin != nil:
 		c.r.at(tf.node, "target", "set url or builtin, not both")
 	case tf.url != nil:

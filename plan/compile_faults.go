@@ -13,7 +13,6 @@ import (
 
 	"github.com/redline-dev/redline/chaos"
 	"github.com/redline-dev/redline/chaos/mesh"
-	"github.com/redline-dev/redline/verify"
 )
 
 // faults compiles a phase's faults. Each spec is decoded by chaos/mesh into Chaos Mesh's own
@@ -331,35 +330,6 @@ func child(n *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
-}
-
-// abortWhen compiles a guard or a list of guards.
-func (c *compiler) abortWhen(n *yaml.Node, path string) []verify.Guard {
-	if n == nil {
-		return nil
-	}
-	items := []*yaml.Node{n}
-	paths := []string{path}
-	if n.Kind == yaml.SequenceNode {
-		items, paths = nil, nil
-		for i, e := range c.listOf(n, path, GuardsMax, "guards") {
-			items, paths = append(items, e), append(paths, index(path, i))
-		}
-	}
-	var out []verify.Guard
-	for i, item := range items {
-		s, ok := c.str(item, paths[i], `a guard like "http_req_failed rate>0.2 for 10s"`)
-		if !ok {
-			continue
-		}
-		g, err := verify.ParseGuard(s)
-		if err != nil {
-			c.r.at(item, paths[i], "%v", err)
-			continue
-		}
-		out = append(out, g)
-	}
-	return out
 }
 
 // listOf returns a sequence's items, at most limit, aliases resolved.

@@ -97,7 +97,7 @@ func (c *compiler) phase(f phaseFile, vars load.Vars, def defaults) (Phase, bool
 	cfg.GracePeriod = cfg.Timeout // in-flight requests may finish within their own timeout
 	ph.Load = cfg
 	ph.Faults = c.faults(f, ph)
-	ph.AbortWhen = append(slices.Clone(c.guards), c.abortWhen(f.abortWhen, join(f.path, "abortWhen"))...)
+	ph.AbortWhen = append(slices.Clone(c.guards), c.abortWhen(f.abortWhen, join(f.path, "abortWhen"), ph.Name)...)
 	return ph, judgeOK
 }
 

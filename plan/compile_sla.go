@@ -21,7 +21,7 @@ func (c *compiler) sla(f *slaFile, phases []Phase) []verify.Criterion {
 			c.r.at(e.key, e.path, "%s", err)
 			continue
 		}
-		keyOK := c.scope(key, e, phases)
+		keyOK := c.targetReports(key.Metric, e.key, e.path) && c.scope(key, e, phases)
 		for _, t := range e.thresholds {
 			cr, ok := c.criterion(key, t)
 			if ok && keyOK {

@@ -84,6 +84,10 @@ type Options struct {
 	// TargetURL, when set, replaces the plan's target (redline run --target-url): every request
 	// path is joined to it instead.
 	TargetURL string
+	// RanAt, for a finished run judged again, is the URL its requests went to. The plan keeps
+	// its own target (the built-in target keeps its metrics); a plan that names none, which
+	// only ran with --target-url, takes this one.
+	RanAt string
 }
 
 // Load reads and compiles the plan file at path. A file that cannot be read is an error

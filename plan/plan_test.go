@@ -224,10 +224,23 @@ func TestTargetURL(t *testing.T) {
 		t.Errorf("WithTargetURL(ftp) = %v, want ErrInvalid", err)
 	}
 
-	o, err := plan.Load("testdata/ramp.yaml", plan.Options{TargetURL: "https://gw.example.test/base"})
-	if err != nil {
-		t.Fatal(err)
+	// The built-in target's own metrics have no source on another target.
+	_, err = plan.Load("testdata/ramp.yaml", plan.Options{TargetURL: "https://gw.example.test/base"})
+	if err == nil || !strings.Contains(err.Error(), "sla.payments_lost: payments_lost is reported by the built-in target") ||
+		!strings.Contains(err.Error(), "sla.consumer_lag: consumer_lag is reported by the built-in target") {
+		t.Errorf("ramp.yaml with --target-url: %v; want its payments_lost and consumer_lag refused", err)
 	}
+	// Judged again after it ran, a plan keeps its own target; one without any takes where it ran.
+	again, err := plan.Load("testdata/ramp.yaml", plan.Options{RanAt: "http://127.0.0.1:9000"})
+	if err != nil {
+		t.Errorf("ramp.yaml judged again: %v", err)
+	} else if again.Target().Builtin == nil {
+		t.Errorf("ramp.yaml judged again: target %+v; want the built-in target kept", again.Target())
+	}
+	if q, err := plan.Parse("plan.yaml", []byte(mutate(t, "target: {url: \"http://127.0.0.1:8080\"}\n", "")), plan.Options{RanAt: "http://h:1/"}); err != nil || q.Target().URL != "http://h:1" {
+		t.Errorf("a plan without target judged again: %v; want the URL it ran at", err)
+	}
+	o := rampOnURL(t, "https://gw.example.test/base")
 	if got := o.Target(); got.Builtin != nil || got.URL != "https://gw.example.test/base" {
 		t.Errorf("with --target-url, Target() = %+v", got)
 	}
@@ -243,12 +256,30 @@ func TestTargetURL(t *testing.T) {
 	}
 }
 
-// TestThroughProxy: requests sent through the fault proxy keep the target's own Host header.
-func TestThroughProxy(t *testing.T) {
-	p, err := plan.Load("testdata/ramp.yaml", plan.Options{TargetURL: "http://gw.example.test:8080/base"})
+// rampOnURL is testdata/ramp.yaml pointed at url, without the criteria only the built-in
+// target can report.
+func rampOnURL(t *testing.T, url string) *plan.Plan {
+	t.Helper()
+	data, err := os.ReadFile("testdata/ramp.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var kept []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, "payments_lost") && !strings.Contains(line, "consumer_lag") {
+			kept = append(kept, line)
+		}
+	}
+	p, err := plan.Parse("testdata/ramp.yaml", []byte(strings.Join(kept, "\n")), plan.Options{TargetURL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestThroughProxy: requests sent through the fault proxy keep the target's own Host header.
+func TestThroughProxy(t *testing.T) {
+	p := rampOnURL(t, "http://gw.example.test:8080/base")
 	q, err := p.ThroughProxy("http://127.0.0.1:9000/base")
 	if err != nil {
 		t.Fatal(err)

@@ -160,11 +160,12 @@ func (r *runner) closeChaos() error {
 }
 
 // guards steps a phase's abortWhen guards on the window that just closed.
-func (r *runner) stepGuards(ph plan.Phase, ws []metrics.Window, span, elapsed time.Duration, states []verify.GuardState) (string, bool) {
+// ext holds the target's metrics as last sampled (consumer lag, stress writes in production).
+func (r *runner) stepGuards(ph plan.Phase, ws []metrics.Window, ext map[verify.Metric]float64, span, elapsed time.Duration, states []verify.GuardState) (string, bool) {
 	if len(ph.AbortWhen) == 0 {
 		return "", false
 	}
-	in := verify.PhaseInput{Name: ph.Name, Judge: ph.Judge, Duration: span, ByOp: map[string]*metrics.Stats{}}
+	in := verify.PhaseInput{Name: ph.Name, Judge: ph.Judge, Duration: span, ByOp: map[string]*metrics.Stats{}, External: ext}
 	for _, w := range ws {
 		if w.Phase != ph.Name {
 			continue

@@ -52,7 +52,7 @@ func TestMetricsEndpointDuringARun(t *testing.T) {
 func TestGaugesAreSampledRecordedAndJudged(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
-	p, src := planFor(t, srv, strings.Replace(twoPhases, `  http_req_failed: ["rate<0.5"]`,
+	p, src := builtinPlanFor(t, srv, strings.Replace(twoPhases, `  http_req_failed: ["rate<0.5"]`,
 		`  http_req_failed: ["rate<0.5"]
   consumer_lag: ["value<10"]`, 1))
 	var calls int

@@ -47,7 +47,7 @@ func TestRequestsCarryTheMarker(t *testing.T) {
 func TestShadowLeaksJudged(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer srv.Close()
-	p, src := planFor(t, srv, strings.Replace(twoPhases, `  http_req_failed: ["rate<0.5"]`,
+	p, src := builtinPlanFor(t, srv, strings.Replace(twoPhases, `  http_req_failed: ["rate<0.5"]`,
 		`  http_req_failed: ["rate<0.5"]
   shadow_leaks: ["count==0"]`, 1))
 	var calls int
@@ -92,7 +92,7 @@ func TestShadowLeakAborts(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer srv.Close()
 	long := strings.Replace(twoPhases, `{rate: 100%, duration: 2s}`, `{rate: 100%, duration: 30s}`, 1)
-	p, src := planFor(t, srv, strings.Replace(long, `  http_req_failed: ["rate<0.5"]`,
+	p, src := builtinPlanFor(t, srv, strings.Replace(long, `  http_req_failed: ["rate<0.5"]`,
 		`  http_req_failed: ["rate<0.5"]
   shadow_leaks: [{threshold: "count==0", abortOnFail: true}]`, 1))
 	var calls int
@@ -117,5 +117,28 @@ func TestShadowLeakAborts(t *testing.T) {
 	}
 	if v := Judge(p, rec); v.Status != verify.StatusAborted {
 		t.Errorf("verdict %s, want aborted", v.Status)
+	}
+}
+
+// TestGuardOnASampledGauge: an abortWhen guard on the target's consumer lag trips from the
+// gauges sampled each second, like a criterion with abortOnFail does.
+func TestGuardOnASampledGauge(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	long := strings.Replace(twoPhases, `{rate: 100%, duration: 2s}`, `{rate: 100%, duration: 30s}`, 1)
+	p, src := builtinPlanFor(t, srv, strings.Replace(long, "defaults:", "abortWhen: \"consumer_lag value>100 for 1s\"\ndefaults:", 1))
+	lagging := func(context.Context) ([]metrics.Gauge, error) {
+		return []metrics.Gauge{{Name: ConsumerLagGauge + "settlement", Value: 500}}, nil
+	}
+	began := time.Now()
+	rec, err := Run(context.Background(), p, Options{RunID: "lag-guard", OutDir: t.TempDir(), PlanSource: src, Gauges: lagging})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(rec.Abort, "abortWhen consumer_lag value>100 for 1s: observed 500") {
+		t.Fatalf("abort %q, want the consumer_lag guard", rec.Abort)
+	}
+	if took := time.Since(began); took > 20*time.Second {
+		t.Errorf("the run took %v: the guard did not stop it", took)
 	}
 }

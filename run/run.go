@@ -309,7 +309,7 @@ func (r *runner) tick(ph plan.Phase, rec *Phase, gen *load.Generator, now time.T
 		r.progress.say("aborting: %s", abort.Reason())
 		stop()
 	}
-	if reason, ok := r.stepGuards(ph, ws, span, in.Duration, r.guards); ok && r.record.Abort == "" {
+	if reason, ok := r.stepGuards(ph, ws, in.External, span, in.Duration, r.guards); ok && r.record.Abort == "" {
 		r.record.Abort = reason
 		r.progress.say("aborting: %s", reason)
 		stop()

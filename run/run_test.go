@@ -28,6 +28,25 @@ func planFor(t *testing.T, srv *httptest.Server, yaml string) (*plan.Plan, []byt
 	return p, src
 }
 
+// builtinPlanFor compiles a plan for the built-in target (whose metrics a test's Gauges
+// stand in for) and points it at srv, as the runner does once the target is up.
+func builtinPlanFor(t *testing.T, srv *httptest.Server, yaml string) (*plan.Plan, []byte) {
+	t.Helper()
+	const url = `target: {url: "http://127.0.0.1:1"}`
+	if !strings.Contains(yaml, url) {
+		t.Fatalf("the plan has no %s", url)
+	}
+	src := []byte(strings.TrimSpace(strings.Replace(yaml, url, `target: {builtin: {units: 1, accounts: 10}}`, 1)) + "\n")
+	p, err := plan.Parse("test.yaml", src, plan.Options{})
+	if err != nil {
+		t.Fatalf("parse plan: %v", err)
+	}
+	if p, err = p.WithTargetURL(srv.URL); err != nil {
+		t.Fatal(err)
+	}
+	return p, src
+}
+
 const twoPhases = `
 apiVersion: redline/v1
 kind: Rehearsal

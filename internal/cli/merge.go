@@ -48,7 +48,7 @@ func mergeRun(opts *MergeOptions) error {
 	if err != nil {
 		return runDirError(err)
 	}
-	p, err := parsePlan(opts.IO, rec.PlanFile+" (echoed)", []byte(rec.PlanSource), plan.Options{TargetURL: rec.TargetURL})
+	p, err := parsePlan(opts.IO, rec.PlanFile+" (echoed)", []byte(rec.PlanSource), plan.Options{RanAt: rec.TargetURL})
 	if err != nil {
 		return err
 	}

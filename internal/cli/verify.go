@@ -50,7 +50,7 @@ func readRunDir(streams IO, dir string) (*plan.Plan, *run.Record, error) {
 	if err != nil {
 		return nil, nil, runDirError(err)
 	}
-	p, err := parsePlan(streams, rec.PlanFile+" (echoed in "+dir+")", []byte(rec.PlanSource), plan.Options{TargetURL: rec.TargetURL})
+	p, err := parsePlan(streams, rec.PlanFile+" (echoed in "+dir+")", []byte(rec.PlanSource), plan.Options{RanAt: rec.TargetURL})
 	if err != nil {
 		return nil, nil, err
 	}
