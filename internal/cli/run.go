@@ -68,6 +68,9 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	if err != nil {
 		return err
 	}
+	if opts.DSN != "" && opts.TargetURL != "" {
+		return fmt.Errorf("%w: --dsn is for the built-in target, and --target-url %s points the plan elsewhere", ErrInvalid, opts.TargetURL)
+	}
 	source, err := readPlanFile(opts.PlanPath)
 	if err != nil {
 		return err
@@ -143,7 +146,12 @@ func executePlan(ctx context.Context, streams IO, p *plan.Plan, source []byte, e
 		ro.Gauges = target.gauges
 	}
 	if target != nil { // its topology is what the plan's faults select from
-		ro.TargetAdmin = &chaos.AdminRef{URL: target.adminURL, TokenFile: filepath.Join(target.dataDir, "admin.token")}
+		// Absolute: the chaos journal records it, and `redline chaos recover` may run elsewhere.
+		token, err := filepath.Abs(filepath.Join(target.dataDir, "admin.token"))
+		if err != nil {
+			return fmt.Errorf("run plan %s: %w", p.Name(), err)
+		}
+		ro.TargetAdmin = &chaos.AdminRef{URL: target.adminURL, TokenFile: token}
 	}
 	fmt.Fprintf(streams.ErrOut, "run %s: plan %s against %s, %s, outputs in %s\n",
 		runID, p.Name(), p.Target().URL, p.Duration(), dir)
