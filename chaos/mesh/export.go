@@ -6,14 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/chaos-mesh/chaos-mesh/api/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -21,7 +24,8 @@ import (
 	"github.com/redline-dev/redline/chaos"
 )
 
-// ErrExport is wrapped by every export failure: a fault Chaos Mesh would refuse.
+// ErrExport is wrapped by every export failure: a fault Chaos Mesh would refuse, options
+// Kubernetes would refuse.
 var ErrExport = errors.New("export chaos mesh resources")
 
 // ExportOptions shape the exported resources.
@@ -59,11 +63,45 @@ func k8sName(s string) string {
 	return s
 }
 
+// CheckNamespace checks a namespace as Kubernetes does: a DNS-1123 label.
+func CheckNamespace(ns string) error {
+	if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+		return fmt.Errorf("%w: namespace %q: %s", ErrExport, ns, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// CheckLabelMap checks a label map as Kubernetes reads its keys: both sides of every entry a
+// label key (a qualified name, like app.kubernetes.io/instance), and no two keys mapped onto
+// one, which would make a selector keep either value at random.
+func CheckLabelMap(m map[string]string) error {
+	from := map[string]string{} // target key → its source
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		to := m[k]
+		for _, key := range []string{k, to} {
+			if errs := validation.IsQualifiedName(key); len(errs) > 0 {
+				return fmt.Errorf("%w: label map %s=%s: %q is not a Kubernetes label key: %s", ErrExport, k, to, key, strings.Join(errs, "; "))
+			}
+		}
+		if prev, dup := from[to]; dup {
+			return fmt.Errorf("%w: label map: %s and %s both map to %s; a selector on both would keep one of them at random", ErrExport, prev, k, to)
+		}
+		from[to] = k
+	}
+	return nil
+}
+
 // Build returns the export of faults.
 func Build(faults []chaos.Fault, opts ExportOptions) (Export, error) {
 	quiet()
 	if opts.Namespace == "" {
 		opts.Namespace = "default"
+	}
+	if err := CheckNamespace(opts.Namespace); err != nil {
+		return Export{}, err
+	}
+	if err := CheckLabelMap(opts.LabelMap); err != nil {
+		return Export{}, err
 	}
 	var ex Export
 	var wf []v1alpha1.Template
@@ -118,7 +156,9 @@ func object(f chaos.Fault, name string, opts ExportOptions) (chaosObject, error)
 		return nil, fmt.Errorf("%w: %s: %w", ErrExport, f.Name, err)
 	}
 	sel, _ := selectorOf(spec)
-	mapLabels(sel, opts.LabelMap)
+	if err := mapLabels(sel, opts.LabelMap); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrExport, f.Name, err)
+	}
 	sel.Selector.Namespaces = []string{opts.Namespace}
 	if !f.OneShot() && f.Duration > 0 {
 		d := f.Duration.String()
@@ -137,25 +177,40 @@ func object(f chaos.Fault, name string, opts ExportOptions) (chaosObject, error)
 	return obj, nil
 }
 
-func mapLabels(sel *v1alpha1.PodSelector, m map[string]string) {
-	if len(m) == 0 {
-		return
+// mapLabels renames the selector's keys by m. It refuses a selector whose keys would collide
+// once renamed ({app: x, unit: b} with unit=app: app=x or app=b, at random, widening the
+// fault), and keys that are not Kubernetes label keys, which the cluster could not select by.
+func mapLabels(sel *v1alpha1.PodSelector, m map[string]string) error {
+	rename := func(k string) string {
+		if to, ok := m[k]; ok {
+			return to
+		}
+		return k
 	}
 	labels := map[string]string{}
-	for k, v := range sel.Selector.LabelSelectors {
-		if to, ok := m[k]; ok {
-			k = to
+	from := map[string]string{} // new key → its key in the plan
+	for _, k := range slices.Sorted(maps.Keys(sel.Selector.LabelSelectors)) {
+		to := rename(k)
+		if prev, dup := from[to]; dup {
+			return fmt.Errorf("selector keys %s and %s would both be %s in the cluster", prev, k, to)
 		}
-		labels[k] = v
+		if errs := validation.IsQualifiedName(to); len(errs) > 0 {
+			return fmt.Errorf("selector key %q is not a Kubernetes label key: %s", to, strings.Join(errs, "; "))
+		}
+		from[to] = k
+		labels[to] = sel.Selector.LabelSelectors[k]
 	}
 	if len(labels) > 0 {
 		sel.Selector.LabelSelectors = labels
 	}
 	for i, r := range sel.Selector.ExpressionSelectors {
-		if to, ok := m[r.Key]; ok {
-			sel.Selector.ExpressionSelectors[i].Key = to
+		to := rename(r.Key)
+		if errs := validation.IsQualifiedName(to); len(errs) > 0 {
+			return fmt.Errorf("selector key %q is not a Kubernetes label key: %s", to, strings.Join(errs, "; "))
 		}
+		sel.Selector.ExpressionSelectors[i].Key = to
 	}
+	return nil
 }
 
 func setDuration(spec any, d *string) {

@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -266,5 +267,76 @@ func TestExportFlatAndApply(t *testing.T) {
 	}
 	if nc.Spec.Duration == nil || *nc.Spec.Duration != "30s" || nc.Spec.Delay.Latency != "100ms" {
 		t.Errorf("applied NetworkChaos spec = %+v", nc.Spec)
+	}
+}
+
+func TestCheckLabelMap(t *testing.T) {
+	tests := []struct {
+		name    string
+		m       map[string]string
+		wantErr bool
+	}{
+		{"none", nil, false},
+		{"prefixed key", map[string]string{"unit": "app.kubernetes.io/instance", "role": "tier"}, false},
+		{"a swap", map[string]string{"unit": "app", "app": "tier"}, false},
+		{"two onto one", map[string]string{"unit": "app", "role": "app"}, true},
+		{"target not a label key", map[string]string{"unit": "Bad Key!"}, true},
+		{"target with a second =", map[string]string{"unit": "b=c"}, true},
+		{"source not a label key", map[string]string{"a/b/c": "app"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckLabelMap(tt.m)
+			if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, ErrExport)) {
+				t.Errorf("CheckLabelMap(%v) = %v, want an error: %v", tt.m, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestCheckNamespace(t *testing.T) {
+	for ns, ok := range map[string]bool{"default": true, "pay-prod": true, "Bad_NS!": false, "Pay": false, "": false} {
+		if err := CheckNamespace(ns); (err == nil) != ok {
+			t.Errorf("CheckNamespace(%q) = %v, want ok: %v", ns, err, ok)
+		}
+	}
+}
+
+// TestExportLabelMapCollision checks that renaming selector keys never merges two of them: the
+// exported selector would keep one value at random and could select more than the plan did.
+func TestExportLabelMapCollision(t *testing.T) {
+	tests := []struct {
+		name     string
+		labelMap map[string]string
+		want     map[string]string // the exported selector; nil: refused
+	}{
+		{"no map", nil, map[string]string{"app": "x", "unit": "b"}},
+		{"onto a key the selector has", map[string]string{"unit": "app"}, nil},
+		{"two onto one", map[string]string{"unit": "tier", "app": "tier"}, nil},
+		{"a swap", map[string]string{"unit": "app", "app": "tier"}, map[string]string{"app": "b", "tier": "x"}},
+		{"onto a prefixed key", map[string]string{"unit": "app.kubernetes.io/instance"}, map[string]string{"app": "x", "app.kubernetes.io/instance": "b"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, ps := Decode(chaos.KindPod, []byte(`{"action":"pod-kill","mode":"one","selector":{"labelSelectors":{"app":"x","unit":"b"}}}`))
+			if len(ps) > 0 {
+				t.Fatal(ps)
+			}
+			f := chaos.Fault{Name: "kill", Phase: "p", Kind: chaos.KindPod, Action: d.Action, Selector: d.Selector, Spec: d.Spec}
+			ex, err := Build([]chaos.Fault{f}, ExportOptions{Plan: "p", Flat: true, LabelMap: tt.labelMap})
+			if tt.want == nil {
+				if !errors.Is(err, ErrExport) {
+					t.Fatalf("Build = %v, want ErrExport", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ex.Objects[0].(*v1alpha1.PodChaos).Spec.Selector.LabelSelectors
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("selector (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

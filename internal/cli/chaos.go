@@ -78,18 +78,32 @@ is written. ConsumerChaos has no Chaos Mesh kind and is skipped with a note.
 // labelMapEntriesMax bounds --label-map.
 const labelMapEntriesMax = 64
 
-// parseLabelMap reads k=v,k=v.
+// parseLabelMap reads k=v,k=v: each entry one '=', no key twice; mesh.CheckLabelMap then
+// checks the keys as Kubernetes reads them.
 func parseLabelMap(s string) (map[string]string, error) {
 	out := map[string]string{}
 	if strings.TrimSpace(s) == "" {
 		return out, nil
 	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: --label-map %q: %s", ErrInvalid, s, fmt.Sprintf(format, args...))
+	}
 	for _, kv := range strings.Split(s, ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
-		if !ok || k == "" || v == "" || len(out) >= labelMapEntriesMax {
-			return nil, fmt.Errorf("%w: --label-map %q: want redline-key=cluster-key,... (at most %d)", ErrInvalid, s, labelMapEntriesMax)
+		kv = strings.TrimSpace(kv)
+		k, v, _ := strings.Cut(kv, "=")
+		switch {
+		case len(out) >= labelMapEntriesMax:
+			return nil, bad("more than %d entries", labelMapEntriesMax)
+		case strings.Count(kv, "=") != 1 || k == "" || v == "":
+			return nil, bad("entry %q: want redline-key=cluster-key, like unit=app.kubernetes.io/instance", kv)
+		}
+		if prev, dup := out[k]; dup {
+			return nil, bad("%s is mapped twice, to %s and to %s", k, prev, v)
 		}
 		out[k] = v
+	}
+	if err := mesh.CheckLabelMap(out); err != nil {
+		return nil, fmt.Errorf("%w: --label-map %q: %w", ErrInvalid, s, err)
 	}
 	return out, nil
 }
@@ -97,6 +111,9 @@ func parseLabelMap(s string) (map[string]string, error) {
 func chaosExportRun(ctx context.Context, opts *ChaosExportOptions) error {
 	if opts.Apply && opts.Kubeconfig == "" {
 		return fmt.Errorf("%w: --apply needs --kubeconfig", ErrInvalid)
+	}
+	if err := mesh.CheckNamespace(opts.Namespace); err != nil {
+		return fmt.Errorf("%w: --namespace: %w", ErrInvalid, err)
 	}
 	labels, err := parseLabelMap(opts.LabelMap)
 	if err != nil {
