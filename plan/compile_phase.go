@@ -176,13 +176,23 @@ func (c *compiler) profile(l *loadFile, path string) (load.Profile, string, bool
 		return load.Profile{}, "", false
 	case constant:
 		p, ok := c.constant(l, path)
-		return p, ShapeConstant, ok
+		return p, ShapeConstant, ok && c.checkArrivals(p, l.node, path)
 	case ramp:
 		p, ok := c.ramp(l, path)
-		return p, ShapeRamp, ok
+		return p, ShapeRamp, ok && c.checkArrivals(p, l.node, path)
 	}
 	p, ok := c.spike(l.spike, join(path, "spike"))
-	return p, ShapeSpike, ok
+	return p, ShapeSpike, ok && c.checkArrivals(p, l.node, path)
+}
+
+// checkArrivals refuses a profile that asks for less than one request: such a phase could
+// only ever be judged on no data, or on a request it did not ask for.
+func (c *compiler) checkArrivals(p load.Profile, n *yaml.Node, path string) bool {
+	if a := arrivals(p); a < 1 {
+		c.r.at(n, path, "the load asks for %.3g requests in %s; want at least one (a higher rate or a longer phase)", a, p.Duration())
+		return false
+	}
+	return true
 }
 
 func (c *compiler) constant(l *loadFile, path string) (load.Profile, bool) {
