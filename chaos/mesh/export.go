@@ -24,9 +24,14 @@ import (
 	"github.com/redline-dev/redline/chaos"
 )
 
-// ErrExport is wrapped by every export failure: a fault Chaos Mesh would refuse, options
-// Kubernetes would refuse.
-var ErrExport = errors.New("export chaos mesh resources")
+// Errors of export.
+var (
+	// ErrExport is wrapped by every export failure: a fault Chaos Mesh would refuse, options
+	// Kubernetes would refuse.
+	ErrExport = errors.New("export chaos mesh resources")
+	// ErrKubeconfig is wrapped when a kubeconfig file cannot be read or used.
+	ErrKubeconfig = errors.New("bad kubeconfig")
+)
 
 // ExportOptions shape the exported resources.
 type ExportOptions struct {
@@ -316,15 +321,17 @@ func (e Export) Apply(ctx context.Context, c client.Client) error {
 func NewClient(kubeconfig string) (client.Client, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
-		return nil, fmt.Errorf("read kubeconfig: %w", err)
+		return nil, fmt.Errorf("read kubeconfig %s: %w: %w", kubeconfig, ErrKubeconfig, err)
 	}
 	s, err := Scheme()
 	if err != nil {
 		return nil, err
 	}
+	// client.New does not dial the cluster (its REST mapper is lazy): what fails here is the
+	// kubeconfig's own settings, such as certificate data that does not parse.
 	c, err := client.New(cfg, client.Options{Scheme: s})
 	if err != nil {
-		return nil, fmt.Errorf("connect to the cluster: %w", err)
+		return nil, fmt.Errorf("use kubeconfig %s: %w: %w", kubeconfig, ErrKubeconfig, err)
 	}
 	return c, nil
 }

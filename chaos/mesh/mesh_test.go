@@ -3,6 +3,8 @@ package mesh
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -338,5 +340,18 @@ func TestExportLabelMapCollision(t *testing.T) {
 				t.Errorf("selector (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestNewClientBadKubeconfig(t *testing.T) {
+	dir := t.TempDir()
+	damaged := filepath.Join(dir, "damaged")
+	if err := os.WriteFile(damaged, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, path := range map[string]string{"missing": filepath.Join(dir, "missing"), "damaged": damaged} {
+		if _, err := NewClient(path); !errors.Is(err, ErrKubeconfig) {
+			t.Errorf("%s: NewClient = %v, want ErrKubeconfig", name, err)
+		}
 	}
 }

@@ -132,6 +132,16 @@ func chaosExportRun(ctx context.Context, opts *ChaosExportOptions) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
+	var c client.Client
+	if opts.Apply { // before anything is written: a damaged kubeconfig is invalid input
+		c, err = opts.NewClient(opts.Kubeconfig)
+		switch {
+		case errors.Is(err, mesh.ErrKubeconfig):
+			return fmt.Errorf("%w: --kubeconfig: %w", ErrInvalid, err)
+		case err != nil:
+			return err
+		}
+	}
 	for _, s := range ex.Skipped {
 		fmt.Fprintf(opts.IO.ErrOut, "skipped %s\n", s)
 	}
@@ -151,10 +161,6 @@ func chaosExportRun(ctx context.Context, opts *ChaosExportOptions) error {
 	}
 	if !opts.Apply {
 		return nil
-	}
-	c, err := opts.NewClient(opts.Kubeconfig)
-	if err != nil {
-		return err
 	}
 	if err := ex.Apply(ctx, c); err != nil {
 		return err
