@@ -184,7 +184,9 @@ func NewCmdChaosRecover(streams IO, runF func(context.Context, *ChaosRecoverOpti
 		Long: `Read the chaos journal of a run directory (chaos.jsonl) and undo every injection it lists
 without a recovery: continue stopped processes, resume paused ones through the built-in
 target's admin API, unthrottle consumer groups. Proxy toxics and stressors lived in the
-crashed process and ended with it. Without --data, the newest run under runs/ is used.
+crashed process and ended with it, and so did a built-in target it started: when its admin
+API refuses connections or the paused process is gone, there is nothing left to undo.
+Without --data, the newest run under runs/ is used.
 Refused while the run that wrote the journal still runs.`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
