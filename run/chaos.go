@@ -126,6 +126,26 @@ func (r *runner) runFaults(ctx context.Context, ph plan.Phase, start time.Time) 
 	return done
 }
 
+// faultsNotRun records the faults of a phase the run never reached (it was aborted before):
+// every fault of the plan is in the record, these as never injected, with why.
+func (r *runner) faultsNotRun(ph plan.Phase) error {
+	if r.chaos == nil {
+		return nil
+	}
+	for _, f := range r.ownFaults(ph.Faults) {
+		f.Spec = nil
+		now := time.Now()
+		rec := chaos.Record{ID: f.Name + "#not-run", Fault: f, Phase: chaos.PhaseNotInjected, Scheduled: now,
+			Error: "the run stopped before phase " + ph.Name + ": " + r.record.Abort, Events: []chaos.Event{}}
+		rec.Evidence = chaos.Evidence{Status: chaos.EvidenceMissing, Detail: rec.Error}
+		r.record.Faults = append(r.record.Faults, rec)
+		if err := r.mark(metrics.Mark{Time: now, Phase: ph.Name, Kind: metrics.MarkFaultRecover, Name: rec.ID, Detail: mustJSON(rec)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ownFaults are the faults of fs this agent injects. Agents of a URL target share it: each
 // injects the faults on its own link to it (NetworkChaos, HTTPChaos: its own fault proxy), and
 // the faults on shared things (processes, the host, consumer groups) are injected once, by the

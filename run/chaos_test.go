@@ -171,3 +171,41 @@ phases:
 		t.Errorf("agent 1/2 recorded %+v; want its own link's fault only", rec.Faults)
 	}
 }
+
+// TestFaultsOfPhasesNotRun: a run stopped before a phase still records that phase's faults,
+// as never injected and why, in the record and in the timeline.
+func TestFaultsOfPhasesNotRun(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	p, src := planFor(t, srv, `
+apiVersion: redline/v1
+kind: Rehearsal
+metadata: {name: stopped}
+target: {url: "http://127.0.0.1:1"}
+defaults:
+  requests: [{name: get, method: GET, path: /x}]
+phases:
+  - {name: first, load: {rate: 20/s, duration: 30s}}
+  - name: second
+    load: {rate: 20/s, duration: 2s}
+    faults:
+      - {name: slow, at: 100ms, duration: 1s, kind: NetworkChaos, spec: {action: delay, mode: all, selector: {}, delay: {latency: 10ms}}}
+`)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	dir := t.TempDir()
+	rec, err := Run(ctx, p, Options{RunID: "n1", OutDir: dir, PlanSource: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadRecord(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, got := range [][]FaultRecord{rec.Faults, back.Faults} {
+		if len(got) != 1 || got[0].Phase != chaos.PhaseNotInjected || got[0].Fault.Phase != "second" ||
+			!strings.Contains(got[0].Error, "the run stopped before phase second: interrupted") {
+			t.Errorf("faults %+v; want the second phase's, never injected, with why", got)
+		}
+	}
+}

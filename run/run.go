@@ -161,8 +161,11 @@ func (r *runner) run(ctx context.Context) error {
 	phases := r.plan.Phases()
 	for i, ph := range phases {
 		r.record.Phases = append(r.record.Phases, Phase{PhaseMeta: r.phaseMeta(ph)})
-		if r.record.Abort != "" {
-			continue // recorded as not run
+		if r.record.Abort != "" { // recorded as not run, its faults as never injected
+			if err := r.faultsNotRun(ph); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := r.runPhase(ctx, i, len(phases)); err != nil {
 			return err
