@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -116,12 +117,14 @@ func (rt *router) getPayment(r *http.Request) reply {
 		wg.Go(func() { replies <- rt.forward(ctx, unit, http.MethodGet, "/v1/payments/"+url.PathEscape(key), nil, h) })
 	}
 	go func() { wg.Wait(); close(replies) }() // ends when every forward has
-	var notFound, failed *reply
+	var (
+		found            []reply
+		notFound, failed *reply
+	)
 	for rep := range replies {
 		switch rep.status {
 		case http.StatusOK:
-			cancel()
-			return rep
+			found = append(found, rep)
 		case http.StatusNotFound:
 			notFound = &rep
 		default:
@@ -130,6 +133,9 @@ func (rt *router) getPayment(r *http.Request) reply {
 			}
 		}
 	}
+	if len(found) > 0 {
+		return onePayment(key, found)
+	}
 	if failed != nil {
 		return *failed // some unit could not say: never answer 404 for a payment that may exist
 	}
@@ -137,6 +143,19 @@ func (rt *router) getPayment(r *http.Request) reply {
 		return *notFound
 	}
 	return errorReply(http.StatusNotFound, "not_found", "no payment with key "+key)
+}
+
+// onePayment is the answer to a read that found payments under key: the payment, or 409
+// key_ambiguous when several differ. Keys are unique within a unit (and among the core zone's
+// transfers), not across units: payers of two units may each have used one key (PROTOCOL.md).
+func onePayment(key string, found []reply) reply {
+	for _, rep := range found[1:] {
+		if !bytes.Equal(rep.body, found[0].body) {
+			return errorReply(http.StatusConflict, "key_ambiguous",
+				fmt.Sprintf("%d different payments have key %s (payers of different units used it)", len(found), key))
+		}
+	}
+	return found[0]
 }
 
 // createAccounts validates a whole bulk request, then splits it by unit and forwards each part

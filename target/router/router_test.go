@@ -438,6 +438,12 @@ func TestReadPaymentAsksEveryUnit(t *testing.T) {
 		{"nowhere", notFound, notFound, false, 404},
 		{"unknown while b is down", notFound, nil, true, 503},
 		{"in a while b is down", found, nil, true, 200},
+		{"the same in a and b", found, found, false, 200},
+		// Keys are unique per unit: two payers of two units used one key. Answering whichever
+		// unit answers first would give either, at random.
+		{"different in a and b", found, func(*http.Request, []byte) (int, string) {
+			return 200, `{"key":"k","status":"failed","reason":"insufficient_funds"}`
+		}, false, 409},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
