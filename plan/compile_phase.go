@@ -458,6 +458,10 @@ func (c *compiler) statuses(n *yaml.Node, path string) []int {
 		c.r.at(n, path, "%d statuses, over the limit of %d", len(n.Content), ExpectStatusMax)
 		return nil
 	}
+	if len(n.Content) == 0 {
+		c.r.at(n, path, "an empty list; name the statuses that count as success, or leave expectStatus out (200..399)")
+		return nil
+	}
 	var out []int
 	for i, s := range n.Content {
 		if v, ok := c.integer(resolve(s), index(path, i), 100, 599); ok {

@@ -104,6 +104,10 @@ func (c *compiler) criterion(key verify.Key, t thresholdFile) (verify.Criterion,
 		var dok bool
 		cr.DelayAbortEval, dok = c.duration(t.delayAbortEval, join(t.path, "delayAbortEval"), 0, PhaseDurationMax)
 		ok = ok && dok
+		if dok && ok && !cr.AbortOnFail {
+			c.r.at(t.delayAbortEval, join(t.path, "delayAbortEval"), "delays an abort, but abortOnFail is not true: it would do nothing")
+			ok = false
+		}
 	}
 	return cr, ok
 }

@@ -124,6 +124,8 @@ var badRows = []struct {
 	{"load empty", "load: {rate: 100%, duration: 10s}", "load: {}", `14:26: phases[1].load: want rate and duration, stages (with startRate), or spike`},
 	{"load missing", "{name: steady, load: {rate: 100%, duration: 10s}}", "{name: steady}", `14:5: phases[1].load: missing; want load: {rate, duration}, {stages} or {spike}`},
 	{"load of no request", "load: {rate: 100%, duration: 10s}", "load: {rate: 1/h, duration: 3s}", `14:26: phases[1].load: the load asks for 0.000833 requests in 3s; want at least one (a higher rate or a longer phase)`},
+	{"expectStatus empty", "- {name: get, path: /}", "- {name: get, path: /, expectStatus: []}", `11:42: defaults.requests[0].expectStatus: an empty list; name the statuses that count as success, or leave expectStatus out (200..399)`},
+	{"delayAbortEval alone", `http_req_failed: ["rate<0.01"]`, `http_req_failed: [{threshold: "rate<0.01", delayAbortEval: 10s}]`, `8:62: sla.http_req_failed[0].delayAbortEval: delays an abort, but abortOnFail is not true: it would do nothing`},
 	{"ramp never rises", "load: {rate: 100%, duration: 10s}", "load: {stages: [{target: 0/s, duration: 10s}]}", `14:26: phases[1].load: the rate never rises above 0/s`},
 	{"ramp lasts nothing", "load: {rate: 100%, duration: 10s}", "load: {stages: [{target: 5/s, duration: 0s}]}", `14:26: phases[1].load: the stages last 0s; want a positive total duration`},
 	{"stage target missing", "load: {rate: 100%, duration: 10s}", "load: {stages: [{duration: 10s}]}", `14:36: phases[1].load.stages[0].target: missing; want a rate like 2000/s or 110%`},
