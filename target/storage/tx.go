@@ -194,10 +194,16 @@ func (t *Tx) OpenedMinor(ctx context.Context) (int64, error) {
 	if err := t.queryRow(ctx, qOpenedSum).Scan(&sum); err != nil {
 		return 0, fmt.Errorf("read opened money: %w", err)
 	}
+	return sum + t.PendingOpenedMinor(), nil
+}
+
+// PendingOpenedMinor is the money of the accounts opened in this transaction so far.
+func (t *Tx) PendingOpenedMinor() int64 {
+	var sum int64
 	for _, a := range t.pend.accounts {
 		sum += a.balanceMinor
 	}
-	return sum, nil
+	return sum
 }
 
 // InsertAccount opens an account (written at commit); an existing uid is left as it is.

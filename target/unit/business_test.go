@@ -163,3 +163,37 @@ func beyondMoneyLimit() []byte {
 	b.WriteString(`]}`)
 	return []byte(b.String())
 }
+
+// TestOpenedMoneyAcrossRequests: the money limit holds over many separate openings, with
+// payments between them (the writer carries the opened money from commit to commit instead of
+// summing the accounts each time), and again on the standby once it is promoted.
+func TestOpenedMoneyAcrossRequests(t *testing.T) {
+	p := unittest.StartPair(t, unittest.Options{})
+	seed(t, p, 2, 100)
+	ctx := context.Background()
+	open := func(uid int64) (int, string) {
+		body := fmt.Appendf(nil, `{"uid":%d,"balance_minor":%d}`, uid, ledger.AmountMinorMax)
+		status, raw, err := p.Client.Do(ctx, http.MethodPost, "http://"+p.Primary().Addr()+"/v1/accounts", body, nil, p.Epoch())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return status, string(raw)
+	}
+	const fit = ledger.OpenedMinorPerUnitMax/ledger.AmountMinorMax - 1 // 200 opened already
+	for i := range int64(fit) {
+		if status, raw := open(100 + i); status != http.StatusOK {
+			t.Fatalf("opening %d of %d: %d %s", i+1, fit, status, raw)
+		}
+		if _, _, err := p.Client.Pay(ctx, p.Primary().Addr(), p.Epoch(), ledger.Payment{Key: fmt.Sprint("k", i), FromUID: 0, ToUID: 1, AmountMinor: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if status, raw := open(100 + fit); status != http.StatusConflict || !strings.Contains(raw, "money_limit") {
+		t.Errorf("one opening beyond the limit: %d %s, want 409 money_limit", status, raw)
+	}
+	p.Failover(t)
+	if status, raw := open(200); status != http.StatusConflict || !strings.Contains(raw, "money_limit") {
+		t.Errorf("beyond the limit on the promoted standby: %d %s, want 409 money_limit", status, raw)
+	}
+	expectAllTrue(t, p)
+}

@@ -76,6 +76,7 @@ type server struct {
 	chain       string
 	persisted   view
 	forgetBelow int64 // forgetful-dedup: records at or below this seq are not consulted
+	opened      openedAtHead
 
 	committed    atomic.Int64 // the writer's last seq, for readers
 	staleRefused atomic.Int64 // writes refused under a stale epoch
