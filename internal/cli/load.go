@@ -146,6 +146,9 @@ func (o *LoadOptions) planYAML() ([]byte, error) {
 		return nil, fmt.Errorf("%w: --url %q: want an absolute http:// or https:// URL", ErrInvalid, o.URL)
 	}
 	rate := o.Rate
+	if strings.HasSuffix(strings.TrimSpace(rate), "%") {
+		return nil, fmt.Errorf("%w: --rate %s: redline load has no peak for a share to be of; give requests per second (200, 200/s, 12000/m)", ErrInvalid, rate)
+	}
 	if _, err := strconv.ParseFloat(rate, 64); err == nil {
 		rate += "/s"
 	}

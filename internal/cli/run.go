@@ -89,11 +89,30 @@ func runRun(ctx context.Context, opts *RunOptions) error {
 	}
 	if opts.DryRun {
 		fmt.Fprint(opts.IO.Out, p.Summary())
+		printSegmentShare(opts.IO.Out, p, seg)
 		return nil
 	}
 	return executePlan(ctx, opts.IO, p, source, execOptions{
 		OutDir: opts.OutDir, MetricsAddr: opts.MetricsAddr, Segment: seg, Quiet: opts.Quiet, DSN: opts.DSN,
 	})
+}
+
+// printSegmentShare says, for one agent of several, how many of each phase's arrivals it sends.
+func printSegmentShare(w io.Writer, p *plan.Plan, seg load.Segment) {
+	if seg.Den == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nthis agent (segment %s) sends:\n", seg)
+	for _, ph := range p.Phases() {
+		if ph.Load == nil {
+			continue
+		}
+		sched, err := load.NewSchedule(ph.Load.Profile)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(w, "  %s: %d of its %d arrivals\n", ph.Name, seg.Owned(sched.Arrivals()), sched.Arrivals())
+	}
 }
 
 // execOptions are what `run` and `load` share once they have a plan.
