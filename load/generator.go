@@ -156,6 +156,10 @@ func cmpOr(d, def time.Duration) time.Duration {
 }
 
 // Progress returns a snapshot of the counters; safe to call at any time, from any goroutine.
+//
+// It is read without a lock, counter by counter, while arrivals go on: Due, read last, may be
+// ahead of Sent plus Dropped by the arrivals being dispatched, never behind (an arrival is due
+// before it is sent or dropped). At the end of Run they add up exactly.
 func (g *Generator) Progress() Progress {
 	var p Progress
 	p.Failed = g.failed.Load()

@@ -497,7 +497,9 @@ func TestGeneratorProgress(t *testing.T) {
 		go func() { res, _ := g.Run(context.Background()); done <- res }()
 		time.Sleep(150 * time.Millisecond)
 		p := g.Progress()
-		if p.InFlight != 5 || p.Sent != 5 || p.Dropped < 5 || p.Due != p.Sent+p.Dropped || p.Completed != 0 {
+		// A live view read without a lock: arrivals that came due while it was read may not be
+		// sent or dropped yet, so Due may be ahead (never behind: it is read last).
+		if p.InFlight != 5 || p.Sent != 5 || p.Dropped < 5 || p.Due < p.Sent+p.Dropped || p.Completed != 0 {
 			t.Errorf("Progress() mid-run = %+v, want 5 in flight and the rest dropped", p)
 		}
 		close(release)
