@@ -98,7 +98,7 @@ func JUnit(rec *run.Record, v verify.Verdict) ([]byte, error) {
 // invariants: false fails the run, unknown leaves a pass unproven, so both are failures here)
 // and, for an aborted run, that it did not complete. False without any.
 func runSuite(rec *run.Record, v verify.Verdict) (junitSuite, bool) {
-	s := junitSuite{Name: "run"}
+	s := junitSuite{Name: "run", Time: seconds(ms(rec.Ended.Sub(rec.Started)))}
 	class := "redline." + rec.PlanName
 	for _, c := range v.Checks {
 		jc := junitCase{Name: c.Name, ClassName: class}
