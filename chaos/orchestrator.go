@@ -153,28 +153,24 @@ func (o *Orchestrator) RunPhase(ctx context.Context, start time.Time, faults []F
 func (o *Orchestrator) runFault(ctx context.Context, start time.Time, f Fault, out chan<- Record) {
 	f.Spec = nil // records carry the fault's meaning, not its Chaos Mesh text
 	scheduled := start.Add(f.At)
-	fail := func(phase, format string, args ...any) {
-		r := Record{ID: o.nextID(f, nil), Fault: f, Phase: phase, Scheduled: scheduled, Events: []Event{}}
-		r.Error = fmt.Sprintf(format, args...)
-		r.Evidence = Evidence{Status: EvidenceMissing, Detail: r.Error}
-		r.event(PhaseNotInjected, "%s", r.Error)
-		o.finish(r, out)
+	fail := func(format string, args ...any) {
+		o.finish(o.notInjected(f, scheduled, fmt.Sprintf(format, args...)), out)
 	}
 	if !sleepUntil(ctx, scheduled) {
-		fail(PhaseNotInjected, "the phase ended before the fault's time")
+		fail("the phase ended before the fault's time")
 		return
 	}
 	targets, err := o.selectTargets(ctx, f)
 	if err != nil {
-		fail(PhaseNotInjected, "%v", err)
+		fail("%v", err)
 		return
 	}
 	if len(targets) == 0 {
-		fail(PhaseNotInjected, "mode %s selected no target", f.Selector.Mode)
+		fail("mode %s selected no target", f.Selector.Mode)
 		return
 	}
 	if err := f.CheckTargets(len(targets)); err != nil {
-		fail(PhaseNotInjected, "%v", err)
+		fail("%v", err)
 		return
 	}
 	var wg sync.WaitGroup
@@ -346,6 +342,12 @@ func (o *Orchestrator) effect(u Undo) *effect {
 }
 
 func (o *Orchestrator) finish(r Record, out chan<- Record) {
+	o.keep(r)
+	out <- r
+}
+
+// keep adds a finished record to the orchestrator's and marks it on the timeline.
+func (o *Orchestrator) keep(r Record) {
 	o.mu.Lock()
 	o.records = append(o.records, r)
 	o.mu.Unlock()
@@ -354,7 +356,27 @@ func (o *Orchestrator) finish(r Record, out chan<- Record) {
 		at = *r.Recovered
 	}
 	o.opts.Marks(metrics.Mark{Time: at, Phase: r.Fault.Phase, Kind: metrics.MarkFaultRecover, Name: r.ID, Detail: mustJSON(r)})
-	out <- r
+}
+
+// notInjected is the record of fault f, due at scheduled, that was never injected, and why.
+func (o *Orchestrator) notInjected(f Fault, scheduled time.Time, why string) Record {
+	f.Spec = nil
+	r := Record{ID: o.nextID(f, nil), Fault: f, Phase: PhaseNotInjected, Scheduled: scheduled, Error: why, Events: []Event{}}
+	r.Evidence = Evidence{Status: EvidenceMissing, Detail: why}
+	r.event(PhaseNotInjected, "%s", why)
+	return r
+}
+
+// NotRun records the faults of a phase the run never reached (it stopped before), as never
+// injected and why: the same records and marks as a fault whose phase ended before its time.
+func (o *Orchestrator) NotRun(faults []Fault, why string) []Record {
+	recs := make([]Record, 0, len(faults))
+	for _, f := range faults {
+		r := o.notInjected(f, time.Now(), why)
+		o.keep(r)
+		recs = append(recs, r)
+	}
+	return recs
 }
 
 func (o *Orchestrator) nextID(f Fault, t *Target) string {

@@ -157,6 +157,16 @@ func (s Segment) Owned(n int64) int64 {
 	return owned
 }
 
+// ArrivalsOf is how many of profile p's arrivals the segment owns, of how many in all; an error
+// when p is not a valid profile (see Config.Validate).
+func (s Segment) ArrivalsOf(p Profile) (owned, all int64, err error) {
+	sched, err := NewSchedule(p)
+	if err != nil {
+		return 0, 0, err
+	}
+	return s.Owned(sched.Arrivals()), sched.Arrivals(), nil
+}
+
 // Share is the fraction of the arrivals the segment owns.
 func (s Segment) Share() float64 {
 	if s.Den == 0 {

@@ -134,11 +134,7 @@ func Build(rec *run.Record, v verify.Verdict, peakRPS float64) Report {
 		r.Phases = append(r.Phases, phaseReport(p))
 	}
 	r.Faults = faultReports(rec.Faults)
-	share := rec.Share
-	if share <= 0 || share > 1 {
-		share = 1
-	}
-	r.Capacity = capacity(v, rec.Phases, peakRPS*share)
+	r.Capacity = capacity(v, rec.Phases, peakRPS*rec.ShareOfPlan())
 	return r
 }
 

@@ -128,22 +128,12 @@ func (r *runner) runFaults(ctx context.Context, ph plan.Phase, start time.Time) 
 
 // faultsNotRun records the faults of a phase the run never reached (it was aborted before):
 // every fault of the plan is in the record, these as never injected, with why.
-func (r *runner) faultsNotRun(ph plan.Phase) error {
+func (r *runner) faultsNotRun(ph plan.Phase) {
 	if r.chaos == nil {
-		return nil
+		return
 	}
-	for _, f := range r.ownFaults(ph.Faults) {
-		f.Spec = nil
-		now := time.Now()
-		rec := chaos.Record{ID: f.Name + "#not-run", Fault: f, Phase: chaos.PhaseNotInjected, Scheduled: now,
-			Error: "the run stopped before phase " + ph.Name + ": " + r.record.Abort, Events: []chaos.Event{}}
-		rec.Evidence = chaos.Evidence{Status: chaos.EvidenceMissing, Detail: rec.Error}
-		r.record.Faults = append(r.record.Faults, rec)
-		if err := r.mark(metrics.Mark{Time: now, Phase: ph.Name, Kind: metrics.MarkFaultRecover, Name: rec.ID, Detail: mustJSON(rec)}); err != nil {
-			return err
-		}
-	}
-	return nil
+	why := "the run stopped before phase " + ph.Name + ": " + r.record.Abort
+	r.record.Faults = append(r.record.Faults, r.chaos.orch.NotRun(r.ownFaults(ph.Faults), why)...)
 }
 
 // ownFaults are the faults of fs this agent injects. Agents of a URL target share it: each

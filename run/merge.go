@@ -224,20 +224,10 @@ func mergeAudits(audits []*Audit) *Audit {
 	if len(audits) == 0 {
 		return nil
 	}
-	rank := func(v string) int {
-		switch v {
-		case verify.CheckTrue:
-			return 0
-		case verify.CheckFalse:
-			return 2
-		}
-		return 1 // unknown, or a verdict this build does not know
-	}
-	worse := func(a, b string) bool { return rank(a) > rank(b) }
 	out := &Audit{Verdict: verify.CheckTrue}
 	index := map[string]int{}
 	for _, a := range audits {
-		if worse(a.Verdict, out.Verdict) {
+		if verify.WorseCheck(a.Verdict, out.Verdict) {
 			out.Verdict = a.Verdict
 		}
 		for _, c := range a.Checks {
@@ -246,7 +236,7 @@ func mergeAudits(audits []*Audit) *Audit {
 			case !seen:
 				index[c.Name] = len(out.Checks)
 				out.Checks = append(out.Checks, c)
-			case worse(c.Verdict, out.Checks[i].Verdict):
+			case verify.WorseCheck(c.Verdict, out.Checks[i].Verdict):
 				out.Checks[i] = c
 			}
 		}

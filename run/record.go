@@ -104,6 +104,15 @@ const ConsumerLagGauge = "consumer_lag."
 // the run: its highest value in a phase is the phase's shadow_leaks.
 const ShadowLeaksGauge = "shadow_leaks"
 
+// ShareOfPlan is the fraction of the plan's arrivals the record covers, in (0, 1]: a record
+// that does not say covers all of them.
+func (m Meta) ShareOfPlan() float64 {
+	if m.Share <= 0 || m.Share > 1 {
+		return 1
+	}
+	return m.Share
+}
+
 // Ran reports whether the phase started.
 func (p Phase) Ran() bool { return !p.Started.IsZero() }
 
@@ -137,10 +146,7 @@ func Judge(p *plan.Plan, rec *Record) verify.Verdict {
 			ran[ph.Name] = ph
 		}
 	}
-	share := rec.Share
-	if share <= 0 || share > 1 {
-		share = 1
-	}
+	share := rec.ShareOfPlan()
 	var inputs []verify.PhaseInput
 	for _, ph := range p.Phases() {
 		in := p.Input(ph)

@@ -162,9 +162,7 @@ func (r *runner) run(ctx context.Context) error {
 	for i, ph := range phases {
 		r.record.Phases = append(r.record.Phases, Phase{PhaseMeta: r.phaseMeta(ph)})
 		if r.record.Abort != "" { // recorded as not run, its faults as never injected
-			if err := r.faultsNotRun(ph); err != nil {
-				return err
-			}
+			r.faultsNotRun(ph)
 			continue
 		}
 		if err := r.runPhase(ctx, i, len(phases)); err != nil {
@@ -199,12 +197,12 @@ func (r *runner) phaseMeta(ph plan.Phase) PhaseMeta {
 // due to send (a third of 21 arrivals may be 9, not 7), which its validity is judged against.
 // Without a segment, or when pr has no schedule, it returns fallback.
 func ownedRPS(pr load.Profile, seg load.Segment, fallback float64) float64 {
-	sched, err := load.NewSchedule(pr)
+	owned, _, err := seg.ArrivalsOf(pr)
 	secs := pr.Duration().Seconds()
 	if seg.Den == 0 || err != nil || secs <= 0 {
 		return fallback
 	}
-	return float64(seg.Owned(sched.Arrivals())) / secs
+	return float64(owned) / secs
 }
 
 // runPhase runs the load of phase i, rotating the collector every second: each window goes to

@@ -18,6 +18,20 @@ type RunCheck struct {
 	Detail string `json:"detail,omitempty"`
 }
 
+// WorseCheck reports whether result a is worse than b: false, then unknown (any result neither
+// true nor false, as WithChecks reads it), then true.
+func WorseCheck(a, b string) bool { return checkRank(a) > checkRank(b) }
+
+func checkRank(result string) int {
+	switch result {
+	case CheckTrue:
+		return 0
+	case CheckFalse:
+		return 2
+	}
+	return 1
+}
+
 // WithChecks returns v with the run checks folded in: a false check fails the run, an unknown
 // one makes a passing run invalid. An aborted run stays aborted.
 func (v Verdict) WithChecks(checks []RunCheck) Verdict {

@@ -107,11 +107,11 @@ func printSegmentShare(w io.Writer, p *plan.Plan, seg load.Segment) {
 		if ph.Load == nil {
 			continue
 		}
-		sched, err := load.NewSchedule(ph.Load.Profile)
+		owned, all, err := seg.ArrivalsOf(ph.Load.Profile)
 		if err != nil {
 			continue
 		}
-		fmt.Fprintf(w, "  %s: %d of its %d arrivals\n", ph.Name, seg.Owned(sched.Arrivals()), sched.Arrivals())
+		fmt.Fprintf(w, "  %s: %d of its %d arrivals\n", ph.Name, owned, all)
 	}
 }
 
